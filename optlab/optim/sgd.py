@@ -1,0 +1,166 @@
+r"""Stochastic gradient descent with momentum and Nesterov momentum.
+
+The update, in the slides' symbols (Zemel, lecture 4; Misra, "Optimization for Deep Networks"),
+with learning rate :math:`\alpha`, momentum :math:`\mu` and gradient :math:`g_t = \nabla J(\theta_t)`:
+
+.. math::
+
+    \text{plain SGD:}\quad & \theta_{t+1} = \theta_t - \alpha g_t \\
+    \text{momentum:}\quad  & b_{t+1} = \mu b_t + (1 - \tau) g_t, \qquad \theta_{t+1} = \theta_t - \alpha b_{t+1} \\
+    \text{Nesterov:}\quad  & \theta_{t+1} = \theta_t - \alpha (g_t + \mu b_{t+1})
+
+with dampening :math:`\tau` and the first buffer :math:`b_1 = g_0` (no dampening on the first step),
+as in ``torch.optim.SGD``. The slides write momentum as a velocity, :math:`p \leftarrow \mu p - \alpha g`,
+:math:`\theta \leftarrow \theta + p`: for a constant :math:`\alpha` this is the same trajectory with
+:math:`p = -\alpha b`. Nesterov's look-ahead gradient is written here in the form of Sutskever et al.
+(2013) that evaluates the gradient at the current parameters, again as torch does.
+
+References:
+    Polyak, B. T. (1964). Some methods of speeding up the convergence of iteration methods.
+    Nesterov, Y. (1983). A method for unconstrained convex minimization problem with the rate of
+    convergence O(1/k^2).
+    Sutskever, I., Martens, J., Dahl, G., Hinton, G. (2013). On the importance of initialization and
+    momentum in deep learning. ICML.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._base import KernelOptimizer, effective_grad, value
+from ._validate import check, non_negative
+
+
+def sgd_update(
+    theta: Tensor,
+    g: Tensor,
+    b: Tensor | None = None,
+    *,
+    alpha: float,
+    mu: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    r"""One SGD step on a plain tensor; returns ``(theta_next, b_next)`` and changes nothing in place.
+
+    ``b`` is the momentum buffer (``None`` before the first step, and always ``None`` when ``mu == 0``).
+
+    .. math::
+        g \leftarrow \pm g + \lambda\theta,\quad
+        b \leftarrow \mu b + (1-\tau) g \;(b_1 = g),\quad
+        \theta \leftarrow \theta - \alpha\,(g + \mu b \text{ if Nesterov else } b)
+
+    Sparse gradients (``torch.sparse_coo``) pass through unchanged, as in ``torch.optim.SGD``.
+
+    Reference: Polyak (1964); Sutskever et al. (2013) for the Nesterov form.
+
+    Example:
+        >>> theta, b = sgd_update(torch.tensor([1.0]), torch.tensor([2.0]), alpha=0.1, mu=0.9)
+        >>> theta, b
+        (tensor([0.8000]), tensor([2.]))
+    """
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * theta
+    if mu != 0:
+        b = g.clone() if b is None else mu * b + (1 - dampening) * g
+        d = g + mu * b if nesterov else b
+    else:
+        b, d = None, g
+    return theta - alpha * d, b
+
+
+def sgd_update_(
+    theta: Tensor,
+    g: Tensor,
+    b: Tensor | None,
+    *,
+    alpha: float,
+    mu: float,
+    dampening: float,
+    nesterov: bool,
+    weight_decay: float,
+    maximize: bool,
+    work: Tensor,
+) -> Tensor | None:
+    """:func:`sgd_update` in place on dense tensors (``work``: scratch like ``theta``); returns the buffer.
+
+    The buffer ``b`` is updated in place, or created (as a copy of the gradient) when ``None``.
+    """
+    g = effective_grad(theta, g, maximize=maximize, weight_decay=weight_decay, out=work)
+    if mu == 0:
+        theta.add_(g, alpha=-alpha)
+        return None
+    if b is None:
+        b = g.clone()
+    else:
+        b.mul_(mu).add_(g, alpha=1 - dampening)
+    if nesterov:
+        theta.add_(g, alpha=-alpha).add_(b, alpha=-alpha * mu)
+    else:
+        theta.add_(b, alpha=-alpha)
+    return b
+
+
+class SGD(KernelOptimizer):
+    """SGD with momentum and Nesterov momentum; the same constructor and trajectories as ``torch.optim.SGD``.
+
+    Args:
+        params: parameters or parameter groups to optimize.
+        lr: the learning rate alpha (>= 0).
+        momentum: the momentum mu (>= 0).
+        dampening: tau, the share of the gradient held back from the buffer (needs ``nesterov=False``).
+        weight_decay: L2 penalty lambda added to the gradient (>= 0).
+        nesterov: use Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
+        maximize: ascend instead of descend.
+        foreach: accepted for compatibility; ignored.
+        differentiable, fused: must be False/None (raise ``ValueError`` otherwise).
+        reference: step with the readable :func:`sgd_update` instead of :func:`sgd_update_`.
+
+    Sparse gradients are accepted, as by ``torch.optim.SGD`` (they take the reference kernel).
+    The math is :func:`sgd_update`; see the module docstring for the equations and references.
+
+    Example:
+        >>> model = torch.nn.Linear(3, 1)
+        >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    """
+
+    supports_sparse = True
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach=None, differentiable: bool = False, fused=None, reference: bool = False):
+        non_negative("SGD", "lr", lr)
+        non_negative("SGD", "momentum", momentum)
+        non_negative("SGD", "dampening", dampening)
+        non_negative("SGD", "weight_decay", weight_decay)
+        if nesterov:
+            check("SGD", "nesterov", nesterov, momentum > 0 and dampening == 0,
+                  f"nesterov=True only with momentum > 0 and dampening == 0 (got momentum={momentum!r}, "
+                  f"dampening={dampening!r})")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize, foreach=foreach,
+                        differentiable=differentiable, fused=fused)
+        super().__init__(params, defaults, reference=reference)
+
+    def _init_state(self, p, group, state):
+        pass  # torch keeps no state until the momentum buffer exists
+
+    def _update(self, p, g, state, group):
+        hyper = dict(alpha=value(group["lr"]), mu=group["momentum"], dampening=group["dampening"],
+                     nesterov=group["nesterov"], weight_decay=value(group["weight_decay"]),
+                     maximize=group["maximize"])
+        b = state.get("momentum_buffer")
+        if self.reference or g.is_sparse:
+            theta, b_new = sgd_update(p, g, b, **hyper)
+            p.copy_(theta)
+            if b_new is not None:
+                state["momentum_buffer"] = b_new
+        else:
+            b_new = sgd_update_(p, g, b, **hyper, work=self._workspace(p))
+            if b_new is not None:
+                state["momentum_buffer"] = b_new

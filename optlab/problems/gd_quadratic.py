@@ -1,0 +1,117 @@
+r"""Gradient descent on a convex quadratic, in closed form (Zemel, COMS 4995 lecture 4).
+
+For :math:`J(\theta) = \tfrac12 \theta^\top A \theta` with :math:`A = Q \Lambda Q^\top`, gradient descent
+:math:`\theta_{k+1} = (I - \alpha A)\theta_k` gives :math:`\theta_k = Q (I - \alpha\Lambda)^k Q^\top \theta_0`:
+in the eigenbasis each coordinate is multiplied by :math:`(1 - \alpha\lambda_i)^k`. The regimes:
+
+==========================  =============================  ==================================
+:math:`\alpha\lambda_i`      factor :math:`1-\alpha\lambda_i`  behaviour
+==========================  =============================  ==================================
+:math:`< 0` (negative curv.)  :math:`> 1`                     growth (moves away, no oscillation)
+:math:`= 0`                   :math:`1`                       flat: no change
+:math:`(0, 1)`                :math:`(0, 1)`                  monotone decay
+:math:`= 1`                   :math:`0`                       one-step convergence
+:math:`(1, 2)`                :math:`(-1, 0)`                 oscillating decay
+:math:`= 2`                   :math:`-1`                      oscillation without decay
+:math:`> 2`                   :math:`< -1`                    divergence (oscillating)
+==========================  =============================  ==================================
+
+Hence :math:`\alpha < 2/\lambda_{\max}` is needed for stability; the slowest direction then decays at
+rate :math:`|1 - \alpha\lambda_{\min}|`, and the best constant step
+:math:`\alpha^* = 2/(\lambda_{\min} + \lambda_{\max})` gives the rate :math:`(\kappa - 1)/(\kappa + 1)` with the
+condition number :math:`\kappa = \lambda_{\max}/\lambda_{\min}`.
+
+The slide lists the boundaries as :math:`0 < \alpha\lambda \le 1` (decay) and :math:`1 < \alpha\lambda \le 2`
+(oscillation); here the two boundary points get their own labels since their behaviour differs
+(exact convergence in one step; a constant-amplitude oscillation).
+
+Reference: R. Zemel, COMS 4995 lecture 4, "Ill-conditioned curvature: gradient descent dynamics";
+Y. LeCun, L. Bottou, G. Orr, K.-R. Müller (1998), "Efficient BackProp", section 5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GROWTH = "growth (negative curvature)"
+FLAT = "flat: no change"
+MONOTONE = "monotone decay"
+ONE_STEP = "one-step convergence"
+OSCILLATING = "oscillating decay"
+NO_DECAY = "oscillation without decay"
+DIVERGENCE = "divergence"
+
+#: every regime label :func:`gd_regime` can return, in order of growing alpha * lambda
+REGIMES = (GROWTH, FLAT, MONOTONE, ONE_STEP, OSCILLATING, NO_DECAY, DIVERGENCE)
+
+
+def _as_lambdas(lambdas) -> np.ndarray:
+    lam = np.atleast_1d(np.asarray(lambdas, dtype=float))
+    if lam.ndim != 1 or lam.size == 0:
+        raise ValueError(f"lambdas must be a non-empty 1-D list of eigenvalues, got shape {lam.shape}")
+    if not np.all(np.isfinite(lam)):
+        raise ValueError(f"lambdas must be finite, got {lam.tolist()}")
+    return lam
+
+
+def _check_alpha(alpha) -> float:
+    if not np.isscalar(alpha) or not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha (the learning rate) must be a finite number >= 0, got {alpha!r}")
+    return float(alpha)
+
+
+def gd_factors(lambdas, alpha: float, k: int) -> np.ndarray:
+    r"""The factors :math:`(1 - \alpha\lambda_i)^j` for :math:`j = 0..k`, shape ``(len(lambdas), k + 1)``.
+
+    Row ``i`` is how gradient descent scales the ``i``-th eigen-coordinate of :math:`\theta_0 - \theta^*`.
+
+    Example:
+        >>> gd_factors([1.0, 3.0], alpha=0.5, k=2)
+        array([[ 1.  ,  0.5 ,  0.25],
+               [ 1.  , -0.5 ,  0.25]])
+    """
+    lam = _as_lambdas(lambdas)
+    alpha = _check_alpha(alpha)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"k (the number of steps) must be an integer >= 0, got {k!r}")
+    return (1.0 - alpha * lam)[:, None] ** np.arange(k + 1)[None, :]
+
+
+def gd_regime(alpha: float, lam: float, *, rtol: float = 1e-9) -> str:
+    r"""The regime of one eigen-direction under gradient descent: one of :data:`REGIMES`.
+
+    ``alpha * lam`` is compared with 0, 1 and 2 up to the relative tolerance ``rtol`` (so a slider set to
+    ``1/lam`` up to rounding still reads "one-step convergence").
+    """
+    alpha = _check_alpha(alpha)
+    lam = float(_as_lambdas([lam])[0])
+    x = alpha * lam
+    if np.isclose(x, 0.0, rtol=0.0, atol=rtol):
+        return FLAT
+    if x < 0:
+        return GROWTH
+    if np.isclose(x, 1.0, rtol=rtol, atol=0.0):
+        return ONE_STEP
+    if np.isclose(x, 2.0, rtol=rtol, atol=0.0):
+        return NO_DECAY
+    if x < 1:
+        return MONOTONE
+    return OSCILLATING if x < 2 else DIVERGENCE
+
+
+def gd_regimes(lambdas, alpha: float) -> list[str]:
+    """:func:`gd_regime` for each eigenvalue in ``lambdas``."""
+    return [gd_regime(alpha, lam) for lam in _as_lambdas(lambdas)]
+
+
+def gd_rate(lambdas, alpha: float) -> float:
+    r"""The worst-direction contraction :math:`\max_i |1 - \alpha\lambda_i|` (< 1 iff GD converges)."""
+    return float(np.max(np.abs(1.0 - _check_alpha(alpha) * _as_lambdas(lambdas))))
+
+
+def best_alpha(lambdas) -> float:
+    r"""The constant step minimising :func:`gd_rate`: :math:`2/(\lambda_{\min} + \lambda_{\max})` (needs all > 0)."""
+    lam = _as_lambdas(lambdas)
+    if np.any(lam <= 0):
+        raise ValueError(f"best_alpha needs positive eigenvalues (a convex quadratic), got {lam.tolist()}")
+    return float(2.0 / (lam.min() + lam.max()))
