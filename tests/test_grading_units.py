@@ -1,0 +1,282 @@
+"""The grading parts one by one: markers, release, probes, value encoding, comparison, the child process."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from optlab.grading import Probe, compare, load_checks, release_notebook, run_notebook
+from optlab.grading.cli import main
+from optlab.grading.execute import RUNNER, code_cells
+from optlab.grading.grade import format_table, score_run
+from optlab.grading.markers import strip_hidden_tests, strip_solutions
+from optlab.grading.probes import Checks
+
+_spec = importlib.util.spec_from_file_location("_optlab_runner", RUNNER)
+runner = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(runner)
+
+
+# --- markers and release ---------------------------------------------------------------------------
+
+def test_solution_becomes_a_stub_at_the_marker_indentation():
+    src = "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION\n    y = 2 * x\n    return y\n    ### END SOLUTION\n"
+    assert strip_solutions(src) == ("def f(x):\n    '''doc'''\n    # YOUR CODE HERE\n"
+                                    "    raise NotImplementedError()")
+    assert strip_solutions("Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION", "markdown") == \
+        "Why?\nYOUR ANSWER HERE"
+    assert strip_solutions("x = 1\n") == "x = 1"  # no marker, no change
+
+
+def test_hidden_tests_are_removed():
+    src = "assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(2) == 4\n### END HIDDEN TESTS\nprint('ok')"
+    assert strip_hidden_tests(src) == "assert f(1) == 2\nprint('ok')"
+
+
+@pytest.mark.parametrize("src, message", [
+    ("### BEGIN SOLUTION\nx = 1\n", "never closed"),
+    ("x = 1\n### END SOLUTION\n", "without a"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "inside the region opened on line 1"),
+])
+def test_unbalanced_markers_are_rejected_with_the_line(src, message):
+    with pytest.raises(ValueError, match=message):
+        strip_solutions(src, where="nb, cell 3")
+    with pytest.raises(ValueError, match="nb, cell 3"):
+        strip_solutions(src, where="nb, cell 3")
+
+
+def test_strip_solutions_rejects_unknown_cell_type():
+    with pytest.raises(ValueError, match="cell_type"):
+        strip_solutions("x", "raw")
+
+
+def test_release_notebook_clears_outputs_drops_hidden_only_cells_and_keeps_the_source():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION",
+                                  execution_count=3, outputs=[nbformat.v4.new_output("stream", text="1\n")]),
+        nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\nassert f() == 1\n### END HIDDEN TESTS"),
+        nbformat.v4.new_markdown_cell("The end."),
+    ])
+    before = nbformat.writes(nb)
+    out = release_notebook(nb, "source/x.ipynb")
+    assert nbformat.writes(nb) == before
+    assert [c.cell_type for c in out.cells] == ["code", "markdown"]
+    assert out.cells[0].outputs == [] and out.cells[0].execution_count is None
+    assert "return 1" not in out.cells[0].source
+    assert out.metadata["optlab"]["source"] == "source/x.ipynb"
+
+
+@pytest.mark.parametrize("source", ["x = 1  ### BEGIN SOLUTION\ny = 2\n### END SOLUTION",
+                                    "## BEGIN SOLUTION\nsecret = 1\n## END SOLUTION",
+                                    "### BEGIN HIDDEN TESTS:\nassert True"])
+def test_mistyped_marker_is_an_error_not_a_leak(source):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    with pytest.raises(ValueError, match="source, cell 1: "):
+        release_notebook(nb)
+
+
+# --- probes ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(name="two words", code="1"), "identifier"),
+    (dict(name="a", code="  "), "non-empty"),
+    (dict(name="a", code="x = 1"), "last statement must be an expression"),
+    (dict(name="a", code="1", points=0), "points must be a finite number > 0"),
+    (dict(name="a", code="1", rtol=-1e-3), "rtol"),
+    (dict(name="a", code="1", atol=math.nan), "atol"),
+])
+def test_bad_probes_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Probe(**kwargs)
+
+
+def test_load_checks_rejects_bad_files(tmp_path):
+    with pytest.raises(ValueError, match="checks.py"):
+        load_checks(tmp_path)
+    (tmp_path / "checks.py").write_text("PROBES = []\n")
+    with pytest.raises(ValueError, match="non-empty list"):
+        load_checks(tmp_path)
+    (tmp_path / "checks.py").write_text(
+        "from optlab.grading import Probe\nPROBES = [Probe('a', '1'), Probe('a', '2', points=2)]\n")
+    with pytest.raises(ValueError, match=r"repeated: \['a'\]"):
+        load_checks(tmp_path)
+    (tmp_path / "checks.py").write_text(
+        "from optlab.grading import Probe\nPROBES = [Probe('a', '1'), Probe('b', '2', points=2.5)]\n")
+    assert load_checks(tmp_path).max_points == 3.5
+
+
+# --- encoding (child side) and comparison (grader side) ---------------------------------------------
+
+def test_encode_values_without_judging_them():
+    assert runner.encode(np.float64(2.5)) == {"kind": "number", "value": 2.5}
+    assert runner.encode(np.array(2.5)) == {"kind": "number", "value": 2.5}
+    enc = runner.encode(np.arange(6.0).reshape(2, 3))
+    assert enc["kind"] == "array" and enc["lib"] == "numpy" and enc["shape"] == [2, 3]
+    assert enc["data"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    enc = runner.encode(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    assert enc["lib"] == "torch" and enc["data"] == [1.0, 2.0]
+    assert runner.encode((1, [True, None])) == {"kind": "sequence", "items": [
+        {"kind": "number", "value": 1.0},
+        {"kind": "sequence", "items": [{"kind": "bool", "value": True}, {"kind": "none"}]}]}
+    assert runner.encode(object())["kind"] == "other"
+    assert runner.encode(np.array(["a"]))["kind"] == "other"  # strings arrays are not numbers
+
+
+def _num(x):
+    return {"kind": "number", "value": x}
+
+
+def _arr(data, shape=None, lib="numpy"):
+    return {"kind": "array", "lib": lib, "shape": shape or [len(data)], "dtype": "float64", "data": data}
+
+
+def _err(t):
+    return {"kind": "error", "type": t, "message": "m", "where": []}
+
+
+@pytest.mark.parametrize("expected, got, ok", [
+    (_num(1.0), _num(1.0 + 1e-9), True),
+    (_num(1.0), _num(1.001), False),
+    (_num(0.0), _num(1e-12), True),                        # atol near zero
+    (_num(math.nan), _num(math.nan), True),
+    (_num(math.inf), _num(math.inf), True),
+    (_num(math.inf), _num(1e300), False),
+    (_num(1.0), _arr([1.0]), False),                        # a number is not a 1-element array
+    (_arr([1.0, 2.0]), _arr([1.0, 2.0]), True),
+    (_arr([1.0, 2.0]), _arr([1.0, 2.0], lib="torch"), False),
+    (_arr([1.0, 2.0]), _arr([1.0, 2.0], shape=[2, 1]), False),
+    (_arr([1.0, 2.0]), _arr([1.0, 2.5]), False),
+    (_arr([1.0, 2.0]), {"kind": "sequence", "items": [_num(1.0), _num(2.0)]}, False),
+    (_err("ValueError"), _err("ValueError"), True),
+    (_err("ValueError"), _err("TypeError"), False),
+    (_err("ValueError"), _num(0.0), False),
+    (_num(0.0), _err("ValueError"), False),
+    ({"kind": "sequence", "items": [_num(1.0), _arr([2.0])]},
+     {"kind": "sequence", "items": [_num(1.0), _arr([2.0])]}, True),
+    ({"kind": "sequence", "items": [_num(1.0)]}, {"kind": "sequence", "items": [_num(1.0), _num(1.0)]}, False),
+    ({"kind": "mapping", "items": {"a": _num(1.0)}}, {"kind": "mapping", "items": {"a": _num(1.0)}}, True),
+    ({"kind": "mapping", "items": {"a": _num(1.0)}}, {"kind": "mapping", "items": {"b": _num(1.0)}}, False),
+    ({"kind": "str", "value": "x"}, {"kind": "str", "value": "y"}, False),
+    ({"kind": "bool", "value": True}, {"kind": "bool", "value": True}, True),
+])
+def test_compare(expected, got, ok):
+    reason = compare(expected, got, rtol=1e-6, atol=1e-9)
+    assert (reason is None) == ok, reason
+    if not ok:
+        assert isinstance(reason, str) and reason
+
+
+def test_score_run_gives_points_only_for_matches():
+    from optlab.grading.execute import RunResult
+
+    checks = Checks((Probe("a", "1", points=2), Probe("b", "2"), Probe("c", "3")))
+    expected = {"a": _num(1.0), "b": _num(2.0), "c": _num(3.0)}
+    run = RunResult(status="timeout", values={"a": _num(1.0), "b": _num(2.5)}, stopped_in="probe c")
+    score = score_run("s1", run, expected, checks, timeout=7)
+    assert score.points == {"a": 2.0, "b": 0.0, "c": 0.0} and score.total == 2.0 and score.max_points == 4.0
+    assert any("b: value differs" in n for n in score.notes)
+    assert any("time limit of 7 s reached in probe c" in n for n in score.notes)
+    table = format_table([score])
+    assert "#1: a" in table and "2/4" in table and "timeout" in table
+
+
+# --- the child process -----------------------------------------------------------------------------
+
+def test_child_runs_cells_in_order_records_errors_and_keeps_going(monkeypatch):
+    monkeypatch.setenv("OPTLAB_TEST_SECRET", "do-not-leak")
+    cells = [
+        "import sys, os\nx = 2\nprint('student output goes nowhere')",
+        "raise SystemExit(3)",                     # a cell may not end the run
+        "%timeit x\ny = 1",                        # rejected: the whole cell is skipped
+        "%matplotlib inline\nz = x + 1",           # %matplotlib is harmless and ignored
+        "1 / 0",
+        "w = x * 10",
+    ]
+    probes = [
+        Probe("x", "x"), Probe("y_defined", "'y' in dir()"), Probe("z", "z"), Probe("w", "w"),
+        Probe("sets", "leak = 1\nleak"), Probe("isolated", "leak"),            # probes do not share state
+        Probe("env", "os.environ.get('OPTLAB_TEST_SECRET')"),
+        Probe("light", "sorted(m for m in ('numpy', 'torch') if m in sys.modules)"),
+        Probe("setup", "helper"),
+    ]
+    run = run_notebook(cells, probes, setup="helper = 5", timeout=60)
+    assert run.status == "errors"
+    assert {i: e["type"] for i, e in run.cell_errors.items()} == {
+        2: "SystemExit", 3: "MagicNotSupported", 5: "ZeroDivisionError"}
+    assert "line 1" in run.cell_errors[3]["message"]
+    v = run.values
+    assert v["x"] == _num(2.0) and v["z"] == _num(3.0) and v["w"] == _num(20.0)
+    assert v["y_defined"] == {"kind": "bool", "value": False}
+    assert v["sets"] == _num(1.0) and v["isolated"]["kind"] == "error" and v["isolated"]["type"] == "NameError"
+    assert v["env"] == {"kind": "none"}                 # the child does not inherit the grader's environment
+    assert v["light"] == {"kind": "sequence", "items": []}  # nothing heavy imported unless the notebook does
+    assert v["setup"] == _num(5.0)
+
+
+def test_child_that_dies_is_reported_as_crashed():
+    run = run_notebook(["a = 1", "import os\nos._exit(7)", "b = 2"], [Probe("a", "a")], timeout=60)
+    assert run.status == "crashed" and run.returncode == 7 and run.stopped_in == "cell 2"
+    assert run.values == {}
+
+
+def test_time_limit_keeps_what_finished():
+    probes = [Probe("fast", "1 + 1"), Probe("slow", "while True:\n    pass\n0"), Probe("after", "3")]
+    run = run_notebook(["x = 1"], probes, timeout=1.5)
+    assert run.status == "timeout" and run.stopped_in == "probe slow"
+    assert run.values == {"fast": _num(2.0)}
+
+
+def test_run_notebook_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0, got 0"):
+        run_notebook(["x = 1"], timeout=0)
+    with pytest.raises(TypeError, match="cells must be a list of source strings"):
+        run_notebook("x = 1")
+
+
+def test_code_cells_skips_tagged_cells_and_rejects_non_notebooks(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("a = 1"), nbformat.v4.new_markdown_cell("text"),
+        nbformat.v4.new_code_cell("import torch", metadata={"tags": ["skip-grading"]})])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    assert code_cells(path) == ["a = 1"]
+    assert code_cells(path, skip_tag=None) == ["a = 1", "import torch"]
+    (tmp_path / "bad.ipynb").write_text("{")
+    with pytest.raises(ValueError, match="bad.ipynb is not a readable Jupyter notebook"):
+        code_cells(tmp_path / "bad.ipynb")
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
+    assert main(["grade", str(tmp_path), str(tmp_path / "missing")]) == 2
+    assert "submissions must be a folder" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path), str(tmp_path)]) == 2
+    assert "holds no .ipynb file" in capsys.readouterr().err
+    assert main(["release", str(tmp_path)]) == 2
+    assert "expected exactly one notebook" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["grade", str(tmp_path), str(tmp_path), "--timeout", "soon"])
+
+
+def test_grade_rejects_bad_jobs_and_timeout(tmp_path):
+    from optlab.grading import grade_assignment
+
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1, got 0"):
+        grade_assignment(tmp_path, tmp_path, jobs=0)
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0, got -1"):
+        grade_assignment(tmp_path, tmp_path, timeout=-1)
+
+
+def test_runner_is_standard_library_only():
+    # The child must start fast and import numpy/torch only if the notebook does.
+    source = RUNNER.read_text()
+    imports = {line.split()[1].split(".")[0] for line in source.splitlines()
+               if line.startswith(("import ", "from ")) or line.strip().startswith("import ")}
+    assert imports <= set(sys.stdlib_module_names) | {"__future__"}, imports
