@@ -14,44 +14,42 @@ One problem family per module; each problem says in its docstring which slide it
 :mod:`.digits`                scikit-learn's digits with MLP / CNN builders
 :mod:`.base`                  Objective (params + loss closure) and Surface (a loss of a vector)
 ===========================  ==========================================================================
+
+Only the closed-form GD analysis is imported eagerly (numpy only, so light widget models stay light);
+every other name is loaded from its module on first use (PEP 562), which imports torch.
 """
 
-from .base import Objective, Surface, model_objective
-from .digits import Digits, DigitsData, cnn, load_digits_data, mlp
 from .gd_quadratic import REGIMES, best_alpha, gd_factors, gd_rate, gd_regime, gd_regimes
-from .linear_models import FactoredLinear, LinearChain, chain_loss, end_to_end, saxe_mode_strength
-from .quadratic import (Quadratic, gd_iterates, quadratic_grad, quadratic_loss, quadratic_matrix, random_rotation,
-                        rotation_2d)
-from .regression_tables import (RegressionTable, badly_scaled, badly_scaled_table, non_centered, non_centered_table,
-                                regression_loss)
-from .surfaces import (SURFACES, beale, beale_surface, himmelblau, himmelblau_surface, monkey_saddle,
-                       monkey_saddle_surface, rosenbrock, rosenbrock_surface, saddle, saddle_surface)
-from .tiny_nets import NoisyIdentity, TanhIdentity, TinyNet, scaled_tanh, tiny_net, tiny_net_loss
-from .transforms import TRANSFORMS, AffineTransform, center, decorrelate, standardize, whiten
-from .two_gaussians import TwoGaussians, input_covariance, least_squares_loss, two_gaussians_data
 
-__all__ = [
-    # closed-form GD analysis (gd_quadratic)
-    "REGIMES", "best_alpha", "gd_factors", "gd_rate", "gd_regime", "gd_regimes",
-    # base
-    "Objective", "Surface", "model_objective",
-    # quadratic
-    "Quadratic", "gd_iterates", "quadratic_grad", "quadratic_loss", "quadratic_matrix", "random_rotation",
-    "rotation_2d",
-    # surfaces
-    "SURFACES", "beale", "beale_surface", "himmelblau", "himmelblau_surface", "monkey_saddle",
-    "monkey_saddle_surface", "rosenbrock", "rosenbrock_surface", "saddle", "saddle_surface",
-    # two gaussians
-    "TwoGaussians", "input_covariance", "least_squares_loss", "two_gaussians_data",
-    # tiny nets
-    "NoisyIdentity", "TanhIdentity", "TinyNet", "scaled_tanh", "tiny_net", "tiny_net_loss",
-    # linear models
-    "FactoredLinear", "LinearChain", "chain_loss", "end_to_end", "saxe_mode_strength",
-    # regression tables
-    "RegressionTable", "badly_scaled", "badly_scaled_table", "non_centered", "non_centered_table",
-    "regression_loss",
-    # transforms
-    "TRANSFORMS", "AffineTransform", "center", "decorrelate", "standardize", "whiten",
-    # digits
-    "Digits", "DigitsData", "cnn", "load_digits_data", "mlp",
-]
+# name -> module it lives in, loaded on first access
+_LAZY = {
+    "base": ["Objective", "Surface", "model_objective"],
+    "quadratic": ["Quadratic", "gd_iterates", "quadratic_grad", "quadratic_loss", "quadratic_matrix",
+                  "random_rotation", "rotation_2d"],
+    "surfaces": ["SURFACES", "beale", "beale_surface", "himmelblau", "himmelblau_surface", "monkey_saddle",
+                 "monkey_saddle_surface", "rosenbrock", "rosenbrock_surface", "saddle", "saddle_surface"],
+    "two_gaussians": ["TwoGaussians", "input_covariance", "least_squares_loss", "two_gaussians_data"],
+    "tiny_nets": ["NoisyIdentity", "TanhIdentity", "TinyNet", "scaled_tanh", "tiny_net", "tiny_net_loss"],
+    "linear_models": ["FactoredLinear", "LinearChain", "chain_loss", "end_to_end", "saxe_mode_strength"],
+    "regression_tables": ["RegressionTable", "badly_scaled", "badly_scaled_table", "non_centered",
+                          "non_centered_table", "regression_loss"],
+    "transforms": ["TRANSFORMS", "AffineTransform", "center", "decorrelate", "standardize", "whiten"],
+    "digits": ["Digits", "DigitsData", "cnn", "load_digits_data", "mlp"],
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+__all__ = ["REGIMES", "best_alpha", "gd_factors", "gd_rate", "gd_regime", "gd_regimes", *_WHERE]
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,177 @@
+r"""Handwritten digits (scikit-learn's ``load_digits``, shipped with the package) with small MLP and CNN builders.
+
+The slides' digit experiments use 16x16 images (deck 000: "Network: 256-128-64-10 ... Data set: 320
+handwritten digits"); the 8x8 digits of scikit-learn (1797 images, 10 classes, pixels 0..16) stand in for
+them offline. Inputs are scaled to :math:`[0, 1]` (pixel / 16); the split is a seeded shuffle.
+
+Builders follow the slides' shapes: :func:`mlp` (default 64-30-10, tanh), :func:`cnn` (two small
+convolution + pooling stages, then a linear classifier), each seeded. The loss is the mean cross-entropy.
+
+Slides: Y. LeCun, deck 000, "What does the Hessian look like in a neural net?" (digits network);
+I. Goodfellow, deck 004, "Maxout / MNIST experiment" (linear path init -> solution).
+Reference: E. Alpaydin, C. Kaynak (1998), "Optical Recognition of Handwritten Digits" (UCI data set
+behind ``sklearn.datasets.load_digits``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import Objective
+
+_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+
+@dataclass(frozen=True)
+class DigitsData:
+    """A seeded train/test split of the digits: images as rows of 64 floats in [0, 1], integer labels."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def load_digits_data(test_fraction: float = 0.2, seed: int = 0, n: int | None = None,
+                     dtype: torch.dtype = torch.float64) -> DigitsData:
+    """Load scikit-learn's digits (no download), scale to [0, 1], shuffle with ``seed`` and split.
+
+    Args:
+        test_fraction: share of the (first ``n``) shuffled samples held out, in (0, 1).
+        seed: the shuffle's seed.
+        n: use only ``n`` samples (after shuffling); default all 1797.
+    """
+    from sklearn.datasets import load_digits
+
+    if not np.isscalar(test_fraction) or not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    d = load_digits()
+    X, y = d.data / 16.0, d.target
+    idx = np.random.default_rng(seed).permutation(len(X))
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 10 <= n <= len(X):
+            raise ValueError(f"n must be an integer in [10, {len(X)}], got {n!r}")
+        idx = idx[:n]
+    k = int(round(len(idx) * (1 - test_fraction)))
+    tr, te = idx[:k], idx[k:]
+    return DigitsData(torch.tensor(X[tr], dtype=dtype), torch.tensor(y[tr], dtype=torch.long),
+                      torch.tensor(X[te], dtype=dtype), torch.tensor(y[te], dtype=torch.long))
+
+
+def mlp(sizes=(64, 30, 10), activation: str = "tanh", batch_norm: bool = False, seed: int = 0,
+        dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """A fully connected net with layer sizes ``sizes`` (default the slides' style 64-30-10), seeded.
+
+    ``batch_norm=True`` inserts ``BatchNorm1d`` before each hidden activation (for the BatchNorm cases of
+    the landscape tools).
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
+        raise ValueError(f"sizes must be >= 2 positive integers, got {sizes!r}")
+    layers = []
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the global generator
+        torch.manual_seed(seed)
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                if batch_norm:
+                    layers.append(nn.BatchNorm1d(b))
+                layers.append(_ACTIVATIONS[activation]())
+    return nn.Sequential(*layers).to(dtype)
+
+
+def cnn(channels=(8, 16), activation: str = "tanh", batch_norm: bool = False, seed: int = 0,
+        dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """A small ConvNet for 8x8 digits: input rows of 64 are reshaped to 1x8x8, then two stages of
+    3x3 convolution (+ optional BatchNorm2d) + activation + 2x2 max-pooling, then ``Linear(c2*2*2, 10)``."""
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    c1, c2 = channels
+    act = _ACTIVATIONS[activation]
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the global generator
+        torch.manual_seed(seed)
+        layers = [nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, c1, 3, padding=1)]
+        layers += [nn.BatchNorm2d(c1)] if batch_norm else []
+        layers += [act(), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 3, padding=1)]
+        layers += [nn.BatchNorm2d(c2)] if batch_norm else []
+        layers += [act(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(c2 * 4, 10)]
+    return nn.Sequential(*layers).to(dtype)
+
+
+class Digits:
+    """The digits classification problem: data, model builders, loss and accuracy.
+
+    Slide: LeCun deck 000 (digit networks) and Goodfellow deck 004 (MNIST linear-path experiment); the
+    8x8 scikit-learn digits stand in for their data sets.
+
+    Args:
+        test_fraction, seed, n: see :func:`load_digits_data`.
+    """
+
+    source = "LeCun deck 000 / Goodfellow deck 004: handwritten digits (sklearn load_digits stand-in)"
+
+    def __init__(self, test_fraction: float = 0.2, seed: int = 0, n: int | None = None,
+                 dtype: torch.dtype = torch.float64):
+        self.data = load_digits_data(test_fraction, seed, n, dtype)
+        self.dtype = dtype
+
+    @staticmethod
+    def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the logits ``output``."""
+        return nn.functional.cross_entropy(output, target)
+
+    def model(self, kind: str = "mlp", seed: int = 0, **kwargs) -> nn.Sequential:
+        """A fresh seeded ``"mlp"`` (:func:`mlp`) or ``"cnn"`` (:func:`cnn`)."""
+        builders = {"mlp": mlp, "cnn": cnn}
+        if kind not in builders:
+            raise ValueError(f"kind must be 'mlp' or 'cnn', got {kind!r}")
+        return builders[kind](seed=seed, dtype=self.dtype, **kwargs)
+
+    def batch(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """``(X, y)`` of the ``"train"`` or ``"test"`` split."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        d = self.data
+        return (d.X_train, d.y_train) if split == "train" else (d.X_test, d.y_test)
+
+    def objective(self, model: nn.Module, split: str = "train", batch_size: int | None = None,
+                  seed: int = 0) -> Objective:
+        """The cross-entropy over ``model``'s parameters (trains ``model`` itself).
+
+        ``batch_size=None``: the full batch. Otherwise every call of the loss draws a fresh mini-batch of
+        ``batch_size`` samples without replacement (seeded by ``seed``), so the trajectory runner, which
+        calls it once per step, runs stochastic gradient descent; the recorded losses are then the
+        mini-batch losses.
+        """
+        X, y = self.batch(split)
+        if batch_size is None:
+            return Objective([p for p in model.parameters() if p.requires_grad], lambda: self.loss_fn(model(X), y),
+                             name="digits")
+        is_int = isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
+        if not is_int or not 1 <= batch_size <= len(X):
+            raise ValueError(f"batch_size must be an integer in [1, {len(X)}] or None, got {batch_size!r}")
+        g = torch.Generator().manual_seed(seed)
+
+        def minibatch_loss():
+            idx = torch.randperm(len(X), generator=g)[:batch_size]
+            return self.loss_fn(model(X[idx]), y[idx])
+
+        return Objective([p for p in model.parameters() if p.requires_grad], minibatch_loss,
+                         name=f"digits (batch {batch_size})")
+
+    def accuracy(self, model: nn.Module, split: str = "test") -> float:
+        """Share of correctly classified samples (evaluated in ``eval`` mode on a copy of the mode flag)."""
+        X, y = self.batch(split)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return float((model(X).argmax(1) == y).double().mean())
+        finally:
+            model.train(was_training)
