@@ -1,0 +1,137 @@
+"""Curvature matrices as linear operators: ``op @ v``, ``.shape``, ``.to_dense()``, ``.to_scipy()``.
+
+An operator only knows how to multiply a vector; nothing dense is built unless ``to_dense()`` is
+asked for. Every estimator in :mod:`optlab.curvature` goes through :func:`as_operator`, so it works
+the same on a network's Hessian and on a plain 3x3 matrix a student typed in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class CurvatureOperator:
+    """Base class: a symmetric ``n x n`` matrix known only through matrix-vector products.
+
+    Subclasses implement ``_matvec(v)`` for a flat vector ``v`` of length ``n``.
+    """
+
+    def __init__(self, n: int, dtype: torch.dtype, device: torch.device | str = "cpu"):
+        self._n, self.dtype, self.device = int(n), dtype, torch.device(device)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self._n, self._n)
+
+    def _matvec(self, v: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _matmat(self, V: Tensor) -> Tensor:
+        return torch.stack([self._matvec(V[:, j]) for j in range(V.shape[1])], dim=1)
+
+    def __matmul__(self, v) -> Tensor:
+        """``op @ v`` for a flat vector (length ``n``) or a matrix of column vectors (``n x k``)."""
+        if isinstance(v, np.ndarray):
+            return (self @ torch.as_tensor(v)).numpy()
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{type(self).__name__} @ v: v must be a tensor, got {type(v).__name__}")
+        if v.dim() not in (1, 2) or v.shape[0] != self._n:
+            raise ValueError(f"{type(self).__name__} @ v: v has shape {tuple(v.shape)}; expected ({self._n},) "
+                             f"or ({self._n}, k)")
+        v = v.to(dtype=self.dtype, device=self.device)
+        if v.dim() == 1:
+            return self._matvec(v)
+        return self._matmat(v)
+
+    def to_dense(self) -> Tensor:
+        """The dense ``n x n`` matrix, one product per column (only for small ``n``)."""
+        return self @ torch.eye(self._n, dtype=self.dtype, device=self.device)
+
+    def to_scipy(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` (float64 numpy in and out), so ``eigsh`` and ``cg`` work."""
+        from scipy.sparse.linalg import LinearOperator
+
+        def mv(x):
+            x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1), dtype=self.dtype, device=self.device)
+            return self._matvec(x).detach().cpu().double().numpy()
+
+        def mm(X):
+            X = torch.as_tensor(np.asarray(X, dtype=np.float64), dtype=self.dtype, device=self.device)
+            return self._matmat(X).detach().cpu().double().numpy()
+
+        return LinearOperator(self.shape, matvec=mv, rmatvec=mv, matmat=mm, dtype=np.float64)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype})"
+
+
+class MatrixOperator(CurvatureOperator):
+    """A plain symmetric matrix seen as an operator (so estimators can be checked on a 3x3)."""
+
+    def __init__(self, A: Tensor):
+        super().__init__(A.shape[0], A.dtype, A.device)
+        self.A = A
+
+    def _matvec(self, v: Tensor) -> Tensor:
+        return self.A @ v
+
+    def _matmat(self, V: Tensor) -> Tensor:
+        return self.A @ V
+
+    def to_dense(self) -> Tensor:
+        return self.A.clone()
+
+
+class _ScipyOperator(CurvatureOperator):
+    def __init__(self, L):
+        super().__init__(L.shape[0], torch.float64)
+        self.L = L
+
+    def _matvec(self, v: Tensor) -> Tensor:
+        return torch.as_tensor(np.asarray(self.L.matvec(v.numpy())).reshape(-1), dtype=torch.float64)
+
+
+def as_matrix(x, name: str = "x") -> Tensor:
+    """``x`` (tensor, array or nested list) as a square, finite, floating tensor, or a clear error."""
+    if not isinstance(x, Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except Exception as e:  # noqa: BLE001
+            raise TypeError(f"{name} must be a square matrix (tensor, array or nested list) or a curvature "
+                            f"operator, got {type(x).__name__}") from e
+    if x.dim() != 2 or x.shape[0] != x.shape[1] or x.shape[0] == 0:
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected a non-empty square matrix (n, n)")
+    if not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} has non-finite entries (nan or inf)")
+    return x
+
+
+def check_symmetric(A: Tensor, name: str = "x") -> None:
+    """Raise ``ValueError`` if ``A`` is not symmetric (to a tolerance fitting its dtype)."""
+    tol = 100 * torch.finfo(A.dtype).eps * max(1.0, float(A.abs().max()))
+    gap = float((A - A.T).abs().max())
+    if gap > tol:
+        raise ValueError(f"{name} is not symmetric (max |A - A^T| = {gap:.3g} > {tol:.3g}); curvature "
+                         "matrices are symmetric: symmetrize it with (A + A.T) / 2")
+
+
+def as_operator(x, name: str = "x") -> CurvatureOperator:
+    """``x`` as a :class:`CurvatureOperator`: operators pass through; matrices are checked (square,
+    symmetric) and wrapped; a scipy ``LinearOperator`` is wrapped."""
+    if isinstance(x, CurvatureOperator):
+        return x
+    try:
+        from scipy.sparse.linalg import LinearOperator
+        if isinstance(x, LinearOperator):
+            if x.shape[0] != x.shape[1]:
+                raise ValueError(f"{name} has shape {x.shape}; expected a square operator")
+            return _ScipyOperator(x)
+    except ImportError:  # pragma: no cover
+        pass
+    A = as_matrix(x, name)
+    check_symmetric(A, name)
+    return MatrixOperator(A)

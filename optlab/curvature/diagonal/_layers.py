@@ -1,0 +1,163 @@
+"""Layer-by-layer plumbing for the backpropagated diagonals (Becker-LeCun, exact Gauss-Newton).
+
+Models are ``nn.Sequential`` stacks (nested ones are flattened) of ``Linear``, ``Conv2d``,
+``Flatten``, :class:`~optlab.curvature.rbf.RBF` and element-wise non-linearities. Element-wise
+derivatives :math:`f'` and :math:`f''` are written out for tanh, sigmoid, ReLU and the identity, and
+taken by autograd for the other element-wise torch activations.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..rbf import RBF
+
+ELEMENTWISE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Identity, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
+               nn.SiLU, nn.Softplus, nn.Softsign, nn.Tanhshrink, nn.Mish, nn.LogSigmoid, nn.Hardtanh)
+PARAMETRIC = (nn.Linear, nn.Conv2d, RBF)
+
+
+def sequential_layers(model: nn.Module, *, supported=PARAMETRIC + ELEMENTWISE + (nn.Flatten,)) -> list[nn.Module]:
+    """The layers of an ``nn.Sequential`` model (nested ones flattened); ``TypeError`` names an unsupported one."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"this method needs an nn.Sequential of {', '.join(c.__name__ for c in supported[:4])}, "
+                        f"element-wise activations...; got {type(model).__name__}")
+    layers = []
+    for m in model:
+        if isinstance(m, nn.Sequential):
+            layers += sequential_layers(m, supported=supported)
+        elif isinstance(m, supported):
+            if isinstance(m, nn.Flatten) and m.start_dim != 1:
+                raise TypeError(f"unsupported layer {m!r}: only Flatten(start_dim=1) keeps samples apart")
+            if isinstance(m, nn.Conv2d) and (m.padding_mode != "zeros" or isinstance(m.padding, str)):
+                raise TypeError(f"unsupported layer {m!r}: only numeric zero padding is supported")
+            layers.append(m)
+        else:
+            raise TypeError(f"unsupported layer {m!r} ({type(m).__name__}); supported: "
+                            f"{', '.join(c.__name__ for c in supported)}")
+    return layers
+
+
+def forward_record(layers, x: Tensor) -> tuple[list[Tensor], Tensor]:
+    """Run the layers without a graph; return the input of every layer and the output."""
+    inputs = []
+    with torch.no_grad():
+        h = x
+        for m in layers:
+            inputs.append(h)
+            h = m(h)
+    return inputs, h
+
+
+def activation_derivatives(m: nn.Module, y: Tensor, z: Tensor, *, second: bool) -> tuple[Tensor, Tensor | None]:
+    """:math:`f'(y)` and (if ``second``) :math:`f''(y)` of the element-wise ``m`` at ``y``, with ``z = f(y)``."""
+    if isinstance(m, nn.Tanh):
+        d1 = 1 - z * z
+        return d1, (-2 * z * d1 if second else None)
+    if isinstance(m, nn.Sigmoid):
+        d1 = z * (1 - z)
+        return d1, (d1 * (1 - 2 * z) if second else None)
+    if isinstance(m, nn.ReLU):
+        return (y > 0).to(y.dtype), (torch.zeros_like(y) if second else None)
+    if isinstance(m, nn.Identity):
+        return torch.ones_like(y), (torch.zeros_like(y) if second else None)
+    with torch.enable_grad():
+        yy = y.detach().requires_grad_(True)
+        (d1,) = torch.autograd.grad(m(yy).sum(), yy, create_graph=second)
+        d2 = None
+        if second:
+            d2 = torch.autograd.grad(d1.sum(), yy, allow_unused=True)[0]
+            d2 = torch.zeros_like(y) if d2 is None else d2
+    return d1.detach(), d2
+
+
+def conv_kwargs(m: nn.Conv2d) -> dict:
+    return dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
+
+
+def output_derivatives(loss_fn, out: Tensor, y: Tensor, weight: float, *, first: bool):
+    r"""Per-entry :math:`\partial E/\partial f` (if ``first``) and :math:`\partial^2 E/\partial f^2` (the diagonal of the
+    per-sample output Hessian blocks) of ``weight * loss_fn(out, y)``.
+
+    Closed forms for mean-reduced ``MSELoss`` and ``CrossEntropyLoss`` (class-index targets); any
+    other loss by one Hessian-vector product per output entry of a sample, which assumes the loss is
+    a sum over samples (true of torch's losses).
+    """
+    from .._data import scalar_loss
+    N = out.shape[0]
+    if type(loss_fn) is nn.MSELoss and loss_fn.reduction == "mean":
+        c = 2.0 * weight / out.numel()
+        return (c * (out - y) if first else None), torch.full_like(out, c)
+    if (type(loss_fn) is nn.CrossEntropyLoss and loss_fn.reduction == "mean" and loss_fn.weight is None
+            and loss_fn.label_smoothing == 0 and out.dim() == 2 and y.dim() == 1 and not y.is_floating_point()
+            and loss_fn.ignore_index < 0):
+        p = torch.softmax(out, dim=1)
+        d1 = None
+        if first:
+            d1 = p.clone()
+            d1[torch.arange(N), y] -= 1
+            d1 *= weight / N
+        return d1, p * (1 - p) * (weight / N)
+    f = out.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = weight * scalar_loss(loss_fn(f, y))
+        (g,) = torch.autograd.grad(loss, f, create_graph=True)
+        per = f[0].numel()
+        d2 = torch.zeros_like(f).reshape(N, per)
+        for c in range(per):
+            e = torch.zeros_like(f).reshape(N, per)
+            e[:, c] = 1
+            (hc,) = torch.autograd.grad(g, f, grad_outputs=e.view_as(f), retain_graph=True, allow_unused=True)
+            if hc is not None:
+                d2[:, c] = hc.reshape(N, per)[:, c]
+    return (g.detach() if first else None), d2.view_as(out)
+
+
+def output_hessian_factor(loss_fn, out: Tensor, y: Tensor, weight: float) -> tuple[Tensor, Tensor]:
+    r"""Factor the per-sample output Hessian blocks :math:`H_n = \sum_c s_{nc} b_{nc} b_{nc}^\top`.
+
+    Returns ``B`` of shape ``(N, C, *out.shape[1:])`` (row ``c`` is :math:`b_{nc}`) and signs ``s`` (N, C).
+    Closed forms for mean-reduced ``MSELoss`` (:math:`H_n = c I`) and ``CrossEntropyLoss``
+    (:math:`\mathrm{diag}(p) - pp^\top = A A^\top`, :math:`A = \mathrm{diag}(\sqrt p) - p\sqrt p^\top`); any other
+    loss by its dense blocks and ``eigh``.
+    """
+    from .._data import scalar_loss
+    N = out.shape[0]
+    per = out[0].numel()
+    if type(loss_fn) is nn.MSELoss and loss_fn.reduction == "mean":
+        c = (2.0 * weight / out.numel()) ** 0.5
+        B = c * torch.eye(per, dtype=out.dtype, device=out.device).expand(N, per, per)
+        return B.reshape(N, per, *out.shape[1:]), torch.ones(N, per, dtype=out.dtype, device=out.device)
+    if (type(loss_fn) is nn.CrossEntropyLoss and loss_fn.reduction == "mean" and loss_fn.weight is None
+            and loss_fn.label_smoothing == 0 and out.dim() == 2 and y.dim() == 1 and not y.is_floating_point()
+            and loss_fn.ignore_index < 0):
+        p = torch.softmax(out, dim=1)
+        sp = p.sqrt()
+        A = torch.diag_embed(sp) - p[:, :, None] * sp[:, None, :]  # (N, k, c)
+        B = (weight / N) ** 0.5 * A.transpose(1, 2)  # row c = column c of A
+        return B, torch.ones(N, per, dtype=out.dtype, device=out.device)
+    f = out.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = weight * scalar_loss(loss_fn(f, y))
+        (g,) = torch.autograd.grad(loss, f, create_graph=True)
+        H = torch.zeros(N, per, per, dtype=out.dtype, device=out.device)
+        for c in range(per):
+            e = torch.zeros(N, per, dtype=out.dtype, device=out.device)
+            e[:, c] = 1
+            (hc,) = torch.autograd.grad(g, f, grad_outputs=e.view_as(f), retain_graph=True, allow_unused=True)
+            if hc is not None:
+                H[:, :, c] = hc.reshape(N, per)
+    lam, Q = torch.linalg.eigh((H + H.transpose(1, 2)) / 2)
+    B = (lam.abs().sqrt()[:, :, None] * Q.transpose(1, 2))
+    return B.reshape(N, per, *out.shape[1:]), torch.sign(lam)
+
+
+def collect(model: nn.Module, params, diag_of: dict) -> Tensor:
+    """Flatten the per-parameter diagonals ``diag_of[id(p)]`` in the order of ``params``."""
+    parts = []
+    for i, p in enumerate(params):
+        if id(p) not in diag_of:
+            raise ValueError(f"params[{i}] (shape {tuple(p.shape)}) is not a parameter of a supported layer of the model")
+        parts.append(diag_of[id(p)].reshape(-1))
+    return torch.cat(parts)

@@ -1,0 +1,202 @@
+r"""The Hessian of a network's loss, as Hessian-vector products (Pearlmutter 1994).
+
+For the data-averaged loss :math:`E(\omega)` the Hessian-vector product is the directional derivative
+of the gradient, computed exactly by differentiating :math:`\nabla E(\omega)^\top v` once more
+("double backprop", same order of cost as one gradient):
+
+.. math::
+
+    H v = \nabla_\omega \big( \nabla_\omega E(\omega)^\top v \big)
+
+The slides (LeCun, "Computing the product of the Hessian by a Vector") give the finite-difference
+version :math:`H\Psi \approx (\nabla E(\omega + \alpha\Psi) - \nabla E(\omega))/\alpha` and note that
+"a more accurate method which does not use finite differences (and has the same complexity) has been
+proposed [Pearlmutter 93]": that is this module; the finite-difference recipe is in
+:mod:`optlab.curvature.finite_difference`.
+
+References:
+    Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation 6(1).
+    LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by on-line
+    estimation of the Hessian's eigenvectors. NIPS 5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from ._data import (Batches, batch_loss, check_vector, flatten, num_params, preserved_buffers,
+                    resolve_params, scalar_loss, unflatten)
+from ._operator import CurvatureOperator
+
+
+def loss_hvp(loss_closure: Callable[[], Tensor], params: Sequence[Tensor], v: Tensor) -> Tensor:
+    r"""Exact Hessian-vector product :math:`Hv = \nabla(\nabla E^\top v)` of the scalar ``loss_closure()``.
+
+    Args:
+        loss_closure: zero-argument callable returning the scalar loss :math:`E` (it is called once,
+            with gradients enabled).
+        params: the list of tensors :math:`\omega` to differentiate with respect to.
+        v: flat vector with as many entries as ``params`` have in total.
+
+    Returns:
+        The flat tensor :math:`Hv` (parameters the loss does not use contribute zeros).
+
+    Example:
+        >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
+        >>> loss_hvp(lambda: (w ** 3).sum(), [w], torch.tensor([1.0, 0.0]))   # H = diag(6 w)
+        tensor([6., 0.])
+
+    Reference: Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation.
+    """
+    params = list(params)
+    if not params:
+        raise ValueError("params is empty: expected at least one tensor to differentiate")
+    v = check_vector(v, num_params(params), params[0])
+    with torch.enable_grad():
+        loss = scalar_loss(loss_closure(), "loss_closure")
+        g = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        return _grad_dot_hvp(g, params, unflatten(v, params))
+
+
+def _grad_dot_hvp_columns(g, params, V: Tensor, retain_graph=False) -> Tensor:
+    """All columns of ``V`` at once (autograd's vmap); falls back to one column at a time."""
+    from .ggn import _unflatten_columns
+    if V.shape[1] > 1:
+        pairs = [(gi, Vi) for gi, Vi in zip(g, _unflatten_columns(V, params)) if gi is not None and gi.requires_grad]
+        if not pairs:
+            return torch.zeros_like(V)
+        try:
+            rows = torch.autograd.grad([gi for gi, _ in pairs], params, grad_outputs=[Vi for _, Vi in pairs],
+                                       retain_graph=True, allow_unused=True, is_grads_batched=True)
+            k = V.shape[1]
+            return torch.cat([(r if r is not None else torch.zeros(k, *p.shape, dtype=V.dtype, device=V.device))
+                              .reshape(k, -1) for r, p in zip(rows, params)], dim=1).T
+        except RuntimeError:
+            pass
+    return torch.stack([_grad_dot_hvp(g, params, unflatten(V[:, j], params), retain_graph=retain_graph or j < V.shape[1] - 1)
+                        for j in range(V.shape[1])], dim=1)
+
+
+def _grad_dot_hvp(g, params, vs, retain_graph=False) -> Tensor:
+    """Given the gradient ``g`` built with a graph, return :math:`\\nabla(g^\\top v)` flat."""
+    pairs = [(gi, p, vi) for gi, p, vi in zip(g, params, vs) if gi is not None and gi.requires_grad]
+    if not pairs:  # the loss is (at most) linear in params: the Hessian is zero
+        return torch.zeros(num_params(params), dtype=params[0].dtype, device=params[0].device)
+    hv = torch.autograd.grad([gi for gi, _, _ in pairs], params, grad_outputs=[vi for _, _, vi in pairs],
+                             retain_graph=retain_graph, allow_unused=True)
+    return flatten(hv, params)
+
+
+class HessianOperator(CurvatureOperator):
+    r"""The Hessian :math:`H = \nabla^2_\omega E(\omega)` of the data-averaged loss, as a linear operator.
+
+    .. math::
+
+        E(\omega) = \sum_b \frac{n_b}{N} \, \ell\big(f(x_b; \omega), y_b\big), \qquad
+        H v = \sum_b \frac{n_b}{N} \nabla_\omega\big(\nabla_\omega E_b^\top v\big)
+
+    Args:
+        model: a ``torch.nn.Module`` (its train/eval mode is used as it is).
+        loss_fn: ``loss_fn(outputs, targets)`` returning a scalar (e.g. ``torch.nn.MSELoss()``).
+        data: one ``(inputs, targets)`` batch or an iterable of batches.
+        params: tensors to differentiate (default: every parameter with ``requires_grad``).
+        cache_graph: keep each batch's gradient graph between products, so that a product costs one
+            backward pass instead of a forward and two backward passes (for the many products of
+            eigensolvers; memory: the activations of every batch stay alive). The cache is rebuilt
+            when a parameter is changed in place (tracked by its version counter).
+
+    ``op @ v`` takes a flat vector or an ``(n, k)`` matrix of columns; ``op.to_dense()`` builds the
+    matrix (small models only); ``op.to_scipy()`` gives a scipy ``LinearOperator``.
+
+    Example:
+        >>> model = torch.nn.Linear(2, 1).double()
+        >>> x, y = torch.randn(8, 2, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64)
+        >>> H = HessianOperator(model, torch.nn.MSELoss(), (x, y))
+        >>> H.shape
+        (3, 3)
+
+    Reference: Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation.
+    """
+
+    def __init__(self, model: torch.nn.Module, loss_fn, data, params=None, *, cache_graph: bool = False):
+        self.model, self.loss_fn = model, loss_fn
+        self.batches = Batches(data)
+        self.params = resolve_params(model, params)
+        self.cache_graph = bool(cache_graph)
+        self._graphs, self._versions = None, None
+        p0 = self.params[0]
+        super().__init__(num_params(self.params), p0.dtype, p0.device)
+
+    def _matvec(self, v: Tensor) -> Tensor:
+        return self._matmat(v[:, None])[:, 0]
+
+    def _cached_graphs(self):
+        versions = tuple(p._version for p in self.params)
+        if self._graphs is None or versions != self._versions:
+            self._graphs = []
+            with torch.enable_grad(), preserved_buffers(self.model):
+                for x, y, w in self.batches:
+                    loss = batch_loss(self.model, self.loss_fn, x, y)
+                    self._graphs.append((torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True), w))
+            self._versions = versions
+        return self._graphs
+
+    def _matmat(self, V: Tensor) -> Tensor:
+        out = torch.zeros_like(V)
+        if self.cache_graph:
+            with torch.enable_grad():
+                for g, w in self._cached_graphs():
+                    out += w * _grad_dot_hvp_columns(g, self.params, V, retain_graph=True)
+            return out
+        # one gradient graph per batch, reused for every column
+        with torch.enable_grad(), preserved_buffers(self.model):
+            for x, y, w in self.batches:
+                loss = batch_loss(self.model, self.loss_fn, x, y)
+                g = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
+                out += w * _grad_dot_hvp_columns(g, self.params, V)
+        return out
+
+
+def hvp(model: torch.nn.Module, loss_fn, data, v: Tensor, *, params=None, method: str = "exact") -> Tensor:
+    r"""Hessian-vector product :math:`Hv` of the data-averaged loss.
+
+    .. math::
+
+        \text{exact:}\quad Hv = \nabla(\nabla E^\top v) \qquad
+        \text{finite difference:}\quad Hv \approx \frac{\nabla E(\omega + \alpha v) - \nabla E(\omega)}{\alpha}
+
+    Args:
+        model, loss_fn, data, params: as in :class:`HessianOperator`.
+        v: flat vector of length ``P`` (the number of parameters).
+        method: ``"exact"`` (Pearlmutter's double backprop) or ``"finite-difference"`` (the slides'
+            recipe, :func:`~optlab.curvature.finite_difference.finite_difference_hvp`, step size
+            chosen for the dtype).
+
+    Returns:
+        Flat tensor :math:`Hv` of length ``P``.
+
+    References:
+        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation.
+        LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by on-line
+        estimation of the Hessian's eigenvectors. NIPS 5.
+    """
+    if method == "exact":
+        return HessianOperator(model, loss_fn, data, params) @ v
+    if method in ("finite-difference", "finite_difference", "fd"):
+        from .finite_difference import finite_difference_hvp
+        return finite_difference_hvp(model, loss_fn, data, v, params=params)
+    raise ValueError(f"hvp: method={method!r}; expected 'exact' or 'finite-difference'")
+
+
+def hessian(model: torch.nn.Module, loss_fn, data, *, params=None) -> Tensor:
+    r"""The dense Hessian :math:`H_{ij} = \partial^2 E / \partial\omega_i \partial\omega_j` (``P x P``).
+
+    Built column by column from exact Hessian-vector products (one gradient graph per batch); only
+    for small models. Parameters are flattened in ``model.parameters()`` order.
+
+    Reference: Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation.
+    """
+    return HessianOperator(model, loss_fn, data, params).to_dense()

@@ -1,0 +1,176 @@
+r"""The power method for the largest eigenvalue of a curvature matrix (LeCun, Simard & Pearlmutter 1993).
+
+The slides' recipe ("Using the Power Method to Compute the Largest Eigenvalue"):
+
+.. math::
+
+    \Psi \leftarrow H \frac{\Psi}{\|\Psi\|}
+
+starting from a random :math:`\Psi`; :math:`\Psi` converges to the principal eigenvector and
+:math:`\|\Psi\|` to the eigenvalue of largest magnitude. Here the reported value is the Rayleigh
+quotient :math:`u^\top H u` with :math:`u = \Psi/\|\Psi\|`, which has the eigenvalue's sign (the
+slide's :math:`\|\Psi\|` is its absolute value) and converges twice as fast. Iteration stops when
+the value changes by less than ``tol`` relative to itself.
+
+``which="algebraic"`` gives the largest eigenvalue itself (not the largest in magnitude): if the
+top-magnitude eigenvalue :math:`\lambda_1` is negative, the power method is run again on the shifted
+matrix :math:`H - \lambda_1 I`, whose eigenvalues :math:`\lambda_i - \lambda_1 \ge 0` put the largest
+:math:`\lambda_i` on top.
+
+:func:`top_eigenvalues` finds the top ``k`` by deflation:
+:math:`H_j = H - \sum_{i<j} \lambda_i u_i u_i^\top`.
+
+References:
+    LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by on-line
+    estimation of the Hessian's eigenvectors. NIPS 5.
+    Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., section 8.2.1.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from ._operator import as_operator
+
+WHICH = ("magnitude", "algebraic")
+
+
+class Eigenpair(NamedTuple):
+    """Result of :func:`top_eigenvalue`: the eigenvalue, its unit eigenvector, the iterations used."""
+
+    value: float
+    vector: Tensor
+    iterations: int
+
+
+class Eigenpairs(NamedTuple):
+    """Result of :func:`top_eigenvalues`: ``values`` (k,), ``vectors`` (n, k) and iterations per pair."""
+
+    values: Tensor
+    vectors: Tensor
+    iterations: list
+
+
+def check_iteration_args(max_iter, tol) -> None:
+    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
+        raise ValueError(f"max_iter={max_iter!r}; expected an integer >= 1")
+    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not tol >= 0 or tol == float("inf"):
+        raise ValueError(f"tol={tol!r}; expected a finite number >= 0")
+
+
+def random_unit_vector(n: int, dtype, device, seed: int) -> Tensor:
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    v = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
+    return v / v.norm()
+
+
+def power_iteration(matvec, v0: Tensor, *, max_iter: int, tol: float) -> Eigenpair:
+    r"""The bare power method on ``matvec``: :math:`\Psi \leftarrow H\Psi/\|\Psi\|`, value :math:`u^\top H u`."""
+    u = v0 / v0.norm()
+    value = None
+    for it in range(1, max_iter + 1):
+        psi = matvec(u)
+        new_value = float(u @ psi)
+        norm = float(psi.norm())
+        if norm == 0.0:  # u lies in the null space: H u = 0
+            return Eigenpair(0.0, u, it)
+        u = psi / norm
+        if value is not None and abs(new_value - value) <= tol * abs(new_value):
+            value = new_value
+            break
+        value = new_value
+    return Eigenpair(value, u, it)
+
+
+def top_eigenvalue(op_or_tensor, *, which: str = "magnitude", max_iter: int = 1000, tol: float = 1e-8,
+                   seed: int = 0, method: str = "power") -> Eigenpair:
+    r"""Largest eigenvalue and eigenvector of a symmetric matrix or curvature operator, by the power method.
+
+    .. math::
+
+        \Psi \leftarrow H \frac{\Psi}{\|\Psi\|}, \qquad \lambda \approx u^\top H u,\; u = \Psi/\|\Psi\|
+
+    Args:
+        op_or_tensor: a :class:`~optlab.curvature.HessianOperator` (or any curvature operator), or a
+            plain symmetric matrix (tensor, array, nested list).
+        which: ``"magnitude"`` (largest :math:`|\lambda|`, what the slides' power method finds) or
+            ``"algebraic"`` (largest :math:`\lambda`, via a shift when the former is negative).
+        max_iter: maximum number of matrix-vector products per power run.
+        tol: stop when the value changes by at most ``tol * |value|`` between iterations.
+        seed: seed of the random start vector.
+        method: ``"power"`` (the slides' method, default) or ``"lanczos"`` (same stopping rule, Krylov
+            acceleration: far fewer products; see :func:`~optlab.curvature.lanczos.lanczos_top_eigenpair`).
+
+    Returns:
+        ``Eigenpair(value, vector, iterations)`` (iterations = matrix-vector products; ``iterations ==
+        max_iter`` means the tolerance was not reached). For many products on a network, build the
+        operator with ``HessianOperator(..., cache_graph=True)``.
+
+    Example:
+        >>> round(top_eigenvalue(torch.diag(torch.tensor([1.0, -3.0, 2.0]))).value, 4)
+        -3.0
+
+    Reference: LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by
+    on-line estimation of the Hessian's eigenvectors. NIPS 5.
+    """
+    if which not in WHICH:
+        raise ValueError(f"which={which!r}; expected one of {WHICH}")
+    check_iteration_args(max_iter, tol)
+    if method == "lanczos":
+        from .lanczos import lanczos_top_eigenpair
+        return lanczos_top_eigenpair(op_or_tensor, which=which, max_iter=max_iter, tol=tol, seed=seed)
+    if method != "power":
+        raise ValueError(f"method={method!r}; expected 'power' or 'lanczos'")
+    op = as_operator(op_or_tensor, "op_or_tensor")
+    v0 = random_unit_vector(op.shape[0], op.dtype, op.device, seed)
+    with torch.no_grad():  # operators switch gradients on where they need them
+        top = power_iteration(lambda v: op @ v, v0, max_iter=max_iter, tol=tol)
+    if which == "magnitude" or top.value >= 0:
+        return top
+    shift = top.value
+    with torch.no_grad():
+        shifted = power_iteration(lambda v: op @ v - shift * v, v0, max_iter=max_iter, tol=tol)
+        u = shifted.vector
+        return Eigenpair(float(u @ (op @ u)), u, top.iterations + shifted.iterations)
+
+
+def top_eigenvalues(op_or_tensor, k: int, *, max_iter: int = 1000, tol: float = 1e-8, seed: int = 0) -> Eigenpairs:
+    r"""The ``k`` eigenvalues of largest magnitude by the power method with deflation.
+
+    .. math::
+
+        H_1 = H, \qquad H_{j+1} = H_j - \lambda_j u_j u_j^\top
+
+    Each pair is found by :func:`top_eigenvalue` (``which="magnitude"``) on the deflated operator.
+    Errors accumulate from pair to pair; prefer :func:`~optlab.curvature.lanczos` for more than a few.
+
+    Returns:
+        ``Eigenpairs(values, vectors, iterations)``, values in the order found (decreasing magnitude).
+
+    Reference: Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., section 8.2.
+    """
+    op = as_operator(op_or_tensor, "op_or_tensor")
+    n = op.shape[0]
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n:
+        raise ValueError(f"k={k!r}; expected an integer between 1 and n={n}")
+    check_iteration_args(max_iter, tol)
+    values, vectors, iters = [], [], []
+
+    def deflated(v):
+        out = op @ v
+        for lam, u in zip(values, vectors):
+            out = out - lam * (u @ v) * u
+        return out
+
+    for j in range(k):
+        v0 = random_unit_vector(n, op.dtype, op.device, seed + j)
+        for u in vectors:  # start orthogonal to what is already found
+            v0 = v0 - (u @ v0) * u
+        pair = power_iteration(deflated, v0, max_iter=max_iter, tol=tol)
+        values.append(pair.value)
+        vectors.append(pair.vector)
+        iters.append(pair.iterations)
+    return Eigenpairs(torch.tensor(values, dtype=op.dtype), torch.stack(vectors, dim=1), iters)
