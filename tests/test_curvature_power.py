@@ -42,12 +42,14 @@ def test_power_method_on_network_hessians(name):
     model, loss_fn, data = case(name)
     H = dense_hessian(model, loss_fn, data)
     ev = torch.linalg.eigvalsh(H)
-    op = oc.HessianOperator(model, loss_fn, data, cache_graph=True)  # many products: keep the graph
+    op = oc.HessianOperator(model, loss_fn, data)  # the solvers keep one gradient graph per call
     mag = ev[ev.abs().argmax()]
-    r = oc.top_eigenvalue(op, tol=1e-12, max_iter=5000)
-    assert r.value == pytest.approx(float(mag), rel=1e-6)
-    a = oc.top_eigenvalue(op, which="algebraic", tol=1e-12, max_iter=5000)
-    assert a.value == pytest.approx(float(ev[-1]), rel=1e-6)
+    for method in (None, "power"):  # the default on an operator is Lanczos; the slides' method too
+        r = oc.top_eigenvalue(op, tol=1e-12, max_iter=5000, method=method)
+        assert r.value == pytest.approx(float(mag), rel=1e-6)
+        a = oc.top_eigenvalue(op, which="algebraic", tol=1e-12, max_iter=5000, method=method)
+        assert a.value == pytest.approx(float(ev[-1]), rel=1e-6)
+        torch.testing.assert_close(H @ a.vector, a.value * a.vector, rtol=0, atol=1e-5 * float(ev.abs().max()))
 
 
 def test_some_network_hessian_is_indefinite():
@@ -118,5 +120,23 @@ def test_lanczos_variant_of_top_eigenvalue(which):
     assert lz.value == pytest.approx(-6.0 if which == "magnitude" else 3.0, rel=1e-6)
     assert lz.iterations < power.iterations
     torch.testing.assert_close(A @ lz.vector, lz.value * lz.vector, rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueError, match="method='arnoldi'.*None"):
         oc.top_eigenvalue(A, method="arnoldi")
+    with pytest.raises(ValueError, match="tol"):
+        oc.top_eigenvalue(A, method="lanczos", tol=-1.0)
+
+
+def test_default_method_is_power_on_a_matrix_and_lanczos_on_an_operator():
+    A = _sym([5.0, 4.5, 1.0, 0.3, -0.2], seed=11)
+    default, power = oc.top_eigenvalue(A, tol=1e-10), oc.top_eigenvalue(A, tol=1e-10, method="power")
+    assert (default.value, default.iterations) == (power.value, power.iterations)  # the slides' method, unchanged
+    torch.testing.assert_close(default.vector, power.vector, rtol=0, atol=0)
+    model, loss_fn, data = case("cnn-tanh-ce")
+    op = oc.HessianOperator(model, loss_fn, data)
+    ev = torch.linalg.eigvalsh(dense_hessian(model, loss_fn, data))
+    default = oc.top_eigenvalue(op, which="algebraic", tol=1e-8)
+    lanczos = oc.top_eigenvalue(op, which="algebraic", tol=1e-8, method="lanczos")
+    power = oc.top_eigenvalue(op, which="algebraic", tol=1e-8, method="power", max_iter=5000)
+    assert (default.value, default.iterations) == (lanczos.value, lanczos.iterations)
+    assert default.value == pytest.approx(float(ev[-1]), rel=1e-7)
+    assert default.iterations < power.iterations

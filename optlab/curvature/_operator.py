@@ -7,6 +7,8 @@ the same on a network's Hessian and on a plain 3x3 matrix a student typed in.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -44,6 +46,16 @@ class CurvatureOperator:
         if v.dim() == 1:
             return self._matvec(v)
         return self._matmat(v)
+
+    @contextlib.contextmanager
+    def many_products(self):
+        """Context for a solver about to multiply by this operator many times (power method, Lanczos).
+
+        Operators that can share work between products do so inside the ``with`` block and free it on
+        exit (:class:`~optlab.curvature.HessianOperator` keeps one gradient graph for all products);
+        the default does nothing.
+        """
+        yield self
 
     def to_dense(self) -> Tensor:
         """The dense ``n x n`` matrix, one product per column (only for small ``n``)."""

@@ -22,6 +22,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 import torch
@@ -103,10 +104,13 @@ class HessianOperator(CurvatureOperator):
         loss_fn: ``loss_fn(outputs, targets)`` returning a scalar (e.g. ``torch.nn.MSELoss()``).
         data: one ``(inputs, targets)`` batch or an iterable of batches.
         params: tensors to differentiate (default: every parameter with ``requires_grad``).
-        cache_graph: keep each batch's gradient graph between products, so that a product costs one
-            backward pass instead of a forward and two backward passes (for the many products of
-            eigensolvers; memory: the activations of every batch stay alive). The cache is rebuilt
-            when a parameter is changed in place (tracked by its version counter).
+        cache_graph: ``True``: keep each batch's gradient graph between products, so that a product
+            costs one backward pass instead of a forward and two backward passes (memory: the
+            activations of every batch stay alive); the cache is rebuilt when a parameter is changed
+            in place (tracked by its version counter). ``None`` (default): cache only for the duration
+            of an eigensolver call (:func:`~optlab.curvature.top_eigenvalue`,
+            :func:`~optlab.curvature.lanczos`, ..., through :meth:`many_products`), then free.
+            ``False``: never cache (least memory, for data whose activations do not fit at once).
 
     ``op @ v`` takes a flat vector or an ``(n, k)`` matrix of columns; ``op.to_dense()`` builds the
     matrix (small models only); ``op.to_scipy()`` gives a scipy ``LinearOperator``.
@@ -121,17 +125,33 @@ class HessianOperator(CurvatureOperator):
     Reference: Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation.
     """
 
-    def __init__(self, model: torch.nn.Module, loss_fn, data, params=None, *, cache_graph: bool = False):
+    def __init__(self, model: torch.nn.Module, loss_fn, data, params=None, *, cache_graph: bool | None = None):
         self.model, self.loss_fn = model, loss_fn
         self.batches = Batches(data)
         self.params = resolve_params(model, params)
-        self.cache_graph = bool(cache_graph)
+        if cache_graph not in (None, True, False):
+            raise ValueError(f"cache_graph={cache_graph!r}; expected True, False or None")
+        self.cache_graph = cache_graph
         self._graphs, self._versions = None, None
         p0 = self.params[0]
         super().__init__(num_params(self.params), p0.dtype, p0.device)
 
     def _matvec(self, v: Tensor) -> Tensor:
         return self._matmat(v[:, None])[:, 0]
+
+    @contextlib.contextmanager
+    def many_products(self):
+        """With ``cache_graph=None`` (default), products inside the ``with`` block reuse one gradient
+        graph per batch (as with ``cache_graph=True``), freed on exit; ``True``/``False`` are kept as set."""
+        if self.cache_graph is not None:
+            yield self
+            return
+        self.cache_graph = True
+        try:
+            yield self
+        finally:
+            self.cache_graph = None
+            self._graphs, self._versions = None, None
 
     def _cached_graphs(self):
         versions = tuple(p._version for p in self.params)

@@ -9,7 +9,8 @@ Lanczos builds an orthonormal basis :math:`Q_m = [q_1 \dots q_m]` of the Krylov 
     T_m = Q_m^\top H Q_m = \operatorname{tridiag}(\beta, \alpha, \beta)
 
 The eigenvalues of :math:`T_m` (Ritz values) converge first to the extreme eigenvalues of :math:`H`,
-much faster than the power method. Here every new vector is re-orthogonalized against all previous
+much faster than the power method, and each comes with a free error bound: its residual is
+:math:`|\beta_m s_m|` (:func:`ritz_error_bound`), which :func:`lanczos_top_eigenpair` uses to stop. Here every new vector is re-orthogonalized against all previous
 ones (full re-orthogonalization), which keeps the Ritz values free of spurious copies.
 
 Stochastic Lanczos quadrature estimates the spectral density
@@ -121,7 +122,7 @@ def lanczos(op_or_tensor, k: int = 1, *, which: str = "algebraic", num_steps: in
     _check_int("k", k, 1, n)
     m = min(n, max(2 * k + 20, 40)) if num_steps is None else num_steps
     _check_int("num_steps", m, k, n)
-    with torch.no_grad():
+    with torch.no_grad(), op.many_products():
         alpha, beta, Q = lanczos_tridiagonal(lambda v: op @ v, random_unit_vector(n, op.dtype, op.device, seed), m)
         theta, U = torch.linalg.eigh(_tridiag(alpha, beta))
     key = {"algebraic": -theta, "smallest": theta, "magnitude": -theta.abs()}[which]
@@ -161,7 +162,7 @@ def spectral_density(op_or_tensor, *, num_probes: int = 10, num_steps: int = 80,
         raise ValueError(f"sigma={sigma!r}; expected a number > 0")
     m = min(num_steps, n)
     nodes, weights = [], []
-    with torch.no_grad():
+    with torch.no_grad(), op.many_products():
         for s in range(num_probes):
             alpha, beta, _ = lanczos_tridiagonal(lambda v: op @ v, random_unit_vector(n, op.dtype, op.device, seed + s), m)
             theta, U = torch.linalg.eigh(_tridiag(alpha, beta))
@@ -195,7 +196,7 @@ def condition_number(op_or_tensor, *, num_steps: int | None = None, seed: int = 
     op = as_operator(op_or_tensor, "op_or_tensor")
     n = op.shape[0]
     from ._operator import MatrixOperator
-    with torch.no_grad():
+    with torch.no_grad(), op.many_products():
         if isinstance(op, MatrixOperator):
             ev = torch.linalg.eigvalsh(op.A).abs()
         else:
@@ -208,40 +209,128 @@ def condition_number(op_or_tensor, *, num_steps: int | None = None, seed: int = 
     return float("inf") if small <= scale else big / small
 
 
+def ritz_error_bound(beta_m: float, s_m: float, gap: float) -> float:
+    r"""Bound on the distance from a Ritz value :math:`\theta` to the eigenvalue it approximates.
+
+    After :math:`m` Lanczos steps the Ritz vector :math:`y = Q_m s` (:math:`T_m s = \theta s`,
+    :math:`\|s\| = 1`) has the residual :math:`\|Hy - \theta y\| = |\beta_m s_m|` (no product needed:
+    :math:`\beta_m` is the norm of the next Lanczos vector, :math:`s_m` the last component of
+    :math:`s`). For a symmetric :math:`H`:
+
+    .. math::
+
+        r = |\beta_m s_m|, \qquad |\lambda - \theta| \le r \quad\text{and}\quad
+        |\lambda - \theta| \le \frac{r^2}{\delta}\ \text{(Kato--Temple)}, \qquad
+        \text{bound} = \min\Big(r, \frac{r^2}{\delta}\Big)
+
+    where :math:`\lambda` is the eigenvalue of :math:`H` closest to :math:`\theta` and :math:`\delta`
+    the distance from :math:`\theta` to the rest of the spectrum. :math:`\delta` is unknown: the caller
+    passes an estimate ``gap`` (:func:`lanczos_top_eigenpair` uses the other Ritz values, each moved
+    towards :math:`\theta` by its own residual). The :math:`r` bound is rigorous; the
+    :math:`r^2/\delta` one is only as good as that estimate (optimistic while an eigenvalue close to
+    :math:`\theta` has not been found yet). ``gap=inf`` (no estimate) gives :math:`r`.
+
+    Args:
+        beta_m: :math:`\beta_m`, norm of the next (unnormalized) Lanczos vector.
+        s_m: :math:`s_m`, last component of the unit eigenvector of :math:`T_m`.
+        gap: distance from :math:`\theta` to the nearest other Ritz value (``inf`` if there is none).
+
+    Returns:
+        ``min(r, r**2 / gap)``.
+
+    Example:
+        >>> ritz_error_bound(0.1, 0.5, 1.0)   # r = 0.05, r^2/gap = 0.0025
+        0.0025000000000000005
+
+    References:
+        Parlett, B. N. (1998). The Symmetric Eigenvalue Problem. SIAM (chapter 10: the Kato-Temple
+        bound; chapter 13: the Lanczos residual :math:`\beta_m s_m`).
+        Kato, T. (1949). On the upper and lower bounds of eigenvalues. J. Phys. Soc. Japan 4.
+    """
+    r = abs(float(beta_m) * float(s_m))
+    gap = float(gap)
+    if not gap > 0:
+        raise ValueError(f"gap={gap!r}; expected a positive distance (or inf)")
+    return r if gap == float("inf") else min(r, r * r / gap)
+
+
 def lanczos_top_eigenpair(op_or_tensor, *, which: str = "algebraic", max_iter: int = 100, tol: float = 1e-8,
                           seed: int = 0):
-    r"""Top eigenpair by Lanczos, one step at a time, stopping when the top Ritz value changes by at most
-    ``tol`` relative to itself (the power method's stopping rule, but with Krylov acceleration:
-    error :math:`\sim e^{-2k\sqrt{\text{gap}}}` instead of :math:`(\lambda_2/\lambda_1)^{2k}`).
+    r"""Top eigenpair by Lanczos, one step at a time, stopping when the Ritz residual bound says the
+    top Ritz value :math:`\theta` is accurate to ``tol`` relative to itself:
 
-    Returns an :class:`~optlab.curvature.Eigenpair` ``(value, vector, iterations)``.
+    .. math::
 
-    Reference: Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., section 10.1.
+        \min\Big(r, \frac{r^2}{\delta}\Big) \le \mathrm{tol}\cdot|\theta|, \qquad r = |\beta_m s_m|
+
+    (:func:`ritz_error_bound`). :math:`\delta`, the distance to the rest of the spectrum, is estimated
+    from the other Ritz values: each :math:`\theta_k` is within its residual :math:`r_k = |\beta_m s_{mk}|`
+    of an eigenvalue, so :math:`\hat\delta = \min_k (|\theta_k - \theta| - r_k)` (if that is not
+    positive, :math:`r` alone is used). The value must also have moved by at most ``tol`` relative to
+    itself since the previous step, which keeps the rule from stopping in the first steps, before
+    the Ritz values have spread out. Krylov acceleration makes the error fall like
+    :math:`e^{-2m\sqrt{\text{gap}}}` instead of the power method's :math:`(\lambda_2/\lambda_1)^{2m}`,
+    and the residual rule stops when the answer is accurate, not merely when the value stops moving
+    (which also happens while Lanczos lingers near the second eigenvalue). Every new vector is
+    re-orthogonalized against all previous ones.
+
+    Limits (shared by every method that sees :math:`H` only through products from one random start,
+    the power method included): the bound is on the distance to the *nearest* eigenvalue, and it
+    cannot see an eigenvalue the Krylov space has not resolved yet. When the top eigenvalue has a
+    neighbour closer than a fraction of a percent but farther than ``tol``, and the start vector
+    happens to favour the neighbour, the neighbour can be returned (error about their distance);
+    a smaller ``tol`` or another ``seed`` is then the remedy.
+
+    Args:
+        op_or_tensor: a curvature operator or a plain symmetric matrix.
+        which: ``"algebraic"`` (largest :math:`\lambda`) or ``"magnitude"`` (largest :math:`|\lambda|`).
+        max_iter: maximum number of matrix-vector products (Lanczos steps); capped at ``n``.
+        tol: relative accuracy asked of the eigenvalue (a bound, not the change between steps).
+        seed: seed of the random start vector.
+
+    Returns:
+        An :class:`~optlab.curvature.Eigenpair` ``(value, vector, iterations)``, iterations = products.
+
+    References:
+        Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., section 10.1.
+        Parlett, B. N. (1998). The Symmetric Eigenvalue Problem. SIAM, chapter 13.
     """
-    from .power import Eigenpair
+    from .power import Eigenpair, check_iteration_args
     if which not in ("algebraic", "magnitude"):
         raise ValueError(f"which={which!r}; expected 'magnitude' or 'algebraic'")
+    check_iteration_args(max_iter, tol)
     op = as_operator(op_or_tensor, "op_or_tensor")
     n = op.shape[0]
     m = min(n, max_iter)
-    Q = torch.zeros(n, m, dtype=op.dtype, device=op.device)
+    Q = torch.zeros(min(m, 32), n, dtype=op.dtype, device=op.device)  # rows q_1..q_j, grown on demand
     alphas, betas = [], []
     q = random_unit_vector(n, op.dtype, op.device, seed)
-    value, prev = None, None
-    with torch.no_grad():
+    prev = None
+    with torch.no_grad(), op.many_products():
         for j in range(m):
-            Q[:, j] = q
+            if j == Q.shape[0]:
+                Q = torch.cat([Q, torch.zeros(min(m, 2 * j) - j, n, dtype=Q.dtype, device=Q.device)])
+            Q[j] = q
             w = op @ q
-            alphas.append(w @ q)
-            for _ in range(2):
-                w = w - Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)
-            theta, U = torch.linalg.eigh(_tridiag(torch.stack(alphas), torch.stack(betas) if betas else w.new_zeros(0)))
+            alphas.append(float(w @ q))
+            for _ in range(2):  # full re-orthogonalization (twice is enough, Kahan-Parlett)
+                w = w - (Q[:j + 1] @ w) @ Q[:j + 1]
+            b = float(w.norm())
+            T = _tridiag(torch.tensor(alphas, dtype=torch.float64), torch.tensor(betas, dtype=torch.float64))
+            theta, U = torch.linalg.eigh(T)
             i = int(torch.argmax(theta if which == "algebraic" else theta.abs()))
             value = float(theta[i])
-            b = w.norm()
-            done = prev is not None and abs(value - prev) <= tol * abs(value)
-            if done or j == m - 1 or b <= 1e-10 * max(1.0, abs(value)):
-                vec = Q[:, :j + 1] @ U[:, i]
+            # distance to the rest of the spectrum: each other Ritz value theta_k is within its residual
+            # r_k = |b U[-1, k]| of an eigenvalue, so the rest is at least |theta_k - value| - r_k away
+            dist = (theta - value).abs() - (b * U[-1]).abs()
+            dist = torch.cat([dist[:i], dist[i + 1:]])
+            gap = float(dist.min()) if dist.numel() else float("inf")
+            gap = gap if gap > 0 else float("inf")  # no estimate: r alone
+            exhausted = b <= 1e-10 * max(1.0, abs(value))  # invariant subspace: the Ritz values are exact
+            settled = prev is not None and abs(value - prev) <= tol * abs(value)
+            accurate = settled and ritz_error_bound(b, U[-1, i], gap) <= tol * abs(value)
+            if exhausted or accurate or j == m - 1:
+                vec = U[:, i].to(Q.dtype) @ Q[:j + 1]
                 return Eigenpair(value, vec / vec.norm(), j + 1)
             prev = value
             betas.append(b)

@@ -33,8 +33,9 @@ def lambda_max(x, **power_kwargs) -> float:
     r"""The largest (algebraic) eigenvalue :math:`\lambda_{\max}` of ``x``.
 
     ``x`` is a number (taken as :math:`\lambda_{\max}` itself), a symmetric matrix, or a curvature
-    operator; for the last two the power method :func:`~optlab.curvature.top_eigenvalue` runs with
-    ``which="algebraic"`` and ``power_kwargs`` (``max_iter``, ``tol``, ``seed``).
+    operator; for the last two :func:`~optlab.curvature.top_eigenvalue` runs with ``which="algebraic"``
+    and ``power_kwargs`` (``max_iter``, ``tol``, ``seed``, ``method``: by default the power method on a
+    matrix, Lanczos on an operator).
     """
     if isinstance(x, numbers.Real) and not isinstance(x, bool):
         lam = float(x)

@@ -17,6 +17,10 @@ top-magnitude eigenvalue :math:`\lambda_1` is negative, the power method is run 
 matrix :math:`H - \lambda_1 I`, whose eigenvalues :math:`\lambda_i - \lambda_1 \ge 0` put the largest
 :math:`\lambda_i` on top.
 
+On a curvature operator (not a plain matrix) :func:`top_eigenvalue` uses Lanczos by default
+(:func:`~optlab.curvature.lanczos.lanczos_top_eigenpair`: far fewer products, stopped by the Ritz
+residual bound on the error); ``method="power"`` runs the slides' method on anything.
+
 :func:`top_eigenvalues` finds the top ``k`` by deflation:
 :math:`H_j = H - \sum_{i<j} \lambda_i u_i u_i^\top`.
 
@@ -85,53 +89,75 @@ def power_iteration(matvec, v0: Tensor, *, max_iter: int, tol: float) -> Eigenpa
     return Eigenpair(value, u, it)
 
 
+METHODS = ("power", "lanczos")
+
+
+def default_method(op) -> str:
+    """``"power"`` for a plain matrix (the slides' method, cheap at that size), ``"lanczos"`` for any
+    other operator (a network's Hessian: far fewer products, see :func:`top_eigenvalue`)."""
+    from ._operator import MatrixOperator
+    return "power" if isinstance(op, MatrixOperator) else "lanczos"
+
+
 def top_eigenvalue(op_or_tensor, *, which: str = "magnitude", max_iter: int = 1000, tol: float = 1e-8,
-                   seed: int = 0, method: str = "power") -> Eigenpair:
-    r"""Largest eigenvalue and eigenvector of a symmetric matrix or curvature operator, by the power method.
+                   seed: int = 0, method: str | None = None) -> Eigenpair:
+    r"""Largest eigenvalue and eigenvector of a symmetric matrix or curvature operator.
+
+    The power method (the slides' recipe) and, for operators by default, Lanczos:
 
     .. math::
 
-        \Psi \leftarrow H \frac{\Psi}{\|\Psi\|}, \qquad \lambda \approx u^\top H u,\; u = \Psi/\|\Psi\|
+        \text{power:}\quad \Psi \leftarrow H \frac{\Psi}{\|\Psi\|}, \qquad \lambda \approx u^\top H u,\;
+        u = \Psi/\|\Psi\| \qquad\qquad
+        \text{Lanczos:}\quad \lambda \approx \theta_{\max}(T_m),\; T_m = Q_m^\top H Q_m
 
     Args:
         op_or_tensor: a :class:`~optlab.curvature.HessianOperator` (or any curvature operator), or a
             plain symmetric matrix (tensor, array, nested list).
         which: ``"magnitude"`` (largest :math:`|\lambda|`, what the slides' power method finds) or
-            ``"algebraic"`` (largest :math:`\lambda`, via a shift when the former is negative).
-        max_iter: maximum number of matrix-vector products per power run.
-        tol: stop when the value changes by at most ``tol * |value|`` between iterations.
+            ``"algebraic"`` (largest :math:`\lambda`; the power method gets it via a shift when the
+            former is negative).
+        max_iter: maximum number of matrix-vector products (per power run; for Lanczos in all).
+        tol: ``"power"``: stop when the value changes by at most ``tol * |value|`` between iterations;
+            ``"lanczos"``: stop when the Ritz residual bound
+            (:func:`~optlab.curvature.lanczos.ritz_error_bound`) on the distance to the nearest eigenvalue
+            is at most ``tol * |value|`` (see the limits in
+            :func:`~optlab.curvature.lanczos.lanczos_top_eigenpair`).
         seed: seed of the random start vector.
-        method: ``"power"`` (the slides' method, default) or ``"lanczos"`` (same stopping rule, Krylov
-            acceleration: far fewer products; see :func:`~optlab.curvature.lanczos.lanczos_top_eigenpair`).
+        method: ``"power"``, ``"lanczos"`` (:func:`~optlab.curvature.lanczos.lanczos_top_eigenpair`), or
+            ``None`` (default): ``"power"`` for a plain matrix, ``"lanczos"`` for any other operator.
 
     Returns:
         ``Eigenpair(value, vector, iterations)`` (iterations = matrix-vector products; ``iterations ==
-        max_iter`` means the tolerance was not reached). For many products on a network, build the
-        operator with ``HessianOperator(..., cache_graph=True)``.
+        max_iter`` means the tolerance was not reached). A :class:`~optlab.curvature.HessianOperator`
+        keeps one gradient graph for all the products of the call
+        (:meth:`~optlab.curvature.HessianOperator.many_products`), then frees it.
 
     Example:
         >>> round(top_eigenvalue(torch.diag(torch.tensor([1.0, -3.0, 2.0]))).value, 4)
         -3.0
 
-    Reference: LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by
-    on-line estimation of the Hessian's eigenvectors. NIPS 5.
+    References:
+        LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by
+        on-line estimation of the Hessian's eigenvectors. NIPS 5.
+        Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., sections 8.2.1 and 10.1.
     """
     if which not in WHICH:
         raise ValueError(f"which={which!r}; expected one of {WHICH}")
+    if method is not None and method not in METHODS:
+        raise ValueError(f"method={method!r}; expected 'power', 'lanczos' or None")
     check_iteration_args(max_iter, tol)
+    op = as_operator(op_or_tensor, "op_or_tensor")
+    method = default_method(op) if method is None else method
     if method == "lanczos":
         from .lanczos import lanczos_top_eigenpair
-        return lanczos_top_eigenpair(op_or_tensor, which=which, max_iter=max_iter, tol=tol, seed=seed)
-    if method != "power":
-        raise ValueError(f"method={method!r}; expected 'power' or 'lanczos'")
-    op = as_operator(op_or_tensor, "op_or_tensor")
+        return lanczos_top_eigenpair(op, which=which, max_iter=max_iter, tol=tol, seed=seed)
     v0 = random_unit_vector(op.shape[0], op.dtype, op.device, seed)
-    with torch.no_grad():  # operators switch gradients on where they need them
+    with torch.no_grad(), op.many_products():  # operators switch gradients on where they need them
         top = power_iteration(lambda v: op @ v, v0, max_iter=max_iter, tol=tol)
-    if which == "magnitude" or top.value >= 0:
-        return top
-    shift = top.value
-    with torch.no_grad():
+        if which == "magnitude" or top.value >= 0:
+            return top
+        shift = top.value
         shifted = power_iteration(lambda v: op @ v - shift * v, v0, max_iter=max_iter, tol=tol)
         u = shifted.vector
         return Eigenpair(float(u @ (op @ u)), u, top.iterations + shifted.iterations)
@@ -165,12 +191,13 @@ def top_eigenvalues(op_or_tensor, k: int, *, max_iter: int = 1000, tol: float = 
             out = out - lam * (u @ v) * u
         return out
 
-    for j in range(k):
-        v0 = random_unit_vector(n, op.dtype, op.device, seed + j)
-        for u in vectors:  # start orthogonal to what is already found
-            v0 = v0 - (u @ v0) * u
-        pair = power_iteration(deflated, v0, max_iter=max_iter, tol=tol)
-        values.append(pair.value)
-        vectors.append(pair.vector)
-        iters.append(pair.iterations)
+    with torch.no_grad(), op.many_products():
+        for j in range(k):
+            v0 = random_unit_vector(n, op.dtype, op.device, seed + j)
+            for u in vectors:  # start orthogonal to what is already found
+                v0 = v0 - (u @ v0) * u
+            pair = power_iteration(deflated, v0, max_iter=max_iter, tol=tol)
+            values.append(pair.value)
+            vectors.append(pair.vector)
+            iters.append(pair.iterations)
     return Eigenpairs(torch.tensor(values, dtype=op.dtype), torch.stack(vectors, dim=1), iters)

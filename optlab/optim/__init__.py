@@ -26,4 +26,26 @@ __all__ = [
 # --- end first-order optimizers ---
 
 # --- curvature-driven optimizers (issue 5) ---
+from .conjugate_gradient import CGResult, cg
+from .gauss_newton import GaussNewton, LevenbergMarquardt, gauss_newton_direction, lm_damping_update
+from .hessian_free import HessianFree, ggn_product
+from .natural_gradient import NaturalGradient, empirical_fisher, natural_gradient_direction, true_fisher
+from .newton import Newton, newton_direction, newton_update
+from .nonlinear_cg import (NonlinearCG, ScaledCG, conjugate_direction, fletcher_reeves_beta, polak_ribiere_beta,
+                           scg_scale_update)
+from .prong import PRONG, WhitenedLinear, whiten_sequential, whitening
+from .saddle_free_newton import SaddleFreeNewton, abs_hessian, saddle_free_direction
+from .sdlm import SDLM, running_diagonal, sdlm_rates, sdlm_update
+
+__all__ += [
+    "CGResult", "cg",
+    "GaussNewton", "LevenbergMarquardt", "gauss_newton_direction", "lm_damping_update",
+    "HessianFree", "ggn_product",
+    "NaturalGradient", "empirical_fisher", "natural_gradient_direction", "true_fisher",
+    "Newton", "newton_direction", "newton_update",
+    "NonlinearCG", "ScaledCG", "conjugate_direction", "fletcher_reeves_beta", "polak_ribiere_beta", "scg_scale_update",
+    "PRONG", "WhitenedLinear", "whiten_sequential", "whitening",
+    "SaddleFreeNewton", "abs_hessian", "saddle_free_direction",
+    "SDLM", "running_diagonal", "sdlm_rates", "sdlm_update",
+]
 # --- end curvature-driven optimizers ---

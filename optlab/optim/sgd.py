@@ -86,8 +86,9 @@ def sgd_update_(
     weight_decay: float,
     maximize: bool,
     work: Tensor,
+    work2: Tensor,
 ) -> Tensor | None:
-    """:func:`sgd_update` in place on dense tensors (``work``: scratch like ``theta``); returns the buffer.
+    """:func:`sgd_update` in place on dense tensors (``work``, ``work2``: scratch like ``theta``); returns the buffer.
 
     The buffer ``b`` is updated in place, or created (as a copy of the gradient) when ``None``.
     """
@@ -97,17 +98,25 @@ def sgd_update_(
         return None
     if b is None:
         b = g.clone()
+    elif dampening == 0:
+        torch.add(g, b, alpha=mu, out=b)  # b <- mu b + g in one pass
     else:
         b.mul_(mu).add_(g, alpha=1 - dampening)
     if nesterov:
-        theta.add_(g, alpha=-alpha).add_(b, alpha=-alpha * mu)
+        theta.add_(torch.add(g, b, alpha=mu, out=work2), alpha=-alpha)
     else:
         theta.add_(b, alpha=-alpha)
     return b
 
 
 class SGD(KernelOptimizer):
-    """SGD with momentum and Nesterov momentum; the same constructor and trajectories as ``torch.optim.SGD``.
+    r"""SGD with momentum and Nesterov momentum; the same constructor and trajectories as ``torch.optim.SGD``.
+
+    .. math::
+        b \leftarrow \mu b + (1-\tau) g,\qquad
+        \theta \leftarrow \theta - \alpha\,(g + \mu b \text{ if Nesterov else } b)
+
+    Reference: Polyak (1964); Sutskever, Martens, Dahl & Hinton (2013).
 
     Args:
         params: parameters or parameter groups to optimize.
@@ -150,6 +159,14 @@ class SGD(KernelOptimizer):
     def _init_state(self, p, group, state):
         pass  # torch keeps no state until the momentum buffer exists
 
+    def _step_group(self, group, params):
+        plain = group["momentum"] == 0 and group["weight_decay"] == 0 and not group["maximize"]
+        if plain and not self.reference and not any(p.grad.is_sparse for p in params):
+            # theta <- theta - alpha g for every tensor of the group in one call: one memory pass each
+            torch._foreach_add_(params, [p.grad for p in params], alpha=-value(group["lr"]))
+        else:
+            super()._step_group(group, params)
+
     def _update(self, p, g, state, group):
         hyper = dict(alpha=value(group["lr"]), mu=group["momentum"], dampening=group["dampening"],
                      nesterov=group["nesterov"], weight_decay=value(group["weight_decay"]),
@@ -161,6 +178,6 @@ class SGD(KernelOptimizer):
             if b_new is not None:
                 state["momentum_buffer"] = b_new
         else:
-            b_new = sgd_update_(p, g, b, **hyper, work=self._workspace(p))
+            b_new = sgd_update_(p, g, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
             if b_new is not None:
                 state["momentum_buffer"] = b_new

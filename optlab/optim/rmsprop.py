@@ -1,0 +1,167 @@
+r"""RMSprop: divide the gradient by a running root-mean-square of recent gradients.
+
+With learning rate :math:`\alpha`, smoothing constant :math:`\gamma` (torch's ``alpha``; Misra's
+:math:`\gamma`, Zemel's :math:`1-\gamma`) and gradient :math:`g_t`:
+
+.. math::
+
+    r_t &= \gamma\, r_{t-1} + (1 - \gamma)\, g_t^2 \\
+    \theta_{t+1} &= \theta_t - \alpha\, \frac{g_t}{\sqrt{r_t} + \epsilon}
+
+Options, as in ``torch.optim.RMSprop``: ``centered`` divides by an estimate of the gradient's
+standard deviation, :math:`\sqrt{r_t - \bar g_t^2} + \epsilon` with
+:math:`\bar g_t = \gamma \bar g_{t-1} + (1-\gamma) g_t` (Graves 2013); ``momentum`` :math:`\mu`
+accumulates the scaled step, :math:`b_t = \mu b_{t-1} + g_t / (\sqrt{r_t} + \epsilon)`,
+:math:`\theta_{t+1} = \theta_t - \alpha b_t`; ``weight_decay`` adds :math:`\lambda\theta` to
+:math:`g_t`. Misra's slide writes :math:`\alpha / \sqrt{r_t}` without :math:`\epsilon`; Zemel's and
+torch's put :math:`\epsilon` outside the root, as here.
+
+References:
+    Tieleman, T., Hinton, G. (2012). Lecture 6.5 - RMSProp. COURSERA: Neural Networks for Machine Learning.
+    Graves, A. (2013). Generating sequences with recurrent neural networks. arXiv:1308.0850.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
+from ._validate import in_unit_interval, non_negative
+
+
+def rmsprop_update(
+    theta: Tensor,
+    g: Tensor,
+    r: Tensor,
+    g_bar: Tensor | None = None,
+    b: Tensor | None = None,
+    *,
+    alpha: float,
+    gamma: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    mu: float = 0.0,
+    centered: bool = False,
+    maximize: bool = False,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    r"""One RMSprop step on plain tensors; returns ``(theta, r, g_bar, b)``, changing nothing in place.
+
+    .. math::
+        r \leftarrow \gamma r + (1-\gamma) g^2,\quad
+        d = \frac{g}{\sqrt{r - \bar g^2 \text{ (centered) or } r} + \epsilon},\quad
+        \theta \leftarrow \theta - \alpha\,(\,b \leftarrow \mu b + d \text{ if } \mu > 0 \text{ else } d\,)
+
+    Args:
+        theta, g: parameters and gradient.
+        r: running mean of g^2 (zeros before step 1).
+        g_bar: running mean of g (``centered`` only; zeros before step 1).
+        b: momentum buffer (``mu > 0`` only; zeros before step 1).
+        alpha: learning rate; gamma: smoothing constant (torch's ``alpha``).
+        eps, weight_decay, mu, centered, maximize: as in ``torch.optim.RMSprop``.
+
+    Reference: Tieleman & Hinton (2012), RMSProp; Graves (2013) for the centered form.
+
+    Example:
+        >>> theta, r, _, _ = rmsprop_update(torch.tensor([1.0]), torch.tensor([2.0]), torch.zeros(1),
+        ...                                 alpha=0.01, gamma=0.99, eps=0.0)
+        >>> theta  # the first step is alpha / sqrt(1 - gamma) in size
+        tensor([0.9000])
+    """
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * theta
+    r = gamma * r + (1 - gamma) * g * g
+    if centered:
+        g_bar = gamma * g_bar + (1 - gamma) * g
+        d = g / (torch.sqrt(r - g_bar * g_bar) + eps)
+    else:
+        d = g / (torch.sqrt(r) + eps)
+    if mu > 0:
+        b = mu * b + d
+        d = b
+    return theta - alpha * d, r, g_bar, b
+
+
+def rmsprop_update_(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b: Tensor | None, *, alpha: float,
+                    gamma: float, eps: float, weight_decay: float, mu: float, centered: bool, maximize: bool,
+                    work: Tensor, work2: Tensor) -> None:
+    """:func:`rmsprop_update` in place (``work``, ``work2``: scratch shaped like ``theta``)."""
+    g = effective_grad(theta, g, maximize=maximize, weight_decay=weight_decay, out=work2)
+    r.mul_(gamma).addcmul_(g, g, value=1 - gamma)
+    if centered:
+        g_bar.lerp_(g, 1 - gamma)
+        denom = torch.addcmul(r, g_bar, g_bar, value=-1, out=work).sqrt_().add_(eps)
+    else:
+        denom = torch.sqrt(r, out=work).add_(eps)
+    if mu > 0:
+        b.mul_(mu).addcdiv_(g, denom)
+        theta.add_(b, alpha=-alpha)
+    else:
+        theta.addcdiv_(g, denom, value=-alpha)
+
+
+class RMSprop(KernelOptimizer):
+    r"""RMSprop; the same constructor, state and trajectories as ``torch.optim.RMSprop``.
+
+    .. math::
+        r \leftarrow \gamma r + (1-\gamma) g^2,\qquad \theta \leftarrow \theta - \alpha \frac{g}{\sqrt{r} + \epsilon}
+
+    Reference: Tieleman & Hinton (2012), Lecture 6.5 RMSProp.
+
+    Args:
+        params: parameters or parameter groups to optimize.
+        lr: learning rate alpha (>= 0).
+        alpha: smoothing constant gamma of the running mean of g^2, in [0, 1].
+        eps: denominator guard (>= 0).
+        weight_decay: L2 penalty lambda (>= 0).
+        momentum: mu (>= 0).
+        centered: divide by the estimated standard deviation of the gradient.
+        capturable, differentiable: must be False (raise ``ValueError`` otherwise).
+        foreach: accepted for compatibility; ignored.
+        maximize: ascend instead of descend.
+        reference: step with the readable :func:`rmsprop_update` instead of :func:`rmsprop_update_`.
+
+    The math is :func:`rmsprop_update`; see the module docstring for the equations and references.
+
+    Example:
+        >>> opt = RMSprop(torch.nn.Linear(3, 1).parameters(), lr=0.01, alpha=0.99)
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 capturable=False, foreach=None, maximize=False, differentiable=False, *, reference=False):
+        non_negative("RMSprop", "lr", lr)
+        in_unit_interval("RMSprop", "alpha", alpha, closed_right=True)
+        non_negative("RMSprop", "eps", eps)
+        non_negative("RMSprop", "weight_decay", weight_decay)
+        non_negative("RMSprop", "momentum", momentum)
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable)
+        super().__init__(params, defaults, reference=reference)
+
+    def _init_state(self, p, group, state):
+        state["step"] = scalar_state(0.0)
+        state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if group["centered"]:
+            state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def _update(self, p, g, state, group):
+        state["step"] = as_scalar_state(state["step"]).add_(1)
+        hyper = dict(alpha=value(group["lr"]), gamma=group["alpha"], eps=group["eps"],
+                     weight_decay=group["weight_decay"], mu=group["momentum"], centered=group["centered"],
+                     maximize=group["maximize"])
+        r, g_bar, b = state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer")
+        if self.reference:
+            theta, r_new, g_bar_new, b_new = rmsprop_update(p, g, r, g_bar, b, **hyper)
+            p.copy_(theta)
+            r.copy_(r_new)
+            if g_bar is not None:
+                g_bar.copy_(g_bar_new)
+            if b is not None:
+                b.copy_(b_new)
+        else:
+            rmsprop_update_(p, g, r, g_bar, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

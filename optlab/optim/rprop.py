@@ -1,0 +1,167 @@
+r"""Rprop (resilient propagation): per-weight step sizes driven by the sign of the gradient only.
+
+In Misra's notation, with step sizes :math:`\delta` (the slides' :math:`v`), factors
+:math:`0 < \eta^- < 1 < \eta^+` and gradient :math:`g_t`:
+
+.. math::
+
+    \delta_t &= \operatorname{clip}\Big(\begin{cases} \eta^+ \delta_{t-1} & g_t g_{t-1} > 0 \\
+               \eta^- \delta_{t-1} & g_t g_{t-1} < 0 \\ \delta_{t-1} & \text{otherwise}\end{cases},
+               \ \delta_{\min}, \delta_{\max}\Big) \\
+    \theta_{t+1} &= \theta_t - \operatorname{sign}(g_t)\, \delta_t
+
+with :math:`\delta_0 = \alpha` (the ``lr``). As in ``torch.optim.Rprop`` (the "Rprop-" variant of
+Igel & Hüsken), after a sign change the step is skipped and the stored gradient set to 0, so the next
+step neither grows nor shrinks :math:`\delta`. The slides write :math:`\theta_{t+1} = \theta_t - v_t`,
+leaving the sign implicit; the published rule moves against the sign of the gradient.
+
+With :math:`\eta^- = \eta^+ = 1` the step sizes never change and the rule is the "Manhattan update
+rule" of the slides, :math:`\theta_{t+1} = \theta_t - \alpha\,\operatorname{sign}(g_t)`, taken on every
+step (torch requires :math:`\eta^- < 1 < \eta^+`; optlab accepts :math:`0 < \eta^- \le 1 \le \eta^+`).
+
+References:
+    Riedmiller, M., Braun, H. (1993). A direct adaptive method for faster backpropagation learning:
+    the RPROP algorithm. IEEE ICNN.
+    Igel, C., Hüsken, M. (2000). Improving the Rprop learning algorithm. NC 2000.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._base import KernelOptimizer, as_scalar_state, scalar_state, value
+from ._validate import check, non_negative
+
+
+def rprop_update(
+    theta: Tensor,
+    g: Tensor,
+    g_prev: Tensor,
+    delta: Tensor,
+    *,
+    eta_minus: float = 0.5,
+    eta_plus: float = 1.2,
+    delta_min: float = 1e-6,
+    delta_max: float = 50.0,
+    maximize: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""One Rprop step on plain tensors; returns ``(theta, g_prev, delta)``, changing nothing in place.
+
+    .. math::
+        \delta \leftarrow \operatorname{clip}(\eta\,\delta, \delta_{\min}, \delta_{\max}),\ 
+        \eta = \eta^+, \eta^-, 1 \text{ for } g\,g_{prev} >, <, = 0;\quad
+        \theta \leftarrow \theta - \operatorname{sign}(g)\,\delta
+
+    Args:
+        theta, g: parameters and gradient.
+        g_prev: the gradient kept from the last step (zeros before step 1); returned updated.
+        delta: the per-weight step sizes (``lr`` everywhere before step 1); returned updated.
+        eta_minus, eta_plus: the shrink and growth factors (both 1: the Manhattan rule).
+        delta_min, delta_max: bounds of the step sizes.
+        maximize: ascend instead of descend.
+
+    Reference: Riedmiller & Braun (1993), RPROP; Igel & Hüsken (2000) for the Rprop- variant.
+
+    Example:
+        >>> theta, g_prev, delta = rprop_update(torch.tensor([1.0]), torch.tensor([3.0]),
+        ...                                     torch.tensor([2.0]), torch.tensor([0.1]))
+        >>> theta, delta  # same sign twice: the step grows by eta_plus and ignores |g|
+        (tensor([0.8800]), tensor([0.1200]))
+    """
+    if maximize:
+        g = -g
+    s = torch.sign(g * g_prev)
+    eta = torch.where(s > 0, eta_plus, torch.where(s < 0, eta_minus, torch.ones_like(delta)))
+    delta = torch.clamp(delta * eta, delta_min, delta_max)
+    if eta_minus < 1:
+        g = torch.where(s < 0, torch.zeros_like(g), g)  # Rprop-: no step right after a sign change
+    theta = theta - torch.sign(g) * delta
+    return theta, g, delta
+
+
+def rprop_update_(
+    theta: Tensor,
+    g: Tensor,
+    g_prev: Tensor,
+    delta: Tensor,
+    *,
+    eta_minus: float,
+    eta_plus: float,
+    delta_min: float,
+    delta_max: float,
+    maximize: bool,
+    work: Tensor,
+) -> None:
+    """:func:`rprop_update` in place (``work``: scratch shaped like ``theta``)."""
+    s = torch.mul(g, g_prev, out=work).sign_()
+    if maximize:
+        s.neg_()  # g_prev holds the negated gradient already
+    flipped = s < 0
+    grown = s > 0
+    eta = s.fill_(1.0).masked_fill_(grown, eta_plus).masked_fill_(flipped, eta_minus)
+    delta.mul_(eta).clamp_(delta_min, delta_max)
+    if maximize:
+        torch.neg(g, out=g_prev)
+    else:
+        g_prev.copy_(g)
+    if eta_minus < 1:
+        g_prev.masked_fill_(flipped, 0.0)
+    theta.addcmul_(torch.sign(g_prev, out=work), delta, value=-1)
+
+
+class Rprop(KernelOptimizer):
+    r"""Rprop; the same constructor, state and trajectories as ``torch.optim.Rprop``.
+
+    .. math::
+        \delta \leftarrow \operatorname{clip}(\eta^{\pm}\delta, \delta_{\min}, \delta_{\max}),\qquad
+        \theta \leftarrow \theta - \operatorname{sign}(g)\,\delta
+
+    Reference: Riedmiller & Braun (1993), RPROP.
+
+    Args:
+        params: parameters or parameter groups to optimize.
+        lr: the initial step size delta_0 (>= 0).
+        etas: (eta_minus, eta_plus) with 0 < eta_minus <= 1 <= eta_plus; (1, 1) is the Manhattan rule.
+        step_sizes: (delta_min, delta_max), 0 <= delta_min <= delta_max.
+        capturable, differentiable: must be False (raise ``ValueError`` otherwise).
+        foreach: accepted for compatibility; ignored.
+        maximize: ascend instead of descend.
+        reference: step with the readable :func:`rprop_update` instead of :func:`rprop_update_`.
+
+    The math is :func:`rprop_update`; see the module docstring for the equations and references.
+
+    Example:
+        >>> opt = Rprop(torch.nn.Linear(3, 1).parameters(), lr=0.01, etas=(0.5, 1.2))
+    """
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
+                 foreach=None, maximize=False, differentiable=False, reference=False):
+        non_negative("Rprop", "lr", lr)
+        check("Rprop", "etas", etas, isinstance(etas, (tuple, list)) and len(etas) == 2
+              and all(isinstance(e, (int, float)) for e in etas) and 0 < etas[0] <= 1 <= etas[1],
+              "a pair (eta_minus, eta_plus) with 0 < eta_minus <= 1 <= eta_plus")
+        check("Rprop", "step_sizes", step_sizes, isinstance(step_sizes, (tuple, list)) and len(step_sizes) == 2
+              and all(isinstance(e, (int, float)) for e in step_sizes) and 0 <= step_sizes[0] <= step_sizes[1],
+              "a pair (delta_min, delta_max) with 0 <= delta_min <= delta_max")
+        defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach, maximize=maximize,
+                        differentiable=differentiable, capturable=capturable)
+        super().__init__(params, defaults, reference=reference)
+
+    def _init_state(self, p, group, state):
+        state["step"] = scalar_state(0.0)
+        state["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step_size"] = torch.full_like(p, value(group["lr"]))
+
+    def _update(self, p, g, state, group):
+        state["step"] = as_scalar_state(state["step"]).add_(1)
+        (eta_minus, eta_plus), (delta_min, delta_max) = group["etas"], group["step_sizes"]
+        hyper = dict(eta_minus=eta_minus, eta_plus=eta_plus, delta_min=delta_min, delta_max=delta_max,
+                     maximize=group["maximize"])
+        if self.reference:
+            theta, g_prev, delta = rprop_update(p, g, state["prev"], state["step_size"], **hyper)
+            p.copy_(theta)
+            state["prev"].copy_(g_prev)
+            state["step_size"].copy_(delta)
+        else:
+            rprop_update_(p, g, state["prev"], state["step_size"], **hyper, work=self._workspace(p))
