@@ -15,14 +15,6 @@ from optlab.problems import Digits, Quadratic, TwoGaussians
 from optlab.trajectory import run
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _snapshot(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}, model.training
 

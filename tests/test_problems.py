@@ -13,15 +13,6 @@ from optlab.curvature import HessianOperator, hessian, top_eigenvalue
 from optlab.trajectory import run
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the CI machine has 2 shared cores: torch's intra-op threads only spin there
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --------------------------------------------------------------------------- the registry of surfaces
 # name -> builder of a Surface with its closed-form (or known) minimisers
 SURFACES = {

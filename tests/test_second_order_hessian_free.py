@@ -9,15 +9,6 @@ from optlab.optim.hessian_free import HessianFree, ggn_product, hf_cg
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small float64 models run faster on one thread, and do not fight the other tests for the CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_ggn_product_equals_dense_J_T_H_L_J():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()

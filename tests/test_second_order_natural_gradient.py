@@ -9,15 +9,6 @@ from optlab.optim.natural_gradient import (NaturalGradient, empirical_fisher, na
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small float64 models run faster on one thread, and do not fight the other tests for the CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def small_classifier(seed=0, n=12, d=3, c=3):
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, d, generator=g, dtype=DT)

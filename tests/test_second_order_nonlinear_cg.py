@@ -10,15 +10,6 @@ from optlab.optim.nonlinear_cg import (NonlinearCG, ScaledCG, conjugate_directio
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small float64 models run faster on one thread, and do not fight the other tests for the CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def closure_for(opt, w, f):
     def closure():
         opt.zero_grad()

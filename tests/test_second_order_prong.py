@@ -10,15 +10,6 @@ from optlab.optim.prong import PRONG, WhitenedLinear, canonical, reparametrize, 
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small float64 models run faster on one thread, and do not fight the other tests for the CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def digits():
     return torch.tensor(load_digits().data / 16.0, dtype=DT)
 

@@ -8,15 +8,6 @@ from optlab.optim.sdlm import SDLM, running_diagonal, sdlm_rates, sdlm_update
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small float64 models run faster on one thread, and do not fight the other tests for the CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_one_step_equals_the_slide_equation():
     w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0], dtype=DT))
     h = torch.tensor([0.0, 4.0, 100.0], dtype=DT)

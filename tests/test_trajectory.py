@@ -11,14 +11,6 @@ from optlab.problems import Objective, Quadratic, TwoGaussians, rosenbrock_surfa
 from optlab.trajectory import Trajectory, alpha_lambda_max, condition_number, effective_lr, objective_hessian, run
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # one row per optimizer: name -> factory params -> Optimizer (torch.optim's and optlab's)
 OPTIMIZERS = {
     "torch.SGD": lambda p: torch.optim.SGD(p, lr=0.05),

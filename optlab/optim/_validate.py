@@ -25,3 +25,9 @@ def in_unit_interval(owner: str, name: str, value, *, closed_right: bool = False
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = ok and (0.0 <= value <= 1.0 if closed_right else 0.0 <= value < 1.0)
     check(owner, name, value, ok, "a number in [0, 1]" if closed_right else "a number in [0, 1)")
+
+
+def positive_int_or_none(owner: str, name: str, value) -> None:
+    """``value`` must be ``None`` or an integer > 0 (e.g. an iteration cap)."""
+    ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+    check(owner, name, value, ok, "None or a positive integer")

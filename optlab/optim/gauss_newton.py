@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ._flat import add_flat, store_grad
-from ._validate import check, non_negative
+from ._validate import check, non_negative, positive_int_or_none
 from .conjugate_gradient import cg
 from .newton import SOLVERS, _all_params, _group_vector
 
@@ -156,9 +156,7 @@ class GaussNewton(torch.optim.Optimizer):
         non_negative(name, "lr", lr)
         non_negative(name, "damping", damping)
         check(name, "solver", solver, solver in SOLVERS, f"one of {SOLVERS}")
-        check(name, "cg_maxiter", cg_maxiter,
-              cg_maxiter is None or (isinstance(cg_maxiter, int) and not isinstance(cg_maxiter, bool) and cg_maxiter > 0),
-              "None or a positive integer")
+        positive_int_or_none(name, "cg_maxiter", cg_maxiter)
         non_negative(name, "cg_rtol", cg_rtol)
         super().__init__(params, dict(lr=lr, damping=damping))
         self.solver, self.cg_maxiter, self.cg_rtol = solver, cg_maxiter, cg_rtol
