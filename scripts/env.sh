@@ -18,7 +18,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # Reinstall only when what the install depends on has changed.
 stamp="$VENV/.optlab-install-stamp"
-want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" "$ROOT/scripts/env.sh" | sha256sum | cut -d' ' -f1)"
+want="$("$PY" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' \
+    "$ROOT/pyproject.toml" "$ROOT/constraints.txt" "$ROOT/scripts/env.sh")"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "==> installing optlab and its dependencies (CPU torch 2.13.0)"
     t0=$(date +%s)
