@@ -25,7 +25,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     t0=$(date +%s)
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     # torch first, pinned to the CPU build; the constraint file keeps every later step on it.
-    "$VENV/bin/python" -m pip install --quiet -c "$ROOT/constraints.txt" "torch==2.13.0"
+    # On Linux x86_64 PyPI's torch is a CUDA build of several GB, so ask for the +cpu one: it lies on
+    # disk on the course machines, and elsewhere comes from PyTorch's CPU wheel index.
+    if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
+        "$VENV/bin/python" -m pip install --quiet -c "$ROOT/constraints.txt" "torch==2.13.0+cpu" ||
+        "$VENV/bin/python" -m pip install --quiet -c "$ROOT/constraints.txt" \
+            --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu"
+    else  # macOS and Linux aarch64 wheels on PyPI are CPU builds
+        "$VENV/bin/python" -m pip install --quiet -c "$ROOT/constraints.txt" "torch==2.13.0"
+    fi
     "$VENV/bin/python" -m pip install --quiet -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
     if "$VENV/bin/python" -c 'import torch, sys; sys.exit(torch.version.cuda is None)'; then
         echo "A CUDA build of torch got into $VENV; optlab's install expects the CPU build." >&2
