@@ -48,4 +48,7 @@ __all__ += [
     "SaddleFreeNewton", "abs_hessian", "saddle_free_direction",
     "SDLM", "running_diagonal", "sdlm_rates", "sdlm_update",
 ]
+from .vsgd import VSGD, VSGDState, running_average, vsgd_memory, vsgd_rate, vsgd_slow_start, vsgd_update
+
+__all__ += ["VSGD", "VSGDState", "running_average", "vsgd_memory", "vsgd_rate", "vsgd_slow_start", "vsgd_update"]
 # --- end curvature-driven optimizers ---
