@@ -40,6 +40,13 @@ def lab_url(tmp_path_factory):
     base = tmp_path_factory.mktemp("lab")
     root = base / "lectures"
     shutil.copytree(ROOT / "lectures", root)
+    # outputs cleared, so that an execution count on the last cell means this run reached it
+    for path in root.glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        path.write_text(json.dumps(nb))
     env = dict(os.environ)
     for name in ["JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"]:
         env[name] = str(base / name.lower())
@@ -145,7 +152,7 @@ def test_lecture_widget_responds_to_the_keyboard(lab_url, browser, tmp_path):
             """() => { const p = document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt');
                        return p.length > 0 && /\\[\\d+\\]/.test(p[p.length - 1].textContent); }""",
             timeout=180_000)
-        page.locator(".optlab-lr-regimes").wait_for(timeout=30_000)
+        page.locator(".optlab-lr-regimes").wait_for(timeout=60_000)
         alpha0, lambdas, regimes0 = shown_state(page)
         image0 = page.locator(".widget-image").first.get_attribute("src")
         assert regimes0 == gd_regimes(lambdas, alpha0)
@@ -177,6 +184,9 @@ def test_lecture_widget_responds_to_the_keyboard(lab_url, browser, tmp_path):
     except Exception:
         page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         print(f"screenshot: {tmp_path / 'failure.png'}")
+        print("prompts:", page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts())
+        print("errors:", page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")
+              .all_inner_texts())
         raise
     finally:
         page.close()
