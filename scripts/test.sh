@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: make the environment if missing, install what the tests need (Debian's chromium for
-# the browser test, when run as root), then the whole suite: unit tests, nbval over every notebook,
+# the browser test, when run as root), then the whole suite: unit tests, the docstring examples of
+# optlab (doctest), nbval over every notebook,
 # grading end to end, and the real-browser widget test. Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -20,8 +21,8 @@ fi
 
 t0=$(date +%s)
 set +e
-python -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
-    tests lectures assignments/*/source "$@"
+python -m pytest -p no:cacheprovider --doctest-modules --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
+    optlab tests lectures assignments/*/source "$@"
 rc=$?
 set -e
 echo "==> test suite wall time: $(( $(date +%s) - t0 )) s; environment: $(du -sh "$VENV" | cut -f1)"

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, effective_grad, value
+from .asgd import asgd_eta
 from ._validate import check, non_negative
 
 
@@ -51,7 +52,7 @@ def bottou_eta(t: int, *, eta0: float, lambd: float, power: float = 0.75) -> flo
         >>> bottou_eta(0, eta0=0.1, lambd=1.0), round(bottou_eta(10, eta0=0.1, lambd=1.0), 4)
         (0.1, 0.0595)
     """
-    return eta0 / (1 + lambd * eta0 * t) ** power
+    return asgd_eta(t, eta0=eta0, lambd=lambd, a=power)  # the same schedule as torch's ASGD
 
 
 def averaged_sgd_update(
