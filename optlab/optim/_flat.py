@@ -50,11 +50,15 @@ def store_grad(params: list[Tensor], g: Tensor) -> None:
         p.grad = gi.clone()
 
 
+def require_closure(owner: str, closure, what: str) -> None:
+    """``TypeError`` unless ``closure`` is callable; ``what`` says what the closure must do."""
+    if closure is None or not callable(closure):
+        raise TypeError(f"{owner}: step() needs a closure that {what} (got {closure!r})")
+
+
 def call_closure(owner: str, closure) -> Tensor:
     """Run ``closure`` with gradients enabled and check it returned a scalar tensor attached to the graph."""
-    if closure is None or not callable(closure):
-        raise TypeError(f"{owner}: step() needs a closure that re-evaluates the model and returns the loss "
-                        f"(got {closure!r})")
+    require_closure(owner, closure, "re-evaluates the model and returns the loss")
     with torch.enable_grad():
         loss = closure()
     if not isinstance(loss, Tensor) or loss.numel() != 1:
@@ -92,9 +96,9 @@ def dense_hessian(g: Tensor, params: list[Tensor]) -> Tensor:
     return 0.5 * (H + H.T)
 
 
-def group_params(owner: str, param_groups) -> list[Tensor]:
+def group_params(owner: str, param_groups, why: str = "the method couples all parameters through one "
+                                                             "curvature matrix") -> list[Tensor]:
     """The parameters of the single param group a full-matrix method works on."""
     if len(param_groups) != 1:
-        raise ValueError(f"{owner}: got {len(param_groups)} parameter groups; expected exactly 1 (the method "
-                         f"couples all parameters through one curvature matrix)")
+        raise ValueError(f"{owner}: got {len(param_groups)} parameter groups; expected exactly 1 ({why})")
     return [p for p in param_groups[0]["params"]]

@@ -33,9 +33,9 @@ import torch
 from torch import Tensor
 
 from ._flat import add_flat, store_grad
-from ._validate import check, non_negative, positive_int_or_none
+from ._validate import check
 from .conjugate_gradient import cg
-from .newton import SOLVERS, _all_params, _group_vector
+from .newton import SOLVERS, _all_params, _group_vector, check_solver_args
 
 
 def gauss_newton_direction(J: Tensor, r: Tensor, mu: Tensor | float = 0.0) -> Tensor:
@@ -152,12 +152,7 @@ class GaussNewton(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1.0, damping: float = 0.0, *, solver: str = "dense",
                  cg_maxiter: int | None = None, cg_rtol: float = 1e-10):
-        name = type(self).__name__
-        non_negative(name, "lr", lr)
-        non_negative(name, "damping", damping)
-        check(name, "solver", solver, solver in SOLVERS, f"one of {SOLVERS}")
-        positive_int_or_none(name, "cg_maxiter", cg_maxiter)
-        non_negative(name, "cg_rtol", cg_rtol)
+        check_solver_args(type(self).__name__, lr, damping, solver, cg_maxiter, cg_rtol)
         super().__init__(params, dict(lr=lr, damping=damping))
         self.solver, self.cg_maxiter, self.cg_rtol = solver, cg_maxiter, cg_rtol
 

@@ -78,6 +78,15 @@ def _all_params(param_groups) -> list[Tensor]:
     return [p for group in param_groups for p in group["params"]]
 
 
+def check_solver_args(name: str, lr, damping, solver, cg_maxiter, cg_rtol) -> None:
+    """The hyper-parameters shared by the Newton family (Newton, Gauss-Newton, Levenberg-Marquardt)."""
+    non_negative(name, "lr", lr)
+    non_negative(name, "damping", damping)
+    check(name, "solver", solver, solver in SOLVERS, f"one of {SOLVERS}")
+    positive_int_or_none(name, "cg_maxiter", cg_maxiter)
+    non_negative(name, "cg_rtol", cg_rtol)
+
+
 class Newton(torch.optim.Optimizer):
     r"""Newton's method (damped with ``damping > 0``) over all the parameters jointly.
 
@@ -109,12 +118,7 @@ class Newton(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1.0, damping: float = 0.0, *, solver: str = "dense",
                  cg_maxiter: int | None = None, cg_rtol: float = 1e-10):
-        name = type(self).__name__
-        non_negative(name, "lr", lr)
-        non_negative(name, "damping", damping)
-        check(name, "solver", solver, solver in SOLVERS, f"one of {SOLVERS}")
-        positive_int_or_none(name, "cg_maxiter", cg_maxiter)
-        non_negative(name, "cg_rtol", cg_rtol)
+        check_solver_args(type(self).__name__, lr, damping, solver, cg_maxiter, cg_rtol)
         super().__init__(params, dict(lr=lr, damping=damping))
         self.solver, self.cg_maxiter, self.cg_rtol = solver, cg_maxiter, cg_rtol
 

@@ -38,7 +38,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._flat import flat_params, set_flat, unflatten
+from ._flat import flat_params, group_params, require_closure, set_flat, unflatten
 from ._validate import check
 
 BETAS = ("fletcher-reeves", "polak-ribiere")
@@ -123,9 +123,7 @@ class NonlinearCG(torch.optim.Optimizer):
         check(name, "max_ls", max_ls, isinstance(max_ls, int) and not isinstance(max_ls, bool) and max_ls > 0,
               "a positive integer")
         super().__init__(params, dict(lr=lr, beta=beta, restart=restart, c1=c1, c2=c2, max_ls=max_ls))
-        if len(self.param_groups) != 1:
-            raise ValueError(f"{name}: got {len(self.param_groups)} parameter groups; expected exactly 1 "
-                             f"(the conjugate direction couples all parameters)")
+        group_params(name, self.param_groups, "the conjugate direction couples all parameters")
 
     def _evaluate(self, closure, params) -> tuple[float, Tensor]:
         with torch.enable_grad():
@@ -136,9 +134,7 @@ class NonlinearCG(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One nonlinear-CG iteration; the closure re-evaluates the loss and calls ``backward()``."""
-        if closure is None or not callable(closure):
-            raise TypeError(f"{type(self).__name__}: step() needs a closure that computes the loss, calls "
-                            f"backward() and returns the loss (got {closure!r})")
+        require_closure(type(self).__name__, closure, "computes the loss, calls backward() and returns the loss")
         group = self.param_groups[0]
         params = group["params"]
         state = self.state[params[0]]
@@ -301,9 +297,7 @@ class ScaledCG(torch.optim.Optimizer):
               restart is None or (isinstance(restart, int) and not isinstance(restart, bool) and restart > 0),
               "None or a positive integer")
         super().__init__(params, dict(sigma=sigma, lambda_=lambda_, restart=restart))
-        if len(self.param_groups) != 1:
-            raise ValueError(f"{name}: got {len(self.param_groups)} parameter groups; expected exactly 1 "
-                             f"(the conjugate direction couples all parameters)")
+        group_params(name, self.param_groups, "the conjugate direction couples all parameters")
 
     def _evaluate(self, closure, params) -> tuple[float, Tensor]:
         with torch.enable_grad():
@@ -313,9 +307,7 @@ class ScaledCG(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One SCG iteration; returns the loss at the start of it."""
-        if closure is None or not callable(closure):
-            raise TypeError(f"{type(self).__name__}: step() needs a closure that computes the loss, calls "
-                            f"backward() and returns the loss (got {closure!r})")
+        require_closure(type(self).__name__, closure, "computes the loss, calls backward() and returns the loss")
         group = self.param_groups[0]
         params = group["params"]
         state = self.state[params[0]]
