@@ -5,6 +5,8 @@ import torch
 from torch import nn
 
 import optlab.curvature as oc
+import optlab.curvature.diagonal.gauss_newton as gauss_newton
+from optlab.curvature.diagonal._layers import multinomial_cholesky, output_hessian_factor
 from test_curvature_cases import CASES, case, dense_ggn, dense_hessian
 
 RTOL = 1e-8
@@ -48,6 +50,53 @@ def test_gauss_newton_diagonal_for_a_generic_loss():
     loss_fn = nn.SmoothL1Loss(beta=5.0)
     G = dense_ggn(model, loss_fn, data)
     torch.testing.assert_close(oc.ggn_diagonal(model, loss_fn, data), G.diagonal(), rtol=RTOL, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cross_entropy_factor_has_rank_classes_minus_one_and_survives_underflow(dtype):
+    # diag(p) - p p^T = L L^T with L of K - 1 columns (closed-form Cholesky), also where probabilities are 0
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(20, 6, generator=g, dtype=torch.float64)
+    logits[0] = torch.tensor([0.0, -900, 1, -800, 2, -1000])  # three probabilities underflow to 0
+    logits[1] = torch.tensor([0.0, -900, -900, -800, -700, -1000])  # one class holds all the mass
+    logits[2] = torch.tensor([-900.0, -900, -900, -800, -700, 5])  # ... the last one
+    p = torch.softmax(logits, dim=1).to(dtype)
+    assert ((p[:3] == 0).sum(1) >= 3).all()  # the underflow this test is about (-700 stays a tiny positive)
+    L = multinomial_cholesky(p)
+    assert L.shape == (20, 6, 5) and not L.isnan().any()
+    assert (L.triu(1) == 0).all()  # lower triangular
+    expected = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    tol = dict(rtol=0, atol=1e-15) if dtype == torch.float64 else dict(rtol=0, atol=1e-6)
+    torch.testing.assert_close(L @ L.mT, expected, **tol)
+    # output_hessian_factor: rows b_c (C = K - 1), signs +1, sum_c b_c b_c^T = the per-sample Hessian of the mean loss
+    y = torch.randint(0, 6, (20,), generator=g)
+    B, s = output_hessian_factor(nn.CrossEntropyLoss(), logits.to(dtype), y, 0.5)
+    assert B.shape == (20, 5, 6) and (s == 1).all()
+    torch.testing.assert_close(B.mT @ B, 0.5 / 20 * expected, **tol)
+
+
+def _deeper_net(kind):
+    torch.manual_seed(3)
+    if kind == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 4 * 4, 4), nn.Sigmoid(),
+                             nn.Linear(4, 3)).double()
+    # a leading activation (below the first weight), Linear -> Linear, two activations in a row (one by autograd)
+    return nn.Sequential(nn.Tanh(), nn.Linear(4, 6), nn.Tanh(), nn.ELU(), nn.Linear(6, 5), nn.Linear(5, 4),
+                         nn.Sigmoid(), nn.Linear(4, 3)).double()
+
+
+@pytest.mark.parametrize("kind, loss_fn", [("mlp", nn.MSELoss()), ("mlp", nn.CrossEntropyLoss()),
+                                           ("mlp", nn.SmoothL1Loss(beta=0.5)), ("cnn", nn.CrossEntropyLoss())])
+def test_gauss_newton_diagonal_in_sample_chunks_on_deeper_nets(kind, loss_fn, monkeypatch):
+    # the smallest chunks (16 samples): 40 samples take three chunks, the last one shorter
+    monkeypatch.setattr(gauss_newton, "_CHUNK_BYTES", 1)
+    model = _deeper_net(kind)
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(40, *((1, 6, 6) if kind == "cnn" else (4,)), generator=g, dtype=torch.float64)
+    y = (torch.randint(0, 3, (40,), generator=g) if isinstance(loss_fn, nn.CrossEntropyLoss)
+         else torch.randn(40, 3, generator=g, dtype=torch.float64))
+    G = dense_ggn(model, loss_fn, (x, y))
+    torch.testing.assert_close(oc.ggn_diagonal(model, loss_fn, (x, y)), G.diagonal(), rtol=RTOL, atol=1e-14)
 
 
 def _last_layer_slice(model):

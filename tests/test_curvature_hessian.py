@@ -11,11 +11,13 @@ from test_curvature_cases import CASES, case, dense_hessian, flat_params, functi
 RTOL = 1e-8
 
 
+@pytest.mark.parametrize("method", ["r-op", "double-backprop"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_hessian_operator_matches_dense_reference(name):
+def test_hessian_operator_matches_dense_reference(name, method):
     model, loss_fn, data = case(name)
     H_ref = dense_hessian(model, loss_fn, data)
-    op = oc.HessianOperator(model, loss_fn, data)
+    op = oc.HessianOperator(model, loss_fn, data, method=method)
+    assert op.method == method
     assert op.shape == H_ref.shape
     torch.testing.assert_close(op.to_dense(), H_ref, rtol=RTOL, atol=RTOL * H_ref.abs().max())
     torch.testing.assert_close(oc.hessian(model, loss_fn, data), H_ref, rtol=RTOL, atol=RTOL * H_ref.abs().max())
@@ -23,7 +25,9 @@ def test_hessian_operator_matches_dense_reference(name):
     V = torch.randn(op.shape[0], 3, generator=g, dtype=torch.float64)
     torch.testing.assert_close(op @ V, H_ref @ V, rtol=RTOL, atol=RTOL * (H_ref @ V).abs().max())
     v = V[:, 0]
-    torch.testing.assert_close(oc.hvp(model, loss_fn, data, v), H_ref @ v, rtol=RTOL, atol=RTOL * (H_ref @ v).abs().max())
+    for m in (method, "exact"):
+        torch.testing.assert_close(oc.hvp(model, loss_fn, data, v, method=m), H_ref @ v, rtol=RTOL,
+                                   atol=RTOL * (H_ref @ v).abs().max())
     # scipy view
     np_out = op.to_scipy() @ v.numpy()
     torch.testing.assert_close(torch.as_tensor(np_out), H_ref @ v, rtol=RTOL, atol=RTOL * (H_ref @ v).abs().max())

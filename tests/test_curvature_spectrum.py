@@ -130,10 +130,15 @@ def test_tighter_tolerance_costs_more_products_and_gains_accuracy():
     assert errs[2] <= 2e-10 and errs[1] <= 2e-5
 
 
-class _ForwardCounter:
-    def __init__(self, model):
-        self.calls = 0
-        model.register_forward_hook(lambda *_: setattr(self, "calls", self.calls + 1))
+class _LossCounter:
+    """Counts loss evaluations: one per batch whenever the operator builds what its products share."""
+
+    def __init__(self, loss_fn):
+        self.calls, self.loss_fn = 0, loss_fn
+
+    def __call__(self, out, y):
+        self.calls += 1
+        return self.loss_fn(out, y)
 
 
 @pytest.mark.parametrize("solver", [
@@ -144,19 +149,20 @@ class _ForwardCounter:
     lambda op: oc.spectral_density(op, num_probes=3, num_steps=5),
     lambda op: oc.condition_number(op),
 ], ids=["top_eigenvalue", "power", "top_eigenvalues", "lanczos", "spectral_density", "condition_number"])
-def test_eigensolvers_build_the_gradient_graph_once_per_batch_and_free_it(solver):
+@pytest.mark.parametrize("method", ["r-op", "double-backprop"])
+def test_eigensolvers_build_the_gradient_graph_once_per_batch_and_free_it(solver, method):
     model, loss_fn, data = case("mlp-tanh-ce-batches")  # two batches
-    op = oc.HessianOperator(model, loss_fn, data)
-    counter = _ForwardCounter(model)
+    counter = _LossCounter(loss_fn)
+    op = oc.HessianOperator(model, counter, data, method=method)
     solver(op)
     assert counter.calls == 2  # one forward per batch for all the products of the call
     assert op.cache_graph is None and op._graphs is None  # freed afterwards
     op @ torch.ones(op.shape[0], dtype=DT)
     assert counter.calls == 4  # a plain product afterwards builds its own graph again
-    cached = oc.HessianOperator(model, loss_fn, data, cache_graph=True)
+    cached = oc.HessianOperator(model, counter, data, cache_graph=True, method=method)
     solver(cached)
     assert cached.cache_graph is True and cached._graphs is not None  # a caching operator keeps its cache
-    never = oc.HessianOperator(model, loss_fn, data, cache_graph=False)  # opted out: one graph per product
+    never = oc.HessianOperator(model, counter, data, cache_graph=False, method=method)  # one graph per product
     counter.calls = 0
     solver(never)
     assert never._graphs is None and counter.calls >= 4 and counter.calls % 2 == 0

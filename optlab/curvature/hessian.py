@@ -8,6 +8,10 @@ of the gradient, computed exactly by differentiating :math:`\nabla E(\omega)^\to
 
     H v = \nabla_\omega \big( \nabla_\omega E(\omega)^\top v \big)
 
+For ``nn.Sequential`` stacks the same product is computed by Pearlmutter's R-pass
+(:mod:`optlab.curvature.rop`), which propagates :math:`\mathcal{R}\{\cdot\}` through the layers
+instead of differentiating autograd's graph; :class:`HessianOperator` picks it where it applies.
+
 The slides (LeCun, "Computing the product of the Hessian by a Vector") give the finite-difference
 version :math:`H\Psi \approx (\nabla E(\omega + \alpha\Psi) - \nabla E(\omega))/\alpha` and note that
 "a more accurate method which does not use finite differences (and has the same complexity) has been
@@ -31,6 +35,9 @@ from torch import Tensor
 from ._data import (Batches, batch_loss, check_vector, flatten, num_params, preserved_buffers,
                     resolve_params, scalar_loss, unflatten)
 from ._operator import CurvatureOperator
+
+METHODS = ("exact", "r-op", "double-backprop")
+from .rop import Linearization, hooked_module, rop_layers
 
 
 def loss_hvp(loss_closure: Callable[[], Tensor], params: Sequence[Tensor], v: Tensor) -> Tensor:
@@ -104,13 +111,20 @@ class HessianOperator(CurvatureOperator):
         loss_fn: ``loss_fn(outputs, targets)`` returning a scalar (e.g. ``torch.nn.MSELoss()``).
         data: one ``(inputs, targets)`` batch or an iterable of batches.
         params: tensors to differentiate (default: every parameter with ``requires_grad``).
-        cache_graph: ``True``: keep each batch's gradient graph between products, so that a product
-            costs one backward pass instead of a forward and two backward passes (memory: the
-            activations of every batch stay alive); the cache is rebuilt when a parameter is changed
-            in place (tracked by its version counter). ``None`` (default): cache only for the duration
-            of an eigensolver call (:func:`~optlab.curvature.top_eigenvalue`,
+        cache_graph: ``True``: keep what every product on a batch shares (the R-pass's
+            :class:`~optlab.curvature.rop.Linearization`, or the gradient with its autograd graph), so
+            that a product costs only the part that depends on :math:`v` (memory: the activations of
+            every batch stay alive); the cache is rebuilt when a parameter is changed in place
+            (tracked by its version counter). ``None`` (default): cache only for the duration of an
+            eigensolver call (:func:`~optlab.curvature.top_eigenvalue`,
             :func:`~optlab.curvature.lanczos`, ..., through :meth:`many_products`), then free.
             ``False``: never cache (least memory, for data whose activations do not fit at once).
+        method: how :math:`Hv` is computed, always exactly. ``"r-op"``: Pearlmutter's R-pass
+            (:mod:`optlab.curvature.rop`; ``nn.Sequential`` stacks of Linear, Conv2d, Flatten and
+            element-wise activations, ``ValueError`` for other models); ``"double-backprop"``:
+            :math:`\nabla(\nabla E^\top v)` by autograd (any model); ``"exact"`` (default): the R-pass
+            where it applies (it is the faster: measured in ``benchmarks/bench_curvature.py``), double
+            backprop otherwise. The attribute ``method`` tells which one is used.
 
     ``op @ v`` takes a flat vector or an ``(n, k)`` matrix of columns; ``op.to_dense()`` builds the
     matrix (small models only); ``op.to_scipy()`` gives a scipy ``LinearOperator``.
@@ -125,7 +139,8 @@ class HessianOperator(CurvatureOperator):
     Reference: Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation.
     """
 
-    def __init__(self, model: torch.nn.Module, loss_fn, data, params=None, *, cache_graph: bool | None = None):
+    def __init__(self, model: torch.nn.Module, loss_fn, data, params=None, *, cache_graph: bool | None = None,
+                 method: str = "exact"):
         self.model, self.loss_fn = model, loss_fn
         self.batches = Batches(data)
         self.params = resolve_params(model, params)
@@ -133,6 +148,16 @@ class HessianOperator(CurvatureOperator):
             raise ValueError(f"cache_graph={cache_graph!r}; expected True, False or None")
         self.cache_graph = cache_graph
         self._graphs, self._versions = None, None
+        if method not in METHODS:
+            raise ValueError(f"method={method!r}; expected one of {METHODS}")
+        self._layers = None  # the R-pass's layers; None: double backprop
+        if method != "double-backprop":
+            try:
+                self._layers = rop_layers(model)
+            except TypeError as e:
+                if method == "r-op":
+                    raise ValueError(f"method='r-op' does not apply to this model: {e}") from None
+        self._forced = method == "r-op"
         p0 = self.params[0]
         super().__init__(num_params(self.params), p0.dtype, p0.device)
 
@@ -153,30 +178,54 @@ class HessianOperator(CurvatureOperator):
             self.cache_graph = None
             self._graphs, self._versions = None, None
 
+    @property
+    def method(self) -> str:
+        """``"r-op"`` or ``"double-backprop"``: how the next product is computed (a forward hook
+        registered after construction switches to double backprop, which runs it)."""
+        if self._layers is None or hooked_module(self.model) is not None:
+            return "double-backprop"
+        return "r-op"
+
+    def _batch_state(self, x, y):
+        """What products on this batch reuse: the R-pass's :class:`~optlab.curvature.rop.Linearization`
+        for supported stacks, else the gradient with its autograd graph (for double backprop)."""
+        if self.method == "r-op":
+            return Linearization(self._layers, self.loss_fn, x, y)
+        if self._forced:
+            raise ValueError(f"method='r-op': {type(hooked_module(self.model)).__name__} got a forward hook, "
+                             "which the R-pass would bypass")
+        with torch.enable_grad():
+            loss = batch_loss(self.model, self.loss_fn, x, y)
+            return torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
+
+    def _products(self, state, V: Tensor, retain: bool) -> Tensor:
+        if isinstance(state, Linearization):
+            cols = []
+            for j in range(V.shape[1]):
+                hv = state.hvp({id(p): vp for p, vp in zip(self.params, unflatten(V[:, j], self.params))})
+                cols.append(flatten([hv.get(id(p)) for p in self.params], self.params))
+            return torch.stack(cols, dim=1)
+        with torch.enable_grad():
+            return _grad_dot_hvp_columns(state, self.params, V, retain_graph=retain)
+
     def _cached_graphs(self):
         versions = tuple(p._version for p in self.params)
         if self._graphs is None or versions != self._versions:
-            self._graphs = []
-            with torch.enable_grad(), preserved_buffers(self.model):
-                for x, y, w in self.batches:
-                    loss = batch_loss(self.model, self.loss_fn, x, y)
-                    self._graphs.append((torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True), w))
+            with preserved_buffers(self.model):
+                self._graphs = [(self._batch_state(x, y), w) for x, y, w in self.batches]
             self._versions = versions
         return self._graphs
 
     def _matmat(self, V: Tensor) -> Tensor:
         out = torch.zeros_like(V)
         if self.cache_graph:
-            with torch.enable_grad():
-                for g, w in self._cached_graphs():
-                    out += w * _grad_dot_hvp_columns(g, self.params, V, retain_graph=True)
+            for state, w in self._cached_graphs():
+                out += w * self._products(state, V, retain=True)
             return out
-        # one gradient graph per batch, reused for every column
-        with torch.enable_grad(), preserved_buffers(self.model):
+        # one linearization (or gradient graph) per batch, reused for every column
+        with preserved_buffers(self.model):
             for x, y, w in self.batches:
-                loss = batch_loss(self.model, self.loss_fn, x, y)
-                g = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
-                out += w * _grad_dot_hvp_columns(g, self.params, V)
+                out += w * self._products(self._batch_state(x, y), V, retain=False)
         return out
 
 
@@ -185,15 +234,16 @@ def hvp(model: torch.nn.Module, loss_fn, data, v: Tensor, *, params=None, method
 
     .. math::
 
-        \text{exact:}\quad Hv = \nabla(\nabla E^\top v) \qquad
+        \text{exact:}\quad Hv = \mathcal{R}\{\nabla E\} = \nabla(\nabla E^\top v) \qquad
         \text{finite difference:}\quad Hv \approx \frac{\nabla E(\omega + \alpha v) - \nabla E(\omega)}{\alpha}
 
     Args:
         model, loss_fn, data, params: as in :class:`HessianOperator`.
         v: flat vector of length ``P`` (the number of parameters).
-        method: ``"exact"`` (Pearlmutter's double backprop) or ``"finite-difference"`` (the slides'
-            recipe, :func:`~optlab.curvature.finite_difference.finite_difference_hvp`, step size
-            chosen for the dtype).
+        method: ``"exact"`` (the faster exact method for the model: Pearlmutter's R-pass or double
+            backprop, see :class:`HessianOperator`), ``"r-op"``, ``"double-backprop"``, or
+            ``"finite-difference"`` (the slides' recipe,
+            :func:`~optlab.curvature.finite_difference.finite_difference_hvp`, step size chosen for the dtype).
 
     Returns:
         Flat tensor :math:`Hv` of length ``P``.
@@ -203,12 +253,12 @@ def hvp(model: torch.nn.Module, loss_fn, data, v: Tensor, *, params=None, method
         LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by on-line
         estimation of the Hessian's eigenvectors. NIPS 5.
     """
-    if method == "exact":
-        return HessianOperator(model, loss_fn, data, params) @ v
+    if method in METHODS:
+        return HessianOperator(model, loss_fn, data, params, method=method) @ v
     if method in ("finite-difference", "finite_difference", "fd"):
         from .finite_difference import finite_difference_hvp
         return finite_difference_hvp(model, loss_fn, data, v, params=params)
-    raise ValueError(f"hvp: method={method!r}; expected 'exact' or 'finite-difference'")
+    raise ValueError(f"hvp: method={method!r}; expected one of {METHODS + ('finite-difference',)}")
 
 
 def hessian(model: torch.nn.Module, loss_fn, data, *, params=None) -> Tensor:

@@ -31,6 +31,9 @@ from ..ggn import jacobian
 from ._layers import (ELEMENTWISE, activation_derivatives, collect, conv_kwargs, forward_record,
                       output_hessian_factor, sequential_layers)
 
+_CHUNK_BYTES = 2 ** 20  # one chunk's widest factor (N_chunk, C, width): about a core's L2 cache
+_CHUNK_SAMPLES_MIN = 16  # fewer samples per chunk costs more in per-call overhead than the cache saves
+
 
 def _supported(model) -> bool:
     try:
@@ -70,37 +73,75 @@ def ggn_diagonal(model: nn.Module, loss_fn, data, *, params=None) -> Tensor:
         for x, y, w in batches:
             inputs, out = forward_record(layers, x)
             B, s = output_hessian_factor(loss_fn, out, y, w)  # (N, C, *out) and (N, C)
-            N, C = s.shape
-            positive = bool((s > 0).all())  # convex losses: skip the signs
-            for j in range(len(layers) - 1, -1, -1):
+            s = None if bool((s > 0).all()) else s  # convex losses: skip the signs
+            N, C = B.shape[:2]
+            S = {j: out.new_empty(N, m.out_features) for j, m in enumerate(layers) if isinstance(m, nn.Linear)}
+            k = max(_CHUNK_SAMPLES_MIN, _CHUNK_BYTES // (out.element_size() * max(1, C) * max(
+                h[0].numel() for h in inputs + [out])))
+            for n in range(0, N, k):  # samples are independent; a chunk's factors stay in the cache
+                backpropagate_factor(layers, [h[n:n + k] for h in inputs], out[n:n + k], B[n:n + k],
+                                     None if s is None else s[n:n + k], {j: S_j[n:n + k] for j, S_j in S.items()},
+                                     diag_of)
+            for j, S_j in S.items():  # Linear: the gradient of omega_ki is b_k chi_i, so sum_c s_c (.)^2 = S_k chi_i^2
                 m, chi = layers[j], inputs[j]
-                if isinstance(m, nn.Linear):
-                    S = (B * B).sum(1) if positive else torch.einsum("nc,nck->nk", s, B * B)
-                    diag_of[id(m.weight)] += S.T @ (chi * chi)
-                    if m.bias is not None:
-                        diag_of[id(m.bias)] += S.sum(0)
-                    if j > 0:
-                        B = B @ m.weight
-                elif isinstance(m, nn.Conv2d):
-                    kw = conv_kwargs(m)
-                    Bf = B.reshape(N, C, m.out_channels, -1)  # (N, C, Cout, L)
-                    unf = F.unfold(chi, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
-                    gW = torch.einsum("ncol,nkl->ncok", Bf, unf)  # per-sample, per-c weight gradients
-                    diag_of[id(m.weight)] += torch.einsum("nc,ncok->ok", s, gW * gW).view_as(m.weight)
-                    if m.bias is not None:
-                        gb = Bf.sum(-1)
-                        diag_of[id(m.bias)] += torch.einsum("nc,nco->o", s, gb * gb)
-                    if j > 0:
-                        Bi = nng.conv2d_input((N * C, *chi.shape[1:]), m.weight,
-                                              B.reshape(N * C, *B.shape[2:]), **kw)
-                        B = Bi.reshape(N, C, *chi.shape[1:])
-                elif isinstance(m, nn.Flatten):
-                    B = B.reshape(N, C, *chi.shape[1:])
-                else:
-                    z = inputs[j + 1] if j + 1 < len(layers) else out
-                    f1, _ = activation_derivatives(m, chi, z, second=False)
-                    B = B * f1[:, None]
+                diag_of[id(m.weight)] += S_j.T @ (chi * chi)
+                if m.bias is not None:
+                    diag_of[id(m.bias)] += S_j.sum(0)
     return collect(model, params, diag_of)
+
+
+def sum_c_squares(B: Tensor, s: Tensor | None, out: Tensor | None = None) -> Tensor:
+    r""":math:`S_{n\ldots} = \sum_c s_{nc} B_{nc\ldots}^2` (``s = None``: all signs +1), into ``out`` if given."""
+    B2 = B.square()
+    if s is not None:
+        B2 *= s.view(*s.shape, *(1,) * (B.dim() - 2))
+    return torch.sum(B2, 1, out=out)
+
+
+def backpropagate_factor(layers, inputs, out, B: Tensor, s: Tensor | None, S: dict, diag_of: dict) -> None:
+    r"""Backpropagate the rows :math:`b_{nc}` of the output-Hessian factor ``B`` (N, C, *out) through ``layers``.
+
+    Writes, for every ``Linear`` layer ``j``, :math:`\sum_c s_{nc}\, (\partial_{y_j} b_{nc})^{\odot 2}` (the squared
+    rows at its output :math:`y_j`, N x out) into ``S[j]``; adds the diagonal blocks of ``Conv2d`` layers
+    to ``diag_of``.
+
+    An element-wise layer :math:`z = f(y)` multiplies the rows by :math:`f'(y)`. The product is kept
+    pending as a per-(sample, unit) scale :math:`d` and applied to ``B`` only when ``B`` is propagated
+    through a weight; the first parametric layer scales the sum instead, :math:`d^2 \odot \sum_c s_c B_c^2`.
+    """
+    N, C = B.shape[:2]
+    first = min((j for j, m in enumerate(layers) if isinstance(m, (nn.Linear, nn.Conv2d))), default=len(layers))
+    d = None  # pending scale of B's rows, shaped like one row batch (N, *unit)
+    for j in range(len(layers) - 1, first - 1, -1):
+        m, chi = layers[j], inputs[j]
+        if isinstance(m, nn.Flatten):
+            B = B.reshape(N, C, *chi.shape[1:])
+            d = None if d is None else d.reshape(chi.shape)
+            continue
+        if not isinstance(m, (nn.Linear, nn.Conv2d)):  # element-wise
+            z = inputs[j + 1] if j + 1 < len(layers) else out
+            f1, _ = activation_derivatives(m, chi, z, second=False)
+            d = f1 if d is None else d * f1
+            continue
+        if d is not None and (j > first or isinstance(m, nn.Conv2d)):
+            B, d = B * d[:, None], None
+        if isinstance(m, nn.Linear):
+            sum_c_squares(B, s, out=S[j])
+            if d is not None:
+                S[j] *= d * d
+            if j > first:
+                B = B @ m.weight
+        else:
+            Bf = B.reshape(N, C, m.out_channels, -1)  # (N, C, Cout, L)
+            unf = F.unfold(chi, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
+            gW = torch.einsum("ncol,nkl->ncok", Bf, unf)  # per-sample, per-c weight gradients
+            diag_of[id(m.weight)] += sum_c_squares(gW, s).sum(0).view_as(m.weight)
+            if m.bias is not None:
+                diag_of[id(m.bias)] += sum_c_squares(Bf.sum(-1), s).sum(0)
+            if j > first:
+                Bi = nng.conv2d_input((N * C, *chi.shape[1:]), m.weight, B.reshape(N * C, *B.shape[2:]),
+                                      **conv_kwargs(m))
+                B = Bi.reshape(N, C, *chi.shape[1:])
 
 
 def _ggn_diagonal_by_jacobians(model, loss_fn, batches, params) -> Tensor:
@@ -113,7 +154,7 @@ def _ggn_diagonal_by_jacobians(model, loss_fn, batches, params) -> Tensor:
         B, s = output_hessian_factor(loss_fn, out, y, w)
         N, C = s.shape
         Jf = J.reshape(N, -1, J.shape[-1])  # (N, O, P)
-        JB = torch.einsum("nop,nco->ncp", Jf, B.reshape(N, C, -1))
+        JB = torch.einsum("nop,nco->ncp", Jf, B.reshape(N, C, Jf.shape[1]))
         d = torch.einsum("nc,ncp->p", s, JB * JB)
         total = d if total is None else total + d
     return total
