@@ -112,7 +112,7 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in [
         oo.RMSprop, torch.optim.RMSprop,
         base=dict(lr=0.005),
         grid=dict(momentum=[0.0, 0.5], centered=[False, True], weight_decay=[0.0, 0.05], maximize=[False, True]),
-        variants=[dict(alpha=0.9), dict(eps=1e-3)],
+        variants=[dict(alpha=0.9), dict(alpha=0.4, centered=True), dict(eps=1e-3)],  # alpha < 0.5: lerp's other branch
         # eps = 0.1: near the minimum the step becomes plain GD; with a tiny eps RMSprop keeps a limit cycle
         quadratic=(dict(lr=0.03, eps=0.1), 1200),
         rosenbrock=(dict(lr=0.001, momentum=0.9), 1600),

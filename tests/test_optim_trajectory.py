@@ -15,7 +15,12 @@ import torch
 
 from optim_registry import REGISTRY, case_id, trajectory_cases
 
+from optlab.optim import _fused
+
 STEPS = 300
+FALLBACK_STEPS = 60
+NOT_FUSED = {"Rprop"}  # one pass of torch's sign/where operations is already 0.7x torch's time
+FUSED_CASE = {"SGD": dict(momentum=0.9)}  # plain SGD is one torch._foreach_add_, faster than any per-tensor call
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 FAST_VS_REFERENCE_TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
@@ -83,3 +88,36 @@ def test_trajectory_really_moves(name):
         ((model(X[k % 10]) - Y[k % 10]) ** 2).mean().backward()
         opt.step()
     assert rel_error(start, list(model.parameters())) > 1e-3
+
+
+@pytest.mark.parametrize("case", trajectory_cases(), ids=case_id)
+def test_torch_operations_fallback_matches(case):
+    """Where the fused kernels do not apply (no numba, sparse or non-contiguous tensors), optlab steps
+    with torch's in-place operations: that path too matches torch.optim and the readable kernel."""
+    with _fused.disabled():
+        fast_vs_torch, fast_vs_ref, ref_vs_torch, *_ = run_three(*case, torch.float64, steps=FALLBACK_STEPS)
+    assert fast_vs_torch <= TOL[torch.float64], f"torch-operations path vs reference optimizer: {fast_vs_torch:.3g}"
+    assert fast_vs_ref <= FAST_VS_REFERENCE_TOL[torch.float64], f"torch-operations path vs readable kernel: {fast_vs_ref:.3g}"
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_fused_kernels_step_dense_tensors(name, monkeypatch):
+    """The trajectory tests above exercise the fused kernels: they do run on the MLP's tensors."""
+    assert _fused.available()
+    ran = []
+    call = _fused.fused_kernel.__call__
+
+    def spy(kernel, *args):
+        ran.append(kernel.loop.__name__)
+        return call(kernel, *args)
+
+    monkeypatch.setattr(_fused.fused_kernel, "__call__", spy)
+    entry = REGISTRY[name]
+    for dtype in (torch.float32, torch.float64):
+        model, X, Y = make_problem(dtype)
+        opt = entry.make(model.parameters(), **{**entry.base, **FUSED_CASE.get(name, {})})
+        for k in range(3):
+            opt.zero_grad()
+            ((model(X[k]) - Y[k]) ** 2).mean().backward()
+            opt.step()
+    assert bool(ran) == (name not in NOT_FUSED), f"{name}: fused kernels called: {sorted(set(ran))}"

@@ -21,10 +21,12 @@ Reference:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
+from ._fused import arrays, fused_kernel, fusable, prange, scalars
 from ._validate import in_unit_interval, non_negative
 
 
@@ -81,6 +83,35 @@ def adadelta_update_(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: f
     theta.add_(v, alpha=-alpha)
 
 
+def adadelta_fused(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: float, rho: float, eps: float,
+                   weight_decay: float, maximize: bool) -> None:
+    r""":func:`adadelta_update` in place in one pass over memory (:func:`_adadelta_loop`; tensors that
+    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.Adadelta's for-loop orders the operations:
+
+    .. math::
+        g \leftarrow \pm g + \lambda\theta,\quad r \leftarrow \rho r + (1-\rho) g^2,\quad
+        v = \frac{\sqrt{p + \epsilon}}{\sqrt{r + \epsilon}}\, g,\quad
+        p \leftarrow \rho p + (1-\rho) v^2,\quad \theta \leftarrow \theta - \alpha v
+    """
+    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, rho, 1 - rho, eps, -alpha)
+    _adadelta_loop(*arrays(theta, g, r, p), *hyper)
+
+
+@fused_kernel
+def _adadelta_loop(theta, g, r, p, sign, wd, rho, c, eps, step):
+    for i in prange(theta.shape[0]):
+        th = theta[i]
+        gi = sign * g[i]
+        if wd != 0:
+            gi = gi + wd * th
+        ri = r[i] * rho + c * gi * gi
+        r[i] = ri
+        pi = p[i]
+        v = np.sqrt(pi + eps) / np.sqrt(ri + eps) * gi
+        p[i] = pi * rho + c * v * v
+        theta[i] = th + step * v
+
+
 class Adadelta(KernelOptimizer):
     r"""AdaDelta; the same constructor, state and trajectories as ``torch.optim.Adadelta``.
 
@@ -99,7 +130,8 @@ class Adadelta(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         capturable, differentiable: must be False (raise ``ValueError`` otherwise).
         maximize: ascend instead of descend.
-        reference: step with the readable :func:`adadelta_update` instead of :func:`adadelta_update_`.
+        reference: step with the readable :func:`adadelta_update` instead of the fast kernels
+            (:func:`adadelta_fused` where it applies, else :func:`adadelta_update_`).
 
     State names follow torch: ``square_avg`` is r, ``acc_delta`` is p.
     The math is :func:`adadelta_update`; see the module docstring for the equations and reference.
@@ -133,6 +165,8 @@ class Adadelta(KernelOptimizer):
             p.copy_(theta)
             r.copy_(r_new)
             acc.copy_(acc_new)
+        elif fusable(p, g, r, acc):
+            adadelta_fused(p, g, r, acc, **hyper)
         else:
             adadelta_update_(p, g, r, acc, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1),
                              work3=self._workspace(p, 2))

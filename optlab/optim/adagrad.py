@@ -20,10 +20,12 @@ Reference:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
+from ._fused import arrays, fused_kernel, fusable, prange, scalars
 from ._validate import non_negative
 
 
@@ -90,6 +92,31 @@ def adagrad_update_(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float
     theta.addcdiv_(g, denom, value=-alpha / (1 + (t - 1) * lr_decay))
 
 
+def adagrad_fused(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, lr_decay: float, eps: float,
+                  weight_decay: float, maximize: bool) -> None:
+    r""":func:`adagrad_update` in place in one pass over memory (:func:`_adagrad_loop`; tensors that
+    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.Adagrad's for-loop orders the operations:
+
+    .. math::
+        g \leftarrow \pm g + \lambda\theta,\quad r \leftarrow r + g^2,\quad
+        \theta \leftarrow \theta - \frac{\alpha}{1 + (t-1)\kappa}\, \frac{g}{\sqrt{r} + \epsilon}
+    """
+    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, eps, -alpha / (1 + (t - 1) * lr_decay))
+    _adagrad_loop(*arrays(theta, g, r), *hyper)
+
+
+@fused_kernel
+def _adagrad_loop(theta, g, r, sign, wd, eps, step):
+    for i in prange(theta.shape[0]):
+        th = theta[i]
+        gi = sign * g[i]
+        if wd != 0:
+            gi = gi + wd * th
+        ri = r[i] + gi * gi
+        r[i] = ri
+        theta[i] = th + step * gi / (np.sqrt(ri) + eps)
+
+
 class Adagrad(KernelOptimizer):
     r"""AdaGrad; the same constructor, state and trajectories as ``torch.optim.Adagrad``.
 
@@ -108,7 +135,8 @@ class Adagrad(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
         differentiable, fused: must be False/None (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`adagrad_update` instead of :func:`adagrad_update_`.
+        reference: step with the readable :func:`adagrad_update` instead of the fast kernels
+            (:func:`adagrad_fused` where it applies, else :func:`adagrad_update_`).
 
     Sparse gradients are accepted as by torch (they take the reference kernel). As in torch, the
     state is created in the constructor. See the module docstring for equations and reference.
@@ -146,5 +174,7 @@ class Adagrad(KernelOptimizer):
             theta, r = adagrad_update(p, g, state["sum"], **hyper)
             p.copy_(theta)
             state["sum"].copy_(r)
+        elif fusable(p, g, state["sum"]):
+            adagrad_fused(p, g, state["sum"], **hyper)
         else:
             adagrad_update_(p, g, state["sum"], **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
+from ._fused import arrays, fused_kernel, fusable, prange, scalars
 from ._validate import check, in_unit_interval, non_negative
 
 
@@ -134,6 +136,44 @@ def adam_update_(
     theta.addcdiv_(m, denom, value=-alpha * root_bc2 / (1 - beta1**t))
 
 
+def adam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, v_max: Tensor | None, *, t: int, alpha: float,
+               beta1: float, beta2: float, eps: float, weight_decay: float, decoupled_weight_decay: bool,
+               amsgrad: bool, maximize: bool) -> None:
+    r""":func:`adam_update` in place in one pass over memory (:func:`_adam_loop`; tensors that
+    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.Adam's for-loop orders the operations:
+
+    .. math::
+        m \leftarrow m + (1-\beta_1)(g - m),\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
+        \theta \leftarrow \theta - \frac{\alpha}{1-\beta_1^t}\,
+            \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
+    """
+    decay = 1 - alpha * weight_decay if decoupled_weight_decay else 1.0
+    wd = 0.0 if decoupled_weight_decay else weight_decay
+    w = 1 - beta1
+    hyper = scalars(theta, -1.0 if maximize else 1.0, wd, decay, w, 1 - w, beta2, 1 - beta2,
+                    math.sqrt(1 - beta2**t), eps, -alpha / (1 - beta1**t))
+    _adam_loop(*arrays(theta, g, m, v, v_max), *hyper, amsgrad, w < 0.5)
+
+
+@fused_kernel
+def _adam_loop(theta, g, m, v, v_max, sign, wd, decay, w, one_minus_w, beta2, c2, root_bc2, eps, step,
+               amsgrad, low_weight):
+    for i in prange(theta.shape[0]):
+        th = theta[i] * decay
+        gi = sign * g[i]
+        if wd != 0:
+            gi = gi + wd * th
+        mi = m[i]
+        mi = mi + w * (gi - mi) if low_weight else gi - (gi - mi) * one_minus_w  # torch's lerp
+        vi = v[i] * beta2 + c2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        if amsgrad:
+            vi = max(v_max[i], vi)
+            v_max[i] = vi
+        theta[i] = th + step * mi / (np.sqrt(vi) / root_bc2 + eps)
+
+
 def _check_adam(name: str, lr, betas, eps, weight_decay) -> None:
     non_negative(name, "lr", lr)
     check(name, "betas", betas, isinstance(betas, (tuple, list)) and len(betas) == 2, "a pair (beta1, beta2)")
@@ -163,7 +203,8 @@ class Adam(KernelOptimizer):
         maximize: ascend instead of descend.
         capturable, differentiable, fused: must be False/None (raise ``ValueError`` otherwise).
         decoupled_weight_decay: AdamW's decay.
-        reference: step with the readable :func:`adam_update` instead of :func:`adam_update_`.
+        reference: step with the readable :func:`adam_update` instead of the fast kernels
+            (:func:`adam_fused` where it applies, else :func:`adam_update_`).
 
     The math is :func:`adam_update`; see the module docstring for the equations and references.
 
@@ -203,6 +244,8 @@ class Adam(KernelOptimizer):
             v.copy_(v_new)
             if group["amsgrad"]:
                 v_max.copy_(v_max_new)
+        elif fusable(p, g, m, v, v_max):
+            adam_fused(p, g, m, v, v_max, **hyper)
         else:
             adam_update_(p, g, m, v, v_max, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
 

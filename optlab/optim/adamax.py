@@ -20,10 +20,12 @@ Reference:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
+from ._fused import arrays, fused_kernel, fusable, prange, scalars
 from ._validate import check, in_unit_interval, non_negative
 
 
@@ -79,6 +81,36 @@ def adamax_update_(theta: Tensor, g: Tensor, m: Tensor, u: Tensor, *, t: int, al
     theta.addcdiv_(m, u, value=-alpha / (1 - beta1**t))
 
 
+
+def adamax_fused(theta: Tensor, g: Tensor, m: Tensor, u: Tensor, *, t: int, alpha: float, beta1: float,
+                 beta2: float, eps: float, weight_decay: float, maximize: bool) -> None:
+    r""":func:`adamax_update` in place in one pass over memory (:func:`_adamax_loop`; tensors that
+    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.Adamax's for-loop orders the operations:
+
+    .. math::
+        m \leftarrow m + (1-\beta_1)(g - m),\quad u \leftarrow \max(\beta_2 u, |g| + \epsilon),\quad
+        \theta \leftarrow \theta - \frac{\alpha}{1-\beta_1^t} \frac{m}{u}
+    """
+    w = 1 - beta1
+    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, w, 1 - w, beta2, eps, -alpha / (1 - beta1**t))
+    _adamax_loop(*arrays(theta, g, m, u), *hyper, w < 0.5)
+
+
+@fused_kernel
+def _adamax_loop(theta, g, m, u, sign, wd, w, one_minus_w, beta2, eps, step, low_weight):
+    for i in prange(theta.shape[0]):
+        th = theta[i]
+        gi = sign * g[i]
+        if wd != 0:
+            gi = gi + wd * th
+        mi = m[i]
+        mi = mi + w * (gi - mi) if low_weight else gi - (gi - mi) * one_minus_w  # torch's lerp
+        ui = max(u[i] * beta2, np.abs(gi) + eps)
+        m[i] = mi
+        u[i] = ui
+        theta[i] = th + step * mi / ui
+
+
 class Adamax(KernelOptimizer):
     r"""AdaMax; the same constructor, state and trajectories as ``torch.optim.Adamax``.
 
@@ -97,7 +129,8 @@ class Adamax(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
         differentiable, capturable: must be False (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`adamax_update` instead of :func:`adamax_update_`.
+        reference: step with the readable :func:`adamax_update` instead of the fast kernels
+            (:func:`adamax_fused` where it applies, else :func:`adamax_update_`).
 
     State names follow torch: ``exp_avg`` is m, ``exp_inf`` is u.
     The math is :func:`adamax_update`; see the module docstring for the equations and reference.
@@ -134,5 +167,7 @@ class Adamax(KernelOptimizer):
             p.copy_(theta)
             m.copy_(m_new)
             u.copy_(u_new)
+        elif fusable(p, g, m, u):
+            adamax_fused(p, g, m, u, **hyper)
         else:
             adamax_update_(p, g, m, u, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
+from ._fused import arrays, fused_kernel, fusable, prange, scalars
 from ._validate import non_negative
 
 
@@ -93,6 +94,36 @@ def asgd_update_(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, mu:
         theta_bar.lerp_(theta, mu)
 
 
+def asgd_fused(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, mu: float, lambd: float,
+               weight_decay: float, maximize: bool) -> None:
+    r""":func:`asgd_update` in place in one pass over memory (:func:`_asgd_loop`; tensors that
+    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.ASGD's for-loop orders the operations:
+
+    .. math::
+        \theta \leftarrow \theta(1 - \lambda\eta) + (-\eta) g,\qquad
+        \bar\theta \leftarrow \bar\theta + (\theta - \bar\theta)\mu
+        \quad (\bar\theta \leftarrow \theta \text{ if } \mu = 1)
+    """
+    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, 1 - lambd * eta, -eta, mu)
+    _asgd_loop(*arrays(theta, g, theta_bar), *hyper, mu == 1)
+
+
+@fused_kernel
+def _asgd_loop(theta, g, theta_bar, sign, wd, decay, step, mu, restart):
+    for i in prange(theta.shape[0]):
+        th = theta[i]
+        gi = sign * g[i]
+        if wd != 0:
+            gi = gi + wd * th
+        th = th * decay + step * gi
+        theta[i] = th
+        if restart:
+            theta_bar[i] = th
+        else:
+            bar = theta_bar[i]
+            theta_bar[i] = bar + (th - bar) * mu
+
+
 class ASGD(KernelOptimizer):
     r"""Averaged SGD as torch runs it; the same constructor, state and trajectories as ``torch.optim.ASGD``.
 
@@ -113,7 +144,8 @@ class ASGD(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
         differentiable, capturable: must be False (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`asgd_update` instead of :func:`asgd_update_`.
+        reference: step with the readable :func:`asgd_update` instead of the fast kernels
+            (:func:`asgd_fused` where it applies, else :func:`asgd_update_`).
 
     State names follow torch: ``eta``, ``mu`` (scalar tensors, as torch rounds them) and ``ax``, the
     averaged parameters. For the slides' recipe, see :class:`optlab.optim.AveragedSGD`.
@@ -147,6 +179,8 @@ class ASGD(KernelOptimizer):
             theta, theta_bar = asgd_update(p, g, state["ax"], **hyper)
             p.copy_(theta)
             state["ax"].copy_(theta_bar)
+        elif fusable(p, g, state["ax"]):
+            asgd_fused(p, g, state["ax"], **hyper)
         else:
             asgd_update_(p, g, state["ax"], **hyper, work=self._workspace(p))
         t = state["step"].item()

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, effective_grad, value
+from ._fused import arrays, fused_kernel, fusable, prange, scalars
 from .asgd import asgd_eta
 from ._validate import check, non_negative
 
@@ -106,6 +107,36 @@ def averaged_sgd_update_(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: fl
         theta_bar.lerp_(theta, 1 / n)
 
 
+def averaged_sgd_fused(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, n: int, weight_decay: float,
+                       maximize: bool) -> None:
+    r""":func:`averaged_sgd_update` in place in one pass over memory (:func:`_averaged_sgd_loop`; tensors
+    that :func:`~optlab.optim._fused.fusable` accepts), in the readable kernel's order:
+
+    .. math::
+        \theta \leftarrow \theta + (-\eta)(\pm g + \lambda'\theta),\qquad
+        \bar\theta \leftarrow \bar\theta + (\theta - \bar\theta) / n
+        \quad (\bar\theta \leftarrow \theta \text{ if } n \le 1)
+    """
+    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, -eta, max(n, 1))
+    _averaged_sgd_loop(*arrays(theta, g, theta_bar), *hyper, n <= 1)
+
+
+@fused_kernel
+def _averaged_sgd_loop(theta, g, theta_bar, sign, wd, step, n, restart):
+    for i in prange(theta.shape[0]):
+        th = theta[i]
+        gi = sign * g[i]
+        if wd != 0:
+            gi = gi + wd * th
+        th = th + step * gi
+        theta[i] = th
+        if restart:
+            theta_bar[i] = th
+        else:
+            bar = theta_bar[i]
+            theta_bar[i] = bar + (th - bar) / n
+
+
 class AveragedSGD(KernelOptimizer):
     r"""SGD with the Xu/Bottou schedule and Polyak-Juditsky averaging (LeCun's slides; Bottou 2012).
 
@@ -126,7 +157,8 @@ class AveragedSGD(KernelOptimizer):
         average_start: s, the number of steps after which averaging starts (the average holds the
             iterates of steps s+1, s+2, ...). One of ``steps_per_epoch`` and ``average_start`` is needed.
         maximize: ascend instead of descend.
-        reference: step with the readable :func:`averaged_sgd_update` instead of the in-place one.
+        reference: step with the readable :func:`averaged_sgd_update` instead of the fast kernels
+            (:func:`averaged_sgd_fused` where it applies, else :func:`averaged_sgd_update_`).
 
     The averaged weights are in ``state[p]["theta_bar"]``; :meth:`averaged_params` lists them,
     ``with opt.averaged(): ...`` evaluates the model with them swapped in (and swaps back), and
@@ -170,6 +202,8 @@ class AveragedSGD(KernelOptimizer):
             theta, theta_bar = averaged_sgd_update(p, g, state["theta_bar"], **hyper)
             p.copy_(theta)
             state["theta_bar"].copy_(theta_bar)
+        elif fusable(p, g, state["theta_bar"]):
+            averaged_sgd_fused(p, g, state["theta_bar"], **hyper)
         else:
             averaged_sgd_update_(p, g, state["theta_bar"], **hyper, work=self._workspace(p))
 

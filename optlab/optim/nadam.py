@@ -25,10 +25,12 @@ References:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
+from ._fused import arrays, fused_kernel, fusable, prange, scalars
 from ._validate import check, in_unit_interval, non_negative
 
 
@@ -108,6 +110,46 @@ def nadam_update_(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_
     theta.addcdiv_(m, denom, value=-alpha * mu_next / (1 - mu_product * mu_next))
 
 
+def nadam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_product: float, alpha: float,
+                beta1: float, beta2: float, eps: float, psi: float, weight_decay: float,
+                decoupled_weight_decay: bool, maximize: bool) -> None:
+    r""":func:`nadam_update` in place in one pass over memory (:func:`_nadam_loop`; tensors that
+    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.NAdam's for-loop orders the operations:
+
+    .. math::
+        m \leftarrow m + (1-\beta_1)(g - m),\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
+        d = \sqrt{v / (1-\beta_2^t)} + \epsilon,\quad
+        \theta \leftarrow \theta - \frac{\alpha (1-\mu_t)}{1-\Pi_t} \frac{g}{d}
+        - \frac{\alpha \mu_{t+1}}{1 - \Pi_t \mu_{t+1}} \frac{m}{d}
+    """
+    decay = 1 - alpha * weight_decay if decoupled_weight_decay else 1.0
+    wd = 0.0 if decoupled_weight_decay else weight_decay
+    w = 1 - beta1
+    mu_t = nadam_mu(t, beta1=beta1, psi=psi)
+    mu_next = nadam_mu(t + 1, beta1=beta1, psi=psi)
+    hyper = scalars(theta, -1.0 if maximize else 1.0, wd, decay, w, 1 - w, beta2, 1 - beta2, 1 - beta2**t, eps,
+                    -alpha * (1 - mu_t) / (1 - mu_product), -alpha * mu_next / (1 - mu_product * mu_next))
+    _nadam_loop(*arrays(theta, g, m, v), *hyper, w < 0.5)
+
+
+@fused_kernel
+def _nadam_loop(theta, g, m, v, sign, wd, decay, w, one_minus_w, beta2, c2, bc2, eps, step_g, step_m,
+                low_weight):
+    for i in prange(theta.shape[0]):
+        th = theta[i] * decay
+        gi = sign * g[i]
+        if wd != 0:
+            gi = gi + wd * th
+        mi = m[i]
+        mi = mi + w * (gi - mi) if low_weight else gi - (gi - mi) * one_minus_w  # torch's lerp
+        vi = v[i] * beta2 + c2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        d = np.sqrt(vi / bc2) + eps
+        th = th + step_g * gi / d
+        theta[i] = th + step_m * mi / d
+
+
 class NAdam(KernelOptimizer):
     r"""NAdam; the same constructor, state and trajectories as ``torch.optim.NAdam``.
 
@@ -128,7 +170,8 @@ class NAdam(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
         capturable, differentiable: must be False (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`nadam_update` instead of :func:`nadam_update_`.
+        reference: step with the readable :func:`nadam_update` instead of the fast kernels
+            (:func:`nadam_fused` where it applies, else :func:`nadam_update_`).
 
     The running product of the momentum coefficients is kept as torch keeps it (``mu_product``, a
     scalar tensor), so both follow the same rounding. See the module docstring for the equations.
@@ -173,5 +216,7 @@ class NAdam(KernelOptimizer):
             p.copy_(theta)
             m.copy_(m_new)
             v.copy_(v_new)
+        elif fusable(p, g, m, v):
+            nadam_fused(p, g, m, v, **hyper)
         else:
             nadam_update_(p, g, m, v, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

@@ -23,10 +23,12 @@ References:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
+from ._fused import arrays, fused_kernel, fusable, prange, scalars
 from ._validate import in_unit_interval, non_negative
 
 
@@ -102,6 +104,47 @@ def rmsprop_update_(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b
         theta.addcdiv_(g, denom, value=-alpha)
 
 
+def rmsprop_fused(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b: Tensor | None, *, alpha: float,
+                  gamma: float, eps: float, weight_decay: float, mu: float, centered: bool, maximize: bool) -> None:
+    r""":func:`rmsprop_update` in place in one pass over memory (:func:`_rmsprop_loop`; tensors that
+    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.RMSprop's for-loop orders the operations:
+
+    .. math::
+        g \leftarrow \pm g + \lambda\theta,\quad r \leftarrow \gamma r + (1-\gamma) g^2,\quad
+        \bar g \leftarrow \bar g + (1-\gamma)(g - \bar g),\quad
+        d = \frac{g}{\sqrt{r - \bar g^2 \text{ (centered) or } r} + \epsilon},\quad
+        \theta \leftarrow \theta - \alpha\,(\,b \leftarrow \mu b + d \text{ if } \mu > 0 \text{ else } d\,)
+    """
+    w = 1 - gamma
+    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, gamma, w, 1 - w, eps, mu, -alpha)
+    _rmsprop_loop(*arrays(theta, g, r, g_bar, b), *hyper, centered, mu > 0, w < 0.5)
+
+
+@fused_kernel
+def _rmsprop_loop(theta, g, r, g_bar, b, sign, wd, gamma, w, one_minus_w, eps, mu, step, centered, momentum,
+                  low_weight):
+    for i in prange(theta.shape[0]):
+        th = theta[i]
+        gi = sign * g[i]
+        if wd != 0:
+            gi = gi + wd * th
+        ri = r[i] * gamma + w * gi * gi
+        r[i] = ri
+        if centered:
+            gb = g_bar[i]
+            gb = gb + w * (gi - gb) if low_weight else gi - (gi - gb) * one_minus_w  # torch's lerp
+            g_bar[i] = gb
+            denom = np.sqrt(ri - gb * gb) + eps
+        else:
+            denom = np.sqrt(ri) + eps
+        if momentum:
+            bi = b[i] * mu + gi / denom
+            b[i] = bi
+            theta[i] = th + step * bi
+        else:
+            theta[i] = th + step * gi / denom
+
+
 class RMSprop(KernelOptimizer):
     r"""RMSprop; the same constructor, state and trajectories as ``torch.optim.RMSprop``.
 
@@ -121,7 +164,8 @@ class RMSprop(KernelOptimizer):
         capturable, differentiable: must be False (raise ``ValueError`` otherwise).
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
-        reference: step with the readable :func:`rmsprop_update` instead of :func:`rmsprop_update_`.
+        reference: step with the readable :func:`rmsprop_update` instead of the fast kernels
+            (:func:`rmsprop_fused` where it applies, else :func:`rmsprop_update_`).
 
     The math is :func:`rmsprop_update`; see the module docstring for the equations and references.
 
@@ -163,5 +207,7 @@ class RMSprop(KernelOptimizer):
                 g_bar.copy_(g_bar_new)
             if b is not None:
                 b.copy_(b_new)
+        elif fusable(p, g, r, g_bar, b):
+            rmsprop_fused(p, g, r, g_bar, b, **hyper)
         else:
             rmsprop_update_(p, g, r, g_bar, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, effective_grad, value
+from ._fused import arrays, fused_kernel, fusable, prange, scalars
 from ._validate import check, non_negative
 
 
@@ -109,6 +110,39 @@ def sgd_update_(
     return b
 
 
+def sgd_fused(theta: Tensor, g: Tensor, b: Tensor | None, *, alpha: float, mu: float, dampening: float,
+              nesterov: bool, weight_decay: float, maximize: bool) -> Tensor | None:
+    r""":func:`sgd_update` in place in one pass over memory (:func:`_sgd_loop`; tensors that
+    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.SGD's for-loop orders the operations;
+    returns the buffer (created, as a copy of :math:`g`, when ``None`` and :math:`\mu \ne 0`):
+
+    .. math::
+        g \leftarrow \pm g + \lambda\theta,\quad b \leftarrow \mu b + (1-\tau) g \;(b_1 = g),\quad
+        \theta \leftarrow \theta + (-\alpha)\,(g + \mu b \text{ if Nesterov else } b)
+    """
+    first = mu != 0 and b is None
+    if first:
+        b = torch.empty_like(theta)
+    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, mu, 1 - dampening, -alpha)
+    _sgd_loop(*arrays(theta, g, b), *hyper, mu != 0, first, nesterov)
+    return b
+
+
+@fused_kernel
+def _sgd_loop(theta, g, b, sign, wd, mu, one_minus_tau, step, momentum, first, nesterov):
+    for i in prange(theta.shape[0]):
+        th = theta[i]
+        gi = sign * g[i]
+        if wd != 0:
+            gi = gi + wd * th
+        d = gi
+        if momentum:
+            bi = gi if first else b[i] * mu + one_minus_tau * gi
+            b[i] = bi
+            d = gi + mu * bi if nesterov else bi
+        theta[i] = th + step * d
+
+
 class SGD(KernelOptimizer):
     r"""SGD with momentum and Nesterov momentum; the same constructor and trajectories as ``torch.optim.SGD``.
 
@@ -128,7 +162,8 @@ class SGD(KernelOptimizer):
         maximize: ascend instead of descend.
         foreach: accepted for compatibility; ignored.
         differentiable, fused: must be False/None (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`sgd_update` instead of :func:`sgd_update_`.
+        reference: step with the readable :func:`sgd_update` instead of the fast kernels
+            (:func:`sgd_fused` where it applies, else :func:`sgd_update_`).
 
     Sparse gradients are accepted, as by ``torch.optim.SGD`` (they take the reference kernel).
     The math is :func:`sgd_update`; see the module docstring for the equations and references.
@@ -162,7 +197,8 @@ class SGD(KernelOptimizer):
     def _step_group(self, group, params):
         plain = group["momentum"] == 0 and group["weight_decay"] == 0 and not group["maximize"]
         if plain and not self.reference and not any(p.grad.is_sparse for p in params):
-            # theta <- theta - alpha g for every tensor of the group in one call: one memory pass each
+            # theta <- theta - alpha g for every tensor of the group in one call: one memory pass each,
+            # as sgd_fused's, without its cost per tensor (measured faster in benchmarks/bench_optim.py)
             torch._foreach_add_(params, [p.grad for p in params], alpha=-value(group["lr"]))
         else:
             super()._step_group(group, params)
@@ -175,9 +211,9 @@ class SGD(KernelOptimizer):
         if self.reference or g.is_sparse:
             theta, b_new = sgd_update(p, g, b, **hyper)
             p.copy_(theta)
-            if b_new is not None:
-                state["momentum_buffer"] = b_new
+        elif fusable(p, g, b):
+            b_new = sgd_fused(p, g, b, **hyper)
         else:
             b_new = sgd_update_(p, g, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
-            if b_new is not None:
-                state["momentum_buffer"] = b_new
+        if b_new is not None:
+            state["momentum_buffer"] = b_new
