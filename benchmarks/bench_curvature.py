@@ -18,8 +18,9 @@ calling thread (``time.thread_time``: with one intra-op thread, torch's CPU kern
 CPU backward run on the caller), which other processes on a shared machine do not inflate;
 ``--clock wall`` uses ``time.perf_counter``.
 
-Top eigenvalue: every solver starts from a random vector, and the number of products it needs
-depends on that vector, so each is run from ``--seeds`` start vectors (optlab: ``seed=s``; PyHessian:
+Top eigenvalue: every solver starts from a random vector (optlab's from the gradient direction plus a
+random vector, ``HessianOperator.start_vector``), and the number of products it needs depends on that
+vector, so each is run from ``--seeds`` start vectors (optlab: ``seed=s``; PyHessian:
 ``torch.manual_seed(s)``), each timed ``--eig-repeats`` times; the table gives, per solver, the mean
 number of Hessian-vector products, the mean and worst relative error against a float64 Lanczos
 reference (150 steps), and the summed time over the seeds relative to PyHessian's. Matched accuracy:
@@ -142,11 +143,10 @@ def top_eigenvalue_table(model, loss_fn, x, y, lam_ref, PyHessian, args, clock):
         # what a perfect stopping rule would cost: the first Lanczos step whose top Ritz value is within
         # PyHessian's error of the reference (needs the reference, so no solver can stop there by itself)
         from optlab.curvature.lanczos import _tridiag, lanczos_tridiagonal
-        from optlab.curvature.power import random_unit_vector
         first = []
         with torch.no_grad(), H.many_products():
             for s in seeds:
-                a, b, _ = lanczos_tridiagonal(lambda v: H @ v, random_unit_vector(H.shape[0], H.dtype, H.device, s), 60)
+                a, b, _ = lanczos_tridiagonal(lambda v: H @ v, H.start_vector(s), 60)
                 a, b = a.double(), b.double()
                 ks = [k for k in range(1, a.shape[0] + 1)
                       if rel(float(torch.linalg.eigvalsh(_tridiag(a[:k], b[:k - 1]))[-1])) <= target]

@@ -140,3 +140,35 @@ def test_default_method_is_power_on_a_matrix_and_lanczos_on_an_operator():
     assert (default.value, default.iterations) == (lanczos.value, lanczos.iterations)
     assert default.value == pytest.approx(float(ev[-1]), rel=1e-7)
     assert default.iterations < power.iterations
+
+
+@pytest.mark.parametrize("method", ["r-op", "double-backprop"])
+@pytest.mark.parametrize("cached", [True, False])
+def test_hessian_start_vector_mixes_the_gradient_with_a_seeded_random_vector(method, cached):
+    model, loss_fn, data = case("mlp-tanh-ce-batches")
+    op = oc.HessianOperator(model, loss_fn, data, method=method)
+    g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(
+        sum(x.shape[0] / 13 * loss_fn(model(x), y) for x, y in data), list(model.parameters()))])
+    if cached:
+        with op.many_products():
+            q = op.start_vector(3)
+    else:
+        q = op.start_vector(3)
+    r = oc.CurvatureOperator.start_vector(op, 3)  # the random part alone
+    expected = g / g.norm() + r
+    torch.testing.assert_close(q, expected / expected.norm(), rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(q, op.start_vector(4))  # the seed moves the random part
+
+
+def test_start_vector_is_random_where_the_gradient_vanishes_or_for_other_operators():
+    # a linear least-squares model at its minimum: zero gradient, a start vector all the same
+    torch.manual_seed(0)
+    x = torch.randn(20, 3, dtype=torch.float64)
+    model = torch.nn.Linear(3, 1, bias=False).double()
+    y = model(x).detach()
+    op = oc.HessianOperator(model, torch.nn.MSELoss(), (x, y))
+    torch.testing.assert_close(op.start_vector(1), oc.CurvatureOperator.start_vector(op, 1))
+    value, vector, _ = oc.top_eigenvalue(op, tol=1e-10)
+    assert abs(value - float(torch.linalg.eigvalsh(2 * x.T @ x / 20)[-1])) <= 1e-8 * abs(value)
+    A = oc.as_operator(torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)))
+    assert torch.equal(A.start_vector(5), oc.CurvatureOperator.start_vector(A, 5))

@@ -47,6 +47,13 @@ class CurvatureOperator:
             return self._matvec(v)
         return self._matmat(v)
 
+    def start_vector(self, seed: int) -> Tensor:
+        """The unit vector the top-eigenvalue solvers start from: random (seeded) unless the operator
+        knows a direction rich in its top eigenvectors (:meth:`HessianOperator.start_vector
+        <optlab.curvature.HessianOperator.start_vector>`)."""
+        from .power import random_unit_vector
+        return random_unit_vector(self._n, self.dtype, self.device, seed)
+
     @contextlib.contextmanager
     def many_products(self):
         """Context for a solver about to multiply by this operator many times (power method, Lanczos).

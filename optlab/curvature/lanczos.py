@@ -286,7 +286,8 @@ def lanczos_top_eigenpair(op_or_tensor, *, which: str = "algebraic", max_iter: i
         which: ``"algebraic"`` (largest :math:`\lambda`) or ``"magnitude"`` (largest :math:`|\lambda|`).
         max_iter: maximum number of matrix-vector products (Lanczos steps); capped at ``n``.
         tol: relative accuracy asked of the eigenvalue (a bound, not the change between steps).
-        seed: seed of the random start vector.
+        seed: seed of the random start vector (or of its random part: see
+            :meth:`~optlab.curvature.CurvatureOperator.start_vector`).
 
     Returns:
         An :class:`~optlab.curvature.Eigenpair` ``(value, vector, iterations)``, iterations = products.
@@ -304,9 +305,9 @@ def lanczos_top_eigenpair(op_or_tensor, *, which: str = "algebraic", max_iter: i
     m = min(n, max_iter)
     Q = torch.zeros(min(m, 32), n, dtype=op.dtype, device=op.device)  # rows q_1..q_j, grown on demand
     alphas, betas = [], []
-    q = random_unit_vector(n, op.dtype, op.device, seed)
     prev = None
     with torch.no_grad(), op.many_products():
+        q = op.start_vector(seed)
         for j in range(m):
             if j == Q.shape[0]:
                 Q = torch.cat([Q, torch.zeros(min(m, 2 * j) - j, n, dtype=Q.dtype, device=Q.device)])

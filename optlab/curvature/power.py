@@ -123,7 +123,9 @@ def top_eigenvalue(op_or_tensor, *, which: str = "magnitude", max_iter: int = 10
             (:func:`~optlab.curvature.lanczos.ritz_error_bound`) on the distance to the nearest eigenvalue
             is at most ``tol * |value|`` (see the limits in
             :func:`~optlab.curvature.lanczos.lanczos_top_eigenpair`).
-        seed: seed of the random start vector.
+        seed: seed of the random start vector (for a :class:`~optlab.curvature.HessianOperator`, of
+            its random part: it starts from the gradient direction plus a random vector,
+            :meth:`~optlab.curvature.HessianOperator.start_vector`).
         method: ``"power"``, ``"lanczos"`` (:func:`~optlab.curvature.lanczos.lanczos_top_eigenpair`), or
             ``None`` (default): ``"power"`` for a plain matrix, ``"lanczos"`` for any other operator.
 
@@ -152,8 +154,8 @@ def top_eigenvalue(op_or_tensor, *, which: str = "magnitude", max_iter: int = 10
     if method == "lanczos":
         from .lanczos import lanczos_top_eigenpair
         return lanczos_top_eigenpair(op, which=which, max_iter=max_iter, tol=tol, seed=seed)
-    v0 = random_unit_vector(op.shape[0], op.dtype, op.device, seed)
     with torch.no_grad(), op.many_products():  # operators switch gradients on where they need them
+        v0 = op.start_vector(seed)
         top = power_iteration(lambda v: op @ v, v0, max_iter=max_iter, tol=tol)
         if which == "magnitude" or top.value >= 0:
             return top

@@ -170,6 +170,20 @@ class Linearization:
         return torch.zeros_like(Rout) if h is None else h
 
     @torch.no_grad()
+    def gradient(self) -> dict[int, Tensor]:
+        r"""The loss gradient from the stored :math:`\delta` and layer inputs: :math:`\nabla_W E = \delta\, a^\top`,
+        :math:`\nabla_b E = \sum_n \delta` (``{id(param): tensor}``)."""
+        out: dict[int, Tensor] = {}
+        for m, a, d in zip(self.layers, self.inputs, self.deltas):
+            if isinstance(m, nn.Linear):
+                gW = d.reshape(-1, d.shape[-1]).T @ a.reshape(-1, a.shape[-1])
+                _accumulate(out, m, gW, d.reshape(-1, d.shape[-1]).sum(0) if m.bias is not None else None)
+            elif isinstance(m, nn.Conv2d):
+                gW = nng.conv2d_weight(a, m.weight.shape, d, **conv_kwargs(m))
+                _accumulate(out, m, gW, d.sum((0, 2, 3)) if m.bias is not None else None)
+        return out
+
+    @torch.no_grad()
     def hvp(self, vs: dict[int, Tensor]) -> dict[int, Tensor]:
         """The R-pass for direction ``vs`` (``{id(param): tensor}``); returns ``{id(param): (Hv) part}``."""
         layers, n = self.layers, len(self.layers)
