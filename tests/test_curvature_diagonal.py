@@ -193,3 +193,22 @@ def test_gauss_newton_diagonal_grouped_convolution_takes_the_fallback():
     H = dense_hessian(model, nn.CrossEntropyLoss(), (x, y))
     bl = oc.becker_lecun_diagonal(model, nn.CrossEntropyLoss(), (x, y))
     torch.testing.assert_close(bl[-(2 * 4 * 4 * 3 + 3):], H.diagonal()[-(2 * 4 * 4 * 3 + 3):], rtol=RTOL, atol=1e-14)
+
+
+class _Residual(nn.Sequential):
+    def forward(self, x):  # not the composition of its layers
+        return super().forward(x) + x
+
+
+def test_layer_wise_diagonals_never_bypass_an_overridden_forward_or_a_hook():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 3, generator=g, dtype=torch.float64), torch.randint(0, 3, (8,), generator=g)
+    hooked = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    hooked[1].register_forward_hook(lambda m, i, o: o * o)
+    for model in (_Residual(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3)).double(), hooked):
+        G = dense_ggn(model, nn.CrossEntropyLoss(), (x, y))  # what the model really computes
+        torch.testing.assert_close(oc.ggn_diagonal(model, nn.CrossEntropyLoss(), (x, y)), G.diagonal(),
+                                   rtol=RTOL, atol=1e-14)
+        with pytest.raises(TypeError, match="forward"):
+            oc.becker_lecun_diagonal(model, nn.CrossEntropyLoss(), (x, y))

@@ -37,7 +37,8 @@ from ._data import (Batches, batch_loss, check_vector, flatten, gradient, num_pa
 from ._operator import CurvatureOperator
 
 METHODS = ("exact", "r-op", "double-backprop")
-from .rop import Linearization, hooked_module, rop_layers
+from .diagonal._layers import hooked_module
+from .rop import Linearization, rop_layers
 
 
 def loss_hvp(loss_closure: Callable[[], Tensor], params: Sequence[Tensor], v: Tensor) -> Tensor:

@@ -25,8 +25,9 @@ which the R-pass never forms.
 
 Supported: ``nn.Sequential`` stacks (nested ones flattened, no hooks, ``Sequential.forward`` not
 overridden) of ``Linear``, ``Conv2d`` (``groups=1``, numeric zero padding), ``Flatten`` and element-wise
-activations, with any loss (its derivatives with respect to the network output are taken by autograd).
-:func:`supported_layers` says whether a model qualifies; the Hessian operator falls back to double
+activations, with any loss (closed forms for mean cross-entropy and mean squared error; the
+derivatives with respect to the network output are taken by autograd for any other loss).
+:func:`rop_layers` says whether a model qualifies (and why not); the Hessian operator falls back to double
 backprop otherwise.
 
 References:
@@ -52,29 +53,11 @@ PIECEWISE_LINEAR = (nn.ReLU, nn.Identity, nn.LeakyReLU, nn.Hardtanh)
 
 def rop_layers(model: nn.Module) -> list[nn.Module]:
     """The layers of ``model`` if the R-pass handles it exactly; ``TypeError`` says why not."""
-    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
-        raise TypeError(f"the R-pass needs an nn.Sequential (forward not overridden); got {type(model).__name__}")
     layers = sequential_layers(model, supported=(nn.Linear, nn.Conv2d, nn.Flatten) + ELEMENTWISE)
-    hooked = hooked_module(model)
-    if hooked is not None:
-        raise TypeError(f"{type(hooked).__name__} has forward hooks, which the R-pass would bypass")
     grouped = [m for m in layers if isinstance(m, nn.Conv2d) and m.groups != 1]
     if grouped:
         raise TypeError(f"unsupported layer {grouped[0]!r}: only groups=1 convolutions")
     return layers
-
-
-def hooked_module(model: nn.Module) -> nn.Module | None:
-    """The first module of ``model`` with a forward (pre-)hook, or ``None``."""
-    return next((m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks), None)
-
-
-def supported_layers(model: nn.Module) -> list[nn.Module] | None:
-    """:func:`rop_layers`, or ``None`` when the model is not supported (use double backprop)."""
-    try:
-        return rop_layers(model)
-    except TypeError:
-        return None
 
 
 class Linearization:
@@ -84,7 +67,7 @@ class Linearization:
     mean cross-entropy; for losses without a closed form, the loss gradient with its autograd graph).
 
     Args:
-        layers: from :func:`supported_layers`.
+        layers: from :func:`rop_layers`.
         loss_fn: ``loss_fn(outputs, targets)`` returning a scalar.
         x, y: the batch.
 

@@ -18,11 +18,22 @@ ELEMENTWISE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Identity, nn.LeakyReLU, nn.ELU, 
 PARAMETRIC = (nn.Linear, nn.Conv2d, RBF)
 
 
+def hooked_module(model: nn.Module) -> nn.Module | None:
+    """The first module of ``model`` with a forward (pre-)hook, or ``None``."""
+    return next((m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks), None)
+
+
 def sequential_layers(model: nn.Module, *, supported=PARAMETRIC + ELEMENTWISE + (nn.Flatten,)) -> list[nn.Module]:
-    """The layers of an ``nn.Sequential`` model (nested ones flattened); ``TypeError`` names an unsupported one."""
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"this method needs an nn.Sequential of {', '.join(c.__name__ for c in supported[:4])}, "
-                        f"element-wise activations...; got {type(model).__name__}")
+    """The layers of an ``nn.Sequential`` model (nested ones flattened), which the layer-wise methods run
+    one by one instead of calling the model; ``TypeError`` names what they cannot reproduce: a subclass
+    that overrides ``forward``, forward hooks, an unsupported layer."""
+    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
+        raise TypeError(f"this method needs an nn.Sequential (forward not overridden) of "
+                        f"{', '.join(c.__name__ for c in supported[:4])}, element-wise activations...; "
+                        f"got {type(model).__name__}")
+    hooked = hooked_module(model)
+    if hooked is not None:
+        raise TypeError(f"{type(hooked).__name__} has forward hooks, which running the layers one by one would bypass")
     layers = []
     for m in model:
         if isinstance(m, nn.Sequential):
