@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from optlab.optim.conjugate_gradient import cg
+from optlab.curvature import cg
 from optlab.optim.nonlinear_cg import (NonlinearCG, ScaledCG, conjugate_direction, fletcher_reeves_beta,
                                       polak_ribiere_beta, scg_scale_update)
 
@@ -26,7 +26,7 @@ def test_reproduces_linear_cg_iterates_on_a_quadratic(beta):
     A = Q @ torch.diag(torch.logspace(0, 2, 8, dtype=DT)) @ Q.T
     b = torch.randn(8, generator=g, dtype=DT)
     linear = []
-    cg(A, b, maxiter=8, callback=lambda k, x: linear.append(x))
+    cg(A, b, max_iter=8, callback=lambda k, x, r: linear.append(x))
     w = torch.nn.Parameter(torch.zeros(8, dtype=DT))
     opt = NonlinearCG([w], beta=beta, c1=1e-10, c2=1e-9)  # a (nearly) exact line search
     closure = closure_for(opt, w, lambda w: 0.5 * w @ A @ w - b @ w)

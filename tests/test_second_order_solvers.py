@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from optlab.optim.conjugate_gradient import cg
+from optlab.curvature import cg
 from optlab.optim.gauss_newton import GaussNewton, LevenbergMarquardt, gauss_newton_direction, lm_damping_update
 from optlab.optim.newton import Newton, newton_direction
 
@@ -23,7 +23,7 @@ def test_cg_solves_spd_within_n_iterations(n, seed, cond):
     """Exact in n iterations up to rounding; rounding breaks conjugacy for large n * condition number."""
     A = spd(n, seed, cond)
     b = torch.randn(n, generator=torch.Generator().manual_seed(seed + 10), dtype=DT)
-    res = cg(A, b, rtol=1e-12, maxiter=n)
+    res = cg(A, b, rtol=1e-12, max_iter=n)
     x_ref = torch.linalg.solve(A, b)
     assert res.iterations <= n
     assert torch.linalg.vector_norm(res.x - x_ref) <= 1e-8 * torch.linalg.vector_norm(x_ref)
@@ -57,7 +57,7 @@ def test_cg_accepts_callable_and_matmul_objects_and_warm_start():
     warm = cg(A, b, x0=x_ref + 1e-9, rtol=1e-6)  # a warm start near the solution needs fewer iterations
     assert warm.converged and warm.iterations < cold.iterations
     seen = []
-    cg(A, b, callback=lambda k, x: seen.append((k, float(0.5 * x @ A @ x - b @ x))))
+    cg(A, b, callback=lambda k, x, r: seen.append((k, float(0.5 * x @ A @ x - b @ x))))
     qs = [q for _, q in seen]
     assert [k for k, _ in seen] == list(range(1, len(seen) + 1))
     assert all(q2 <= q1 + 1e-12 for q1, q2 in zip(qs, qs[1:]))  # the quadratic decreases monotonically
@@ -66,8 +66,8 @@ def test_cg_accepts_callable_and_matmul_objects_and_warm_start():
 def test_cg_rejects_indefinite_and_bad_arguments():
     with pytest.raises(ValueError, match="positive-definite"):
         cg(torch.diag(torch.tensor([1.0, -1.0], dtype=DT)), torch.tensor([1.0, 1.0], dtype=DT))
-    with pytest.raises(ValueError, match="maxiter=-1"):
-        cg(torch.eye(2), torch.ones(2), maxiter=-1)
+    with pytest.raises(ValueError, match="max_iter=-1"):
+        cg(torch.eye(2), torch.ones(2), max_iter=-1)
     with pytest.raises(ValueError, match="rtol=-1"):
         cg(torch.eye(2), torch.ones(2), rtol=-1.0)
     with pytest.raises(ValueError, match="shape"):

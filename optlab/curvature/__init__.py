@@ -7,6 +7,7 @@ an iterable of batches (full-data average, each batch weighted by its size).
 =====================  ====================================================================
 module                 contents
 =====================  ====================================================================
+``cg``                 :func:`cg`: linear conjugate gradient on any operator (callback for stopping rules)
 ``hessian``            :func:`loss_hvp`, :func:`hvp`, :func:`hessian`, :class:`HessianOperator`
 ``finite_difference``  the slides' finite-difference HVP and row-by-row Hessian
 ``ggn``                :func:`jacobian`, :func:`gauss_newton_matrix`, :class:`GGNOperator`
@@ -23,6 +24,7 @@ module                 contents
 """
 
 from ._operator import CurvatureOperator, MatrixOperator, as_operator
+from .cg import CGResult, cg, quadratic_value
 from .diagonal import (becker_lecun_diagonal, diagonal_hessian, exact_diagonal, ggn_diagonal,
                        hutchinson_diagonal)
 from .critical import classify_critical_point, classify_eigenvalues
@@ -39,6 +41,7 @@ from .stochastic_power import StochasticPowerResult, stochastic_top_eigenvalue
 
 __all__ = [
     "CurvatureOperator", "MatrixOperator", "as_operator",
+    "CGResult", "cg", "quadratic_value",
     "HessianOperator", "hessian", "hvp", "loss_hvp",
     "finite_difference_hessian", "finite_difference_hvp",
     "Eigenpair", "Eigenpairs", "top_eigenvalue", "top_eigenvalues",

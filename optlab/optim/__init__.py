@@ -26,7 +26,7 @@ __all__ = [
 # --- end first-order optimizers ---
 
 # --- curvature-driven optimizers (issue 5) ---
-from .conjugate_gradient import CGResult, cg
+from ..curvature.cg import CGResult, cg
 from .gauss_newton import GaussNewton, LevenbergMarquardt, gauss_newton_direction, lm_damping_update
 from .hessian_free import HessianFree, ggn_product
 from .natural_gradient import NaturalGradient, empirical_fisher, natural_gradient_direction, true_fisher

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from ._flat import add_flat, store_grad
 from ._validate import check
-from .conjugate_gradient import cg
+from ..curvature.cg import cg
 from .newton import SOLVERS, _all_params, _group_vector, check_solver_args
 
 
@@ -165,7 +165,7 @@ class GaussNewton(torch.optim.Optimizer):
         Gv = gn_product(r, params)
         g = torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1) for p, h in zip(
             params, torch.autograd.grad(r, params, grad_outputs=r.detach(), retain_graph=True, allow_unused=True))])
-        d = cg(lambda v: Gv(v) + mu * v, -g, rtol=self.cg_rtol, maxiter=self.cg_maxiter).x
+        d = cg(lambda v: Gv(v) + mu * v, -g, rtol=self.cg_rtol, max_iter=self.cg_maxiter).x
         return d, g, Gv
 
     def step(self, closure=None):

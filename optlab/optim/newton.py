@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ._flat import add_flat, dense_hessian, hvp, loss_and_grad, store_grad
 from ._validate import check, non_negative, positive_int_or_none
-from .conjugate_gradient import cg
+from ..curvature.cg import cg
 
 SOLVERS = ("dense", "cg")
 
@@ -125,7 +125,7 @@ class Newton(torch.optim.Optimizer):
     def _direction(self, g: Tensor, params: list[Tensor], mu: Tensor) -> Tensor:
         if self.solver == "dense":
             return newton_direction(g.detach(), dense_hessian(g, params), mu)
-        return cg(lambda v: hvp(g, params, v) + mu * v, -g.detach(), rtol=self.cg_rtol, maxiter=self.cg_maxiter).x
+        return cg(lambda v: hvp(g, params, v) + mu * v, -g.detach(), rtol=self.cg_rtol, max_iter=self.cg_maxiter).x
 
     def step(self, closure=None):
         """Take one Newton step; ``closure`` returns the loss (no ``backward`` inside). Returns that loss."""

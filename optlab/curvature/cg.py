@@ -30,17 +30,35 @@ from torch import Tensor
 
 
 class CGResult(NamedTuple):
-    """What :func:`cg` returns: the solution, the number of iterations, the final residual norm, and
-    whether the tolerance was met."""
+    """What :func:`cg` returns: the solution, the number of iterations, the final residual norm, whether
+    the tolerance was met, and why it stopped (``"converged"``, ``"max_iter"``, ``"callback"`` or
+    ``"negative curvature"``)."""
 
     x: Tensor
     iterations: int
     residual_norm: float
     converged: bool
+    reason: str = "converged"
+
+
+NEGATIVE_CURVATURE = ("raise", "stop")
+
+
+def quadratic_value(x: Tensor, b: Tensor, r: Tensor) -> float:
+    r"""The CG objective :math:`q(x) = \tfrac12 x^\top A x - b^\top x` from the residual :math:`r = b - Ax`,
+    without another product: :math:`q(x) = -\tfrac12 x^\top (b + r)`.
+
+    Example:
+        >>> A = torch.eye(2); b = torch.tensor([1.0, 1.0]); x = torch.tensor([1.0, 0.0])
+        >>> quadratic_value(x, b, b - A @ x)
+        -0.5
+    """
+    return float(-0.5 * (x @ (b + r)))
 
 
 def cg(A, b: Tensor, x0: Tensor | None = None, *, rtol: float = 1e-10, atol: float = 0.0,
-       maxiter: int | None = None, callback: Callable[[int, Tensor], None] | None = None) -> CGResult:
+       max_iter: int | None = None, callback: Callable[[int, Tensor, Tensor], bool | None] | None = None,
+       negative_curvature: str = "raise") -> CGResult:
     r"""Solve :math:`A x = b` by conjugate gradients; ``A`` is a matrix, anything with ``@``, or a callable.
 
     .. math:: \alpha_k = \frac{r_k^\top r_k}{p_k^\top A p_k},\;
@@ -48,20 +66,22 @@ def cg(A, b: Tensor, x0: Tensor | None = None, *, rtol: float = 1e-10, atol: flo
               p_{k+1} = r_{k+1} + \frac{r_{k+1}^\top r_{k+1}}{r_k^\top r_k} p_k
 
     Args:
-        A: a symmetric positive-definite operator: a square tensor, any object with ``A @ v``, or a
-            function ``v -> A v``.
+        A: a symmetric positive-definite operator: a square tensor, any object with ``A @ v`` (e.g. a
+            :class:`~optlab.curvature.CurvatureOperator`), or a function ``v -> A v``.
         b: the right-hand side, a 1-D tensor.
         x0: the starting point (default zeros); Hessian-free warm-starts from the previous solution.
         rtol, atol: stop when :math:`\|r_k\| \le \max(\text{rtol}\,\|b\|, \text{atol})`.
-        maxiter: the most iterations (default ``10 * len(b)``, as scipy: n is enough in exact
+        max_iter: the most iterations (default ``10 * len(b)``, as scipy: n is enough in exact
             arithmetic, but rounding errors break the conjugacy when A is ill-conditioned).
-        callback: called as ``callback(k, x_k)`` after each iteration (to record the iterates).
+        callback: called as ``callback(k, x_k, r_k)`` after each iteration, with the residual
+            :math:`r_k = b - A x_k`; returning ``True`` stops the iteration (e.g. Martens' relative
+            progress rule on :func:`quadratic_value`).
+        negative_curvature: what a direction with :math:`p^\top A p \le 0` does: ``"raise"`` a
+            ``ValueError`` (A is not positive definite), or ``"stop"`` and return the current iterate
+            with ``reason="negative curvature"`` (Hessian-free on an indefinite Hessian).
 
     Returns:
-        a :class:`CGResult` ``(x, iterations, residual_norm, converged)``.
-
-    Raises ``ValueError`` if a direction of non-positive curvature :math:`p^\top A p \le 0` is met
-    (A is not positive definite).
+        a :class:`CGResult` ``(x, iterations, residual_norm, converged, reason)``.
 
     Reference: Hestenes & Stiefel (1952); Nocedal & Wright (2006), Algorithm 5.2.
 
@@ -73,13 +93,15 @@ def cg(A, b: Tensor, x0: Tensor | None = None, *, rtol: float = 1e-10, atol: flo
     if not isinstance(b, Tensor) or b.dim() != 1:
         raise ValueError(f"cg: invalid b={b!r}; expected a 1-D tensor")
     n = b.numel()
-    if maxiter is None:
-        maxiter = 10 * n
-    if not (isinstance(maxiter, int) and not isinstance(maxiter, bool) and maxiter >= 0):
-        raise ValueError(f"cg: invalid maxiter={maxiter!r}; expected an integer >= 0")
+    if max_iter is None:
+        max_iter = 10 * n
+    if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 0):
+        raise ValueError(f"cg: invalid max_iter={max_iter!r}; expected an integer >= 0")
     for name, v in (("rtol", rtol), ("atol", atol)):
         if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
             raise ValueError(f"cg: invalid {name}={v!r}; expected a finite number >= 0")
+    if negative_curvature not in NEGATIVE_CURVATURE:
+        raise ValueError(f"cg: invalid negative_curvature={negative_curvature!r}; expected one of {NEGATIVE_CURVATURE}")
     matvec = A if callable(A) and not hasattr(A, "__matmul__") else (lambda v: A @ v)
     if isinstance(A, Tensor) and A.shape != (n, n):
         raise ValueError(f"cg: invalid A of shape {tuple(A.shape)}; expected ({n}, {n}) to match b")
@@ -91,11 +113,17 @@ def cg(A, b: Tensor, x0: Tensor | None = None, *, rtol: float = 1e-10, atol: flo
     p = r.clone()
     rr = r @ r
     threshold = max(rtol * float(torch.linalg.vector_norm(b)), atol)
-    k = 0
-    while k < maxiter and math.sqrt(float(rr)) > threshold:
+    k, reason = 0, "max_iter"
+    while k < max_iter:
+        if math.sqrt(float(rr)) <= threshold:
+            reason = "converged"
+            break
         Ap = matvec(p)
         pAp = p @ Ap
         if pAp <= 0:
+            if negative_curvature == "stop":
+                reason = "negative curvature"
+                break
             raise ValueError(f"cg: found p^T A p = {float(pAp):.3e} <= 0 at iteration {k}; expected a "
                              f"positive-definite A")
         alpha = rr / pAp
@@ -105,7 +133,10 @@ def cg(A, b: Tensor, x0: Tensor | None = None, *, rtol: float = 1e-10, atol: flo
         p = r + (rr_next / rr) * p
         rr = rr_next
         k += 1
-        if callback is not None:
-            callback(k, x)
+        if callback is not None and callback(k, x, r):
+            reason = "callback"
+            break
     res = math.sqrt(float(rr))
-    return CGResult(x, k, res, res <= threshold)
+    if reason == "max_iter" and res <= threshold:
+        reason = "converged"
+    return CGResult(x, k, res, res <= threshold, reason)
