@@ -142,14 +142,13 @@ def top_eigenvalue_table(model, loss_fn, x, y, lam_ref, PyHessian, args, clock):
     if target is not None:
         # what a perfect stopping rule would cost: the first Lanczos step whose top Ritz value is within
         # PyHessian's error of the reference (needs the reference, so no solver can stop there by itself)
-        from optlab.curvature.lanczos import _tridiag, lanczos_tridiagonal
+        from optlab.curvature.lanczos import lanczos_iteration, tridiagonal
         first = []
         with torch.no_grad(), H.many_products():
             for s in seeds:
-                a, b, _ = lanczos_tridiagonal(lambda v: H @ v, H.start_vector(s), 60)
-                a, b = a.double(), b.double()
-                ks = [k for k in range(1, a.shape[0] + 1)
-                      if rel(float(torch.linalg.eigvalsh(_tridiag(a[:k], b[:k - 1]))[-1])) <= target]
+                steps = lanczos_iteration(lambda v: H @ v, H.start_vector(s), 60)
+                ks = [k for k, step in enumerate(steps, 1)
+                      if rel(float(torch.linalg.eigvalsh(tridiagonal(step.alpha, step.beta))[-1])) <= target]
                 first.append(ks[0] if ks else None)
         print(f"    Lanczos, first step within {target:.1e} of the reference (oracle stop): {first}")
 

@@ -35,31 +35,54 @@ import math
 import numbers
 
 
-# ----- the four forms --------------------------------------------------------------------------------
+# ----- the four forms: as exceptions (``raise shape_error(...)`` where a check sits in a loop) ----------
+
+def value_error(owner: str, name: str, value, expected: str) -> ValueError:
+    """``{owner}: invalid {name}={value!r}; expected {expected}``."""
+    return ValueError(f"{owner}: invalid {name}={value!r}; expected {expected}")
+
+
+def type_error(owner: str, name: str, value, expected: str) -> TypeError:
+    """``{owner}: invalid {name} of type {type}; expected {expected}``."""
+    return TypeError(f"{owner}: invalid {name} of type {type(value).__name__}; expected {expected}")
+
+
+def shape_error(owner: str, name: str, shape, expected: str) -> ValueError:
+    """``{owner}: invalid {name} of shape {shape}; expected {expected}``."""
+    return ValueError(f"{owner}: invalid {name} of shape {tuple(shape)}; expected {expected}")
+
+
+def data_error(owner: str, name: str, problem: str, expected: str, error: type = ValueError) -> Exception:
+    """``{owner}: invalid {name}: {problem}; expected {expected}`` (``error=TypeError`` where the problem is
+    the kind of thing found, e.g. a layer a method does not support)."""
+    return error(f"{owner}: invalid {name}: {problem}; expected {expected}")
+
+
+# ----- the four forms: as checks -------------------------------------------------------------------------
 
 def check(owner: str, name: str, value, ok: bool, expected: str) -> None:
     """Raise ``ValueError`` naming ``owner``'s parameter ``name``, its ``value`` and what was ``expected``."""
     if not ok:
-        raise ValueError(f"{owner}: invalid {name}={value!r}; expected {expected}")
+        raise value_error(owner, name, value, expected)
 
 
 def check_type(owner: str, name: str, value, ok: bool, expected: str) -> None:
     """Raise ``TypeError`` naming ``owner``'s argument ``name``, the type of ``value`` and what was ``expected``."""
     if not ok:
-        raise TypeError(f"{owner}: invalid {name} of type {type(value).__name__}; expected {expected}")
+        raise type_error(owner, name, value, expected)
 
 
 def check_shape(owner: str, name: str, shape, ok: bool, expected: str) -> None:
     """Raise ``ValueError`` naming ``owner``'s array ``name``, its ``shape`` and the shape ``expected``."""
     if not ok:
-        raise ValueError(f"{owner}: invalid {name} of shape {tuple(shape)}; expected {expected}")
+        raise shape_error(owner, name, shape, expected)
 
 
-def check_data(owner: str, name: str, ok: bool, problem: str, expected: str) -> None:
-    """Raise ``ValueError`` for data ``name`` that fails a check: what is wrong with it (``problem``) and
-    what was ``expected``."""
+def check_data(owner: str, name: str, ok: bool, problem: str, expected: str, error: type = ValueError) -> None:
+    """Raise ``ValueError`` (or ``error``) for data ``name`` that fails a check: what is wrong with it
+    (``problem``) and what was ``expected``."""
     if not ok:
-        raise ValueError(f"{owner}: invalid {name}: {problem}; expected {expected}")
+        raise data_error(owner, name, problem, expected, error)
 
 
 # ----- what counts as a number -------------------------------------------------------------------------

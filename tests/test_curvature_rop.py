@@ -94,7 +94,7 @@ def test_models_the_r_pass_does_not_cover_fall_back_to_double_backprop():
         op = oc.HessianOperator(model, nn.MSELoss(), (x, y))
         assert op.method == "double-backprop", name
         torch.testing.assert_close(op.to_dense(), dense_hessian(model, nn.MSELoss(), (x, y)), rtol=1e-8, atol=1e-10)
-        with pytest.raises(ValueError, match="method='r-op' does not apply"):
+        with pytest.raises(ValueError, match=r"invalid method='r-op'.*the R-pass does not apply"):
             oc.HessianOperator(model, nn.MSELoss(), (x, y), method="r-op")
 
 

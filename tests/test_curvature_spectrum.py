@@ -64,12 +64,12 @@ def test_ritz_error_bound_is_min_of_residual_and_kato_temple():
 
 def test_lanczos_residual_is_beta_times_last_component():
     # |beta_m s_m| is the true residual ||A y - theta y|| of every Ritz pair, with no extra product
-    from optlab.curvature.lanczos import _tridiag, lanczos_tridiagonal
+    from optlab.curvature.lanczos import lanczos_tridiagonal, tridiagonal
     A = _sym(torch.linspace(-1.0, 3.0, 40).tolist(), seed=6)
     q1 = torch.randn(40, generator=torch.Generator().manual_seed(0), dtype=DT)
     alpha, beta, Q = lanczos_tridiagonal(lambda v: A @ v, q1, 9)
     m = 8
-    theta, S = torch.linalg.eigh(_tridiag(alpha[:m], beta[:m - 1]))
+    theta, S = torch.linalg.eigh(tridiagonal(alpha[:m], beta[:m - 1]))
     Y = Q[:, :m] @ S
     true_residuals = (A @ Y - Y * theta).norm(dim=0)
     torch.testing.assert_close((beta[m - 1] * S[-1]).abs(), true_residuals, rtol=1e-8, atol=1e-12)
@@ -217,7 +217,7 @@ def test_classify_the_origin_of_a_tiny_network_as_a_saddle():
     op = oc.HessianOperator(model, nn.MSELoss(), (x, x.clone()))
     grad = torch.zeros(2, dtype=DT)
     assert oc.classify_critical_point(op, gradient=grad) == "saddle"
-    with pytest.raises(ValueError, match="not a critical point"):
+    with pytest.raises(ValueError, match=r"invalid gradient: its norm .*; expected a critical point"):
         oc.classify_critical_point(op, gradient=torch.ones(2, dtype=DT))
 
 

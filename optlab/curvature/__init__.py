@@ -23,6 +23,7 @@ module                 contents
 =====================  ====================================================================
 """
 
+from ._eigensolver import Eigenpair, Eigenpairs
 from ._operator import CurvatureOperator, MatrixOperator, as_operator
 from .cg import CGResult, cg, quadratic_value
 from .diagonal import (becker_lecun_diagonal, diagonal_hessian, exact_diagonal, ggn_diagonal,
@@ -35,7 +36,7 @@ from .ggn import GGNOperator, gauss_newton_matrix, jacobian, output_hessian
 from .hessian import HessianOperator, hessian, hvp, loss_hvp
 from .lanczos import LanczosResult, SpectralDensity, condition_number, lanczos, spectral_density
 from .learning_rate import lambda_max, max_learning_rate, optimal_learning_rate
-from .power import Eigenpair, Eigenpairs, top_eigenvalue, top_eigenvalues
+from .power import top_eigenvalue, top_eigenvalues
 from .rbf import RBF
 from .stochastic_power import StochasticPowerResult, stochastic_top_eigenvalue
 

@@ -1,4 +1,4 @@
-"""Plumbing shared by the curvature tools: batches, parameters as one flat vector, the data-averaged loss.
+"""Plumbing shared by the curvature tools: batches, the parameters to differentiate, the data-averaged gradient.
 
 ``data`` is one ``(inputs, targets)`` batch or an iterable of such batches. Every quantity is the
 full-data average, each batch weighted by its size: :math:`E = \\sum_b \\frac{n_b}{N} E_b` where ``E_b``
@@ -7,6 +7,9 @@ is the (mean-reduced) loss on batch ``b``.
 Model modes are the user's: nothing here calls ``model.train()`` or ``model.eval()``. Buffers that a
 forward pass changes (BatchNorm running statistics in train mode) are put back after every pass, so
 measuring curvature never moves the model.
+
+Errors name ``owner``, the public function or class that received the argument (default
+``"optlab.curvature"`` for internal callers that do not say).
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import data_error, shape_error, type_error
+from ..flat import flatten, unflatten  # noqa: F401 (unflatten: the one implementation, for ggn and fisher)
+
+OWNER = "optlab.curvature"
+DATA = "an (inputs, targets) pair of tensors or an iterable of such pairs"
+
 
 class Batches:
     """The batches of ``data``, checked once, with their weights ``n_b / N``.
@@ -24,43 +33,28 @@ class Batches:
     Args:
         data: one ``(inputs, targets)`` pair of tensors, or an iterable of such pairs (a list, a
             ``DataLoader``...; an iterator is read once and kept).
+        owner: the public name errors are reported under.
 
     Raises:
+        TypeError: ``data`` is a single tensor or not iterable.
         ValueError: no batch, a batch that is not a pair, an empty batch, or inputs and targets whose
             first (sample) dimensions differ.
     """
 
-    def __init__(self, data):
+    def __init__(self, data, owner: str = OWNER):
         if isinstance(data, Batches):
-            self.batches, self.sizes = data.batches, data.sizes
-            self.total = data.total
+            self.batches, self.sizes, self.total = data.batches, data.sizes, data.total
             return
         if _is_pair(data):
             batches = [tuple(data)]
-        elif isinstance(data, Tensor):
-            raise TypeError("data must be an (inputs, targets) pair or an iterable of pairs, got a single "
-                            f"tensor of shape {tuple(data.shape)}")
-        elif isinstance(data, Iterable):
+        elif isinstance(data, Iterable) and not isinstance(data, Tensor):
             batches = [tuple(b) if isinstance(b, (tuple, list)) else b for b in data]
         else:
-            raise TypeError(f"data must be an (inputs, targets) pair or an iterable of pairs, got {type(data).__name__}")
+            raise type_error(owner, "data", data, DATA)
         if not batches:
-            raise ValueError("data is empty: expected at least one (inputs, targets) batch")
-        sizes = []
-        for i, b in enumerate(batches):
-            if not _is_pair(b):
-                raise ValueError(f"batch {i} is {type(b).__name__}; expected an (inputs, targets) pair of tensors")
-            x, y = b
-            if x.dim() == 0 or y.dim() == 0:
-                raise ValueError(f"batch {i}: inputs shape {tuple(x.shape)}, targets shape {tuple(y.shape)}; "
-                                 "expected a leading sample dimension on both")
-            if x.shape[0] != y.shape[0]:
-                raise ValueError(f"batch {i}: inputs have {x.shape[0]} samples but targets have {y.shape[0]}; "
-                                 "expected the same number")
-            if x.shape[0] == 0:
-                raise ValueError(f"batch {i} is empty (0 samples)")
-            sizes.append(int(x.shape[0]))
-        self.batches, self.sizes, self.total = batches, sizes, sum(sizes)
+            raise data_error(owner, "data", "it is empty (no batch)", "at least one (inputs, targets) batch")
+        self.batches, self.sizes = batches, [_batch_size(owner, i, b) for i, b in enumerate(batches)]
+        self.total = sum(self.sizes)
 
     def __iter__(self):
         """Yield ``(inputs, targets, weight)`` with ``weight = n_b / N``."""
@@ -81,18 +75,36 @@ def _is_pair(b) -> bool:
     return isinstance(b, (tuple, list)) and len(b) == 2 and all(isinstance(t, Tensor) for t in b)
 
 
-def resolve_params(model: torch.nn.Module, params=None) -> list[Tensor]:
+def _batch_size(owner: str, i: int, b) -> int:
+    """The number of samples of batch ``i``, after checking it is a pair of tensors with as many of each."""
+    if not _is_pair(b):
+        raise data_error(owner, "data", f"batch {i} is a {type(b).__name__}", "(inputs, targets) pairs of tensors")
+    x, y = b
+    if x.dim() == 0 or y.dim() == 0:
+        raise data_error(owner, "data", f"batch {i} has inputs of shape {tuple(x.shape)} and targets of shape "
+                         f"{tuple(y.shape)}", "a leading sample dimension on both")
+    if x.shape[0] != y.shape[0]:
+        raise data_error(owner, "data", f"batch {i} has {x.shape[0]} input samples and {y.shape[0]} targets",
+                         "as many targets as input samples")
+    if x.shape[0] == 0:
+        raise data_error(owner, "data", f"batch {i} is empty (0 samples)", "at least one sample per batch")
+    return int(x.shape[0])
+
+
+def resolve_params(model: torch.nn.Module, params=None, owner: str = OWNER) -> list[Tensor]:
     """The parameters to differentiate: ``params`` if given, else every ``model`` parameter that requires grad."""
     if params is None:
         params = [p for p in model.parameters() if p.requires_grad]
     else:
         params = list(params)
         for i, p in enumerate(params):
-            if not isinstance(p, Tensor) or not p.requires_grad:
-                raise ValueError(f"params[{i}] must be a tensor that requires grad, got {type(p).__name__}"
-                                 + (" with requires_grad=False" if isinstance(p, Tensor) else ""))
+            if not isinstance(p, Tensor):
+                raise type_error(owner, f"params[{i}]", p, "a tensor that requires grad")
+            if not p.requires_grad:
+                raise data_error(owner, f"params[{i}]", "requires_grad=False", "a tensor that requires grad")
     if not params:
-        raise ValueError("no parameters to differentiate: the model has no parameter with requires_grad=True")
+        raise data_error(owner, "params", "no parameter has requires_grad=True",
+                         "at least one tensor to differentiate")
     return params
 
 
@@ -100,41 +112,24 @@ def num_params(params: Sequence[Tensor]) -> int:
     return sum(p.numel() for p in params)
 
 
-def flatten(tensors: Sequence[Tensor | None], like: Sequence[Tensor] | None = None) -> Tensor:
-    """Concatenate ``tensors`` into one flat vector (``None`` entries, e.g. unused parameters, become zeros)."""
-    like = like if like is not None else tensors
-    return torch.cat([(t if t is not None else torch.zeros_like(p)).reshape(-1) for t, p in zip(tensors, like)])
-
-
-def unflatten(v: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
-    """Split the flat vector ``v`` into tensors shaped like ``params``."""
-    out, i = [], 0
-    for p in params:
-        out.append(v[i:i + p.numel()].view_as(p))
-        i += p.numel()
-    return out
-
-
-def check_vector(v, n: int, like: Tensor, name: str = "v") -> Tensor:
-    """``v`` as a flat tensor of length ``n`` with ``like``'s dtype and device; otherwise a clear error."""
+def check_vector(v, n: int, like: Tensor, name: str = "v", owner: str = OWNER) -> Tensor:
+    """``v`` as a flat tensor of length ``n`` with ``like``'s dtype and device; otherwise an error naming ``owner``."""
     if not isinstance(v, Tensor):
         try:
             v = torch.as_tensor(v)
-        except Exception as e:  # noqa: BLE001
-            raise TypeError(f"{name} must be a tensor (or array) of length {n}, got {type(v).__name__}") from e
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise type_error(owner, name, v, f"a tensor (or array) of length {n}") from e
     if v.dim() != 1 or v.numel() != n:
-        raise ValueError(f"{name} has shape {tuple(v.shape)}; expected a flat vector of length {n} "
-                         "(the number of parameters)")
+        raise shape_error(owner, name, v.shape, f"({n},), a flat vector of the {n} parameters")
     return v.to(dtype=like.dtype, device=like.device)
 
 
-def scalar_loss(loss: Tensor, where: str = "loss_fn") -> Tensor:
-    """Check that ``loss`` is a scalar tensor."""
+def scalar_loss(loss: Tensor, where: str = "loss_fn", owner: str = OWNER) -> Tensor:
+    """Check that ``loss``, what ``where`` returned, is a scalar tensor."""
     if not isinstance(loss, Tensor):
-        raise TypeError(f"{where} returned {type(loss).__name__}; expected a scalar tensor")
+        raise type_error(owner, f"value of {where}", loss, "a scalar tensor")
     if loss.numel() != 1 or loss.dim() > 1:
-        raise ValueError(f"{where} returned a tensor of shape {tuple(loss.shape)}; expected a scalar "
-                         "(use a mean- or sum-reduced loss)")
+        raise shape_error(owner, f"value of {where}", loss.shape, "a scalar (use a mean- or sum-reduced loss)")
     return loss.reshape(())
 
 
@@ -166,26 +161,17 @@ def restored_params(params: Sequence[Tensor]):
                 p.copy_(s)
 
 
-def batch_loss(model, loss_fn, x, y) -> Tensor:
+def batch_loss(model, loss_fn, x, y, owner: str = OWNER) -> Tensor:
     """``loss_fn(model(x), y)``, checked to be a scalar."""
-    out = model(x)
-    return scalar_loss(loss_fn(out, y))
+    return scalar_loss(loss_fn(model(x), y), owner=owner)
 
 
-def gradient(model, loss_fn, batches: Batches, params: Sequence[Tensor]) -> Tensor:
+def gradient(model, loss_fn, batches: Batches, params: Sequence[Tensor], owner: str = OWNER) -> Tensor:
     """Flat gradient of the data-averaged loss :math:`\\nabla E(\\omega)`."""
     g = None
     with torch.enable_grad(), preserved_buffers(model):
         for x, y, w in batches:
-            gb = flatten(torch.autograd.grad(batch_loss(model, loss_fn, x, y), params, allow_unused=True), params)
+            loss = batch_loss(model, loss_fn, x, y, owner)
+            gb = flatten(torch.autograd.grad(loss, params, allow_unused=True), params)
             g = w * gb if g is None else g + w * gb
     return g
-
-
-def average_loss(model, loss_fn, batches: Batches) -> Tensor:
-    """The data-averaged loss :math:`E(\\omega) = \\sum_b (n_b/N) E_b`, without a graph."""
-    total = 0.0
-    with torch.no_grad(), preserved_buffers(model):
-        for x, y, w in batches:
-            total = total + w * batch_loss(model, loss_fn, x, y)
-    return total

@@ -11,7 +11,11 @@ import contextlib
 
 import numpy as np
 import torch
+from scipy.sparse.linalg import LinearOperator
 from torch import Tensor
+
+from ..errors import check_data, check_shape, shape_error, type_error
+from ._eigensolver import random_unit_vector
 
 
 class CurvatureOperator:
@@ -37,11 +41,11 @@ class CurvatureOperator:
         """``op @ v`` for a flat vector (length ``n``) or a matrix of column vectors (``n x k``)."""
         if isinstance(v, np.ndarray):
             return (self @ torch.as_tensor(v)).numpy()
+        owner = f"{type(self).__name__} @ v"
         if not isinstance(v, Tensor):
-            raise TypeError(f"{type(self).__name__} @ v: v must be a tensor, got {type(v).__name__}")
+            raise type_error(owner, "v", v, "a tensor (or a numpy array)")
         if v.dim() not in (1, 2) or v.shape[0] != self._n:
-            raise ValueError(f"{type(self).__name__} @ v: v has shape {tuple(v.shape)}; expected ({self._n},) "
-                             f"or ({self._n}, k)")
+            raise shape_error(owner, "v", v.shape, f"({self._n},) or ({self._n}, k)")
         v = v.to(dtype=self.dtype, device=self.device)
         if v.dim() == 1:
             return self._matvec(v)
@@ -51,7 +55,6 @@ class CurvatureOperator:
         """The unit vector the top-eigenvalue solvers start from: random (seeded) unless the operator
         knows a direction rich in its top eigenvectors (:meth:`HessianOperator.start_vector
         <optlab.curvature.HessianOperator.start_vector>`)."""
-        from .power import random_unit_vector
         return random_unit_vector(self._n, self.dtype, self.device, seed)
 
     @contextlib.contextmanager
@@ -70,8 +73,6 @@ class CurvatureOperator:
 
     def to_scipy(self):
         """A ``scipy.sparse.linalg.LinearOperator`` (float64 numpy in and out), so ``eigsh`` and ``cg`` work."""
-        from scipy.sparse.linalg import LinearOperator
-
         def mv(x):
             x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1), dtype=self.dtype, device=self.device)
             return self._matvec(x).detach().cpu().double().numpy()
@@ -87,9 +88,15 @@ class CurvatureOperator:
 
 
 class MatrixOperator(CurvatureOperator):
-    """A plain symmetric matrix seen as an operator (so estimators can be checked on a 3x3)."""
+    """A plain symmetric matrix seen as an operator (so estimators can be checked on a 3x3).
 
-    def __init__(self, A: Tensor):
+    Args:
+        A: a square, symmetric, finite matrix (tensor, array or nested list; checked as in :func:`as_matrix`).
+    """
+
+    def __init__(self, A):
+        A = as_matrix(A, "A", "MatrixOperator")
+        check_symmetric(A, "A", "MatrixOperator")
         super().__init__(A.shape[0], A.dtype, A.device)
         self.A = A
 
@@ -104,7 +111,9 @@ class MatrixOperator(CurvatureOperator):
 
 
 class _ScipyOperator(CurvatureOperator):
-    def __init__(self, L):
+    """A scipy ``LinearOperator`` seen as an operator (float64)."""
+
+    def __init__(self, L: LinearOperator):
         super().__init__(L.shape[0], torch.float64)
         self.L = L
 
@@ -112,45 +121,38 @@ class _ScipyOperator(CurvatureOperator):
         return torch.as_tensor(np.asarray(self.L.matvec(v.numpy())).reshape(-1), dtype=torch.float64)
 
 
-def as_matrix(x, name: str = "x") -> Tensor:
-    """``x`` (tensor, array or nested list) as a square, finite, floating tensor, or a clear error."""
+def as_matrix(x, name: str = "x", owner: str = "as_matrix") -> Tensor:
+    """``x`` (tensor, array or nested list) as a square, finite, floating tensor, or an error naming ``owner``."""
     if not isinstance(x, Tensor):
         try:
             x = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except Exception as e:  # noqa: BLE001
-            raise TypeError(f"{name} must be a square matrix (tensor, array or nested list) or a curvature "
-                            f"operator, got {type(x).__name__}") from e
-    if x.dim() != 2 or x.shape[0] != x.shape[1] or x.shape[0] == 0:
-        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected a non-empty square matrix (n, n)")
+        except (TypeError, ValueError) as e:
+            raise type_error(owner, name, x, "a square matrix (tensor, array or nested list) or a curvature "
+                             "operator") from e
+    check_shape(owner, name, x.shape, x.dim() == 2 and x.shape[0] == x.shape[1] and x.shape[0] > 0,
+                "(n, n), a non-empty square matrix")
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} has non-finite entries (nan or inf)")
+    check_data(owner, name, bool(torch.isfinite(x).all()), "it has non-finite entries (nan or inf)", "finite entries")
     return x
 
 
-def check_symmetric(A: Tensor, name: str = "x") -> None:
+def check_symmetric(A: Tensor, name: str = "x", owner: str = "check_symmetric") -> None:
     """Raise ``ValueError`` if ``A`` is not symmetric (to a tolerance fitting its dtype)."""
     tol = 100 * torch.finfo(A.dtype).eps * max(1.0, float(A.abs().max()))
     gap = float((A - A.T).abs().max())
-    if gap > tol:
-        raise ValueError(f"{name} is not symmetric (max |A - A^T| = {gap:.3g} > {tol:.3g}); curvature "
-                         "matrices are symmetric: symmetrize it with (A + A.T) / 2")
+    check_data(owner, name, gap <= tol, f"it is not symmetric (max |A - A^T| = {gap:.3g} > {tol:.3g})",
+               "a symmetric matrix, as curvature matrices are (symmetrize it with (A + A.T) / 2)")
 
 
-def as_operator(x, name: str = "x") -> CurvatureOperator:
+def as_operator(x, name: str = "x", owner: str = "as_operator") -> CurvatureOperator:
     """``x`` as a :class:`CurvatureOperator`: operators pass through; matrices are checked (square,
-    symmetric) and wrapped; a scipy ``LinearOperator`` is wrapped."""
+    symmetric) and wrapped; a scipy ``LinearOperator`` is wrapped. Errors name ``owner``."""
     if isinstance(x, CurvatureOperator):
         return x
-    try:
-        from scipy.sparse.linalg import LinearOperator
-        if isinstance(x, LinearOperator):
-            if x.shape[0] != x.shape[1]:
-                raise ValueError(f"{name} has shape {x.shape}; expected a square operator")
-            return _ScipyOperator(x)
-    except ImportError:  # pragma: no cover
-        pass
-    A = as_matrix(x, name)
-    check_symmetric(A, name)
+    if isinstance(x, LinearOperator):
+        check_shape(owner, name, x.shape, x.shape[0] == x.shape[1], "(n, n), a square operator")
+        return _ScipyOperator(x)
+    A = as_matrix(x, name, owner)
+    check_symmetric(A, name, owner)
     return MatrixOperator(A)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import check_data, non_negative
 from ._operator import MatrixOperator, as_operator
 
 MINIMUM, MAXIMUM, SADDLE, DEGENERATE = "minimum", "maximum", "saddle", "degenerate"
@@ -30,11 +31,11 @@ MINIMUM, MAXIMUM, SADDLE, DEGENERATE = "minimum", "maximum", "saddle", "degenera
 
 def classify_eigenvalues(eigenvalues, *, tol: float = 1e-8) -> str:
     r"""``"minimum"``, ``"maximum"``, ``"saddle"`` or ``"degenerate"`` from eigenvalue signs (``|λ| <= tol`` counts as zero)."""
-    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not tol >= 0:
-        raise ValueError(f"tol={tol!r}; expected a number >= 0")
+    owner = "classify_eigenvalues"
+    non_negative(owner, "tol", tol)
     ev = torch.as_tensor(eigenvalues, dtype=torch.float64).reshape(-1)
-    if ev.numel() == 0 or not torch.isfinite(ev).all():
-        raise ValueError(f"eigenvalues must be a non-empty list of finite numbers, got {ev.tolist()}")
+    check_data(owner, "eigenvalues", ev.numel() > 0 and bool(torch.isfinite(ev).all()), f"{ev.tolist()}",
+               "a non-empty list of finite numbers")
     pos, neg = bool((ev > tol).any()), bool((ev < -tol).any())
     if pos and neg:
         return SADDLE
@@ -62,12 +63,16 @@ def classify_critical_point(x, *, tol: float = 1e-8, gradient=None, gradient_tol
 
     Reference: Goodfellow, I. (2015). Tutorial on neural network optimization problems.
     """
+    owner = "classify_critical_point"
+    non_negative(owner, "tol", tol)
+    if gradient_tol is not None:
+        non_negative(owner, "gradient_tol", gradient_tol)
     if gradient is not None:
         gnorm = float(torch.as_tensor(gradient, dtype=torch.float64).norm())
         gtol = tol ** 0.5 if gradient_tol is None else gradient_tol
-        if gnorm > gtol:
-            raise ValueError(f"not a critical point: gradient norm {gnorm:.3g} > gradient_tol={gtol:.3g}")
-    op = as_operator(x, "x")
+        check_data(owner, "gradient", gnorm <= gtol, f"its norm {gnorm:.3g} > gradient_tol={gtol:.3g}",
+                   "a critical point (a gradient of norm <= gradient_tol)")
+    op = as_operator(x, "x", owner)
     A = op.A if isinstance(op, MatrixOperator) else op.to_dense()
     A = (A + A.T) / 2
     return classify_eigenvalues(torch.linalg.eigvalsh(A.double()), tol=tol)

@@ -27,14 +27,16 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..errors import check_data, finite
+from ._data import check_vector
 from ._operator import as_operator
 
 
-def _vec(d, n: int, like, name: str) -> Tensor:
-    d = torch.as_tensor(d)
-    if d.dim() != 1 or d.numel() != n:
-        raise ValueError(f"{name} has shape {tuple(d.shape)}; expected a flat vector of length {n}")
-    return d.to(dtype=like.dtype, device=like.device)
+def _operator_and_vector(owner: str, x, v, name: str):
+    """``x`` as an operator and ``v`` as a flat vector of its size and dtype."""
+    op = as_operator(x, "x", owner)
+    like = torch.empty(0, dtype=op.dtype, device=op.device)
+    return op, check_vector(v, op.shape[0], like, name, owner)
 
 
 def directional_curvature(x, d) -> float:
@@ -46,11 +48,9 @@ def directional_curvature(x, d) -> float:
 
     Reference: Goodfellow, I. (2015). Tutorial on neural network optimization problems.
     """
-    op = as_operator(x, "x")
-    d = _vec(d, op.shape[0], op, "d")
+    op, d = _operator_and_vector("directional_curvature", x, d, "d")
     dd = float(d @ d)
-    if dd == 0:
-        raise ValueError("d is the zero vector; expected a non-zero direction")
+    check_data("directional_curvature", "d", dd != 0, "it is the zero vector", "a non-zero direction")
     with torch.no_grad():
         return float(d @ (op @ d)) / dd
 
@@ -70,8 +70,8 @@ def taylor_improvement(x, g, epsilon: float) -> float:
 
     Reference: Goodfellow, I. (2015). Tutorial on neural network optimization problems.
     """
-    op = as_operator(x, "x")
-    g = _vec(g, op.shape[0], op, "g")
+    finite("taylor_improvement", "epsilon", epsilon)
+    op, g = _operator_and_vector("taylor_improvement", x, g, "g")
     with torch.no_grad():
         return float(epsilon * (g @ g) - 0.5 * epsilon ** 2 * (g @ (op @ g)))
 
@@ -86,12 +86,11 @@ def optimal_step(x, g) -> TaylorStep:
 
     Reference: Goodfellow, I. (2015). Tutorial on neural network optimization problems.
     """
-    op = as_operator(x, "x")
-    g = _vec(g, op.shape[0], op, "g")
+    op, g = _operator_and_vector("optimal_step", x, g, "g")
     with torch.no_grad():
         gg, gHg = float(g @ g), float(g @ (op @ g))
-    if gg == 0:
-        raise ValueError("g is the zero vector: at a critical point no gradient step exists")
+    check_data("optimal_step", "g", gg != 0, "it is the zero vector (a critical point: no gradient step exists)",
+               "a non-zero gradient")
     if gHg <= 0:
         return TaylorStep(float("inf"), gHg, gg, float("inf"))
     eps = gg / gHg

@@ -30,51 +30,39 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._data import Batches, check_vector, gradient, num_params, resolve_params, restored_params, unflatten
+from ..errors import boolean, one_of, positive
+from ..flat import add_
+from ._data import Batches, check_vector, gradient, num_params, resolve_params, restored_params
 
 SCHEMES = ("forward", "central")
 
 
 def default_step(dtype: torch.dtype, scheme: str = "forward") -> float:
     r"""Relative finite-difference step for ``dtype``: :math:`\sqrt{\epsilon}` (forward) or :math:`\epsilon^{1/3}` (central)."""
+    one_of("default_step", "scheme", scheme, SCHEMES)
     eps = torch.finfo(dtype).eps
-    if scheme == "forward":
-        return eps ** 0.5
-    if scheme == "central":
-        return eps ** (1 / 3)
-    raise ValueError(f"scheme={scheme!r}; expected one of {SCHEMES}")
+    return eps ** 0.5 if scheme == "forward" else eps ** (1 / 3)
 
 
-def _add_(params, vs, scale: float) -> None:
-    with torch.no_grad():
-        for p, v in zip(params, vs):
-            p.add_(v, alpha=scale)
+def parameter_norm(params) -> float:
+    r""":math:`\|\omega\|`, the norm of all of ``params`` as one vector (what the default steps scale with)."""
+    return float(torch.sqrt(sum((p.detach() ** 2).sum() for p in params)))
 
 
-def _check_step(name, value):
-    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0
-                              or value != value or value == float("inf")):
-        raise ValueError(f"{name}={value!r}; expected a finite number > 0 (or None for the default step)")
-
-
-def _fd_directional(model, loss_fn, batches, params, v: Tensor, alpha, scheme, g0=None) -> Tensor:
-    """(grad(w + alpha v) - grad(w)) / alpha, or the central version; params restored afterwards."""
-    vs = unflatten(v, params)
+def gradient_difference(model, loss_fn, batches: Batches, params, v: Tensor, alpha: float, scheme: str = "forward",
+                        g0: Tensor | None = None) -> Tensor:
+    r"""The slides' steps 1-4: :math:`(\nabla E(\omega + \alpha v) - \nabla E(\omega))/\alpha` (``"forward"``;
+    ``g0`` is :math:`\nabla E(\omega)` if already known) or :math:`(\nabla E(\omega + \alpha v) -
+    \nabla E(\omega - \alpha v))/2\alpha` (``"central"``). The parameters are restored exactly afterwards."""
     with restored_params(params):
         if scheme == "forward":
             g0 = gradient(model, loss_fn, batches, params) if g0 is None else g0
-            _add_(params, vs, alpha)
-            g1 = gradient(model, loss_fn, batches, params)
-            return (g1 - g0) / alpha
-        _add_(params, vs, alpha)
+            add_(params, v, alpha)
+            return (gradient(model, loss_fn, batches, params) - g0) / alpha
+        add_(params, v, alpha)
         gp = gradient(model, loss_fn, batches, params)
-        _add_(params, vs, -2 * alpha)
-        gm = gradient(model, loss_fn, batches, params)
-        return (gp - gm) / (2 * alpha)
-
-
-def _theta_norm(params) -> float:
-    return float(torch.sqrt(sum((p.detach() ** 2).sum() for p in params)))
+        add_(params, v, -2 * alpha)
+        return (gp - gradient(model, loss_fn, batches, params)) / (2 * alpha)
 
 
 def finite_difference_hvp(model: torch.nn.Module, loss_fn, data, v: Tensor, *, params=None,
@@ -97,17 +85,18 @@ def finite_difference_hvp(model: torch.nn.Module, loss_fn, data, v: Tensor, *, p
     Reference: LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by
     on-line estimation of the Hessian's eigenvectors. NIPS 5.
     """
-    _check_step("alpha", alpha)
-    default_step(torch.float64, scheme)  # validates scheme
-    batches = Batches(data)
-    params = resolve_params(model, params)
-    v = check_vector(v, num_params(params), params[0])
+    owner = "finite_difference_hvp"
+    positive(owner, "alpha", alpha, none_ok=True)
+    one_of(owner, "scheme", scheme, SCHEMES)
+    batches = Batches(data, owner)
+    params = resolve_params(model, params, owner)
+    v = check_vector(v, num_params(params), params[0], owner=owner)
     vnorm = float(v.norm())
-    if vnorm == 0:
+    if vnorm == 0:  # H 0 = 0: no step to take
         return torch.zeros_like(v)
     if alpha is None:
-        alpha = default_step(params[0].dtype, scheme) * (1 + _theta_norm(params)) / vnorm
-    return _fd_directional(model, loss_fn, batches, params, v, alpha, scheme)
+        alpha = default_step(params[0].dtype, scheme) * (1 + parameter_norm(params)) / vnorm
+    return gradient_difference(model, loss_fn, batches, params, v, alpha, scheme)
 
 
 def finite_difference_hessian(model: torch.nn.Module, loss_fn, data, *, params=None, delta: float | None = None,
@@ -128,14 +117,16 @@ def finite_difference_hessian(model: torch.nn.Module, loss_fn, data, *, params=N
     Reference: LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by
     on-line estimation of the Hessian's eigenvectors. NIPS 5.
     """
-    _check_step("delta", delta)
-    default_step(torch.float64, scheme)  # validates scheme
-    batches = Batches(data)
-    params = resolve_params(model, params)
+    owner = "finite_difference_hessian"
+    positive(owner, "delta", delta, none_ok=True)
+    one_of(owner, "scheme", scheme, SCHEMES)
+    boolean(owner, "symmetrize", symmetrize)
+    batches = Batches(data, owner)
+    params = resolve_params(model, params, owner)
     P = num_params(params)
     if delta is None:
-        delta = default_step(params[0].dtype, scheme) * (1 + _theta_norm(params))
+        delta = default_step(params[0].dtype, scheme) * (1 + parameter_norm(params))
     g0 = gradient(model, loss_fn, batches, params) if scheme == "forward" else None
     eye = torch.eye(P, dtype=params[0].dtype, device=params[0].device)
-    H = torch.stack([_fd_directional(model, loss_fn, batches, params, eye[k], delta, scheme, g0) for k in range(P)])
+    H = torch.stack([gradient_difference(model, loss_fn, batches, params, eye[k], delta, scheme, g0) for k in range(P)])
     return (H + H.T) / 2 if symmetrize else H

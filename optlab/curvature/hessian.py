@@ -27,18 +27,24 @@ References:
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from ._data import (Batches, batch_loss, check_vector, flatten, gradient, num_params, preserved_buffers,
-                    resolve_params, scalar_loss, unflatten)
+from ..errors import data_error, one_of, value_error
+from ..flat import flatten, unflatten, unflatten_columns
+from ._data import Batches, batch_loss, check_vector, gradient, num_params, preserved_buffers, resolve_params, scalar_loss
 from ._operator import CurvatureOperator
-
-METHODS = ("exact", "r-op", "double-backprop")
-from .diagonal._layers import hooked_module
+from ._sequential import hooked_module
+from .finite_difference import finite_difference_hvp
 from .rop import Linearization, rop_layers
+
+#: exact ways of computing :math:`Hv` (:class:`HessianOperator`)
+METHODS = ("exact", "r-op", "double-backprop")
+#: ways :func:`hvp` computes :math:`Hv`: the exact ones and the slides' finite difference
+HVP_METHODS = METHODS + ("finite-difference",)
 
 
 def loss_hvp(loss_closure: Callable[[], Tensor], params: Sequence[Tensor], v: Tensor) -> Tensor:
@@ -62,30 +68,31 @@ def loss_hvp(loss_closure: Callable[[], Tensor], params: Sequence[Tensor], v: Te
     """
     params = list(params)
     if not params:
-        raise ValueError("params is empty: expected at least one tensor to differentiate")
-    v = check_vector(v, num_params(params), params[0])
+        raise data_error("loss_hvp", "params", "it is empty", "at least one tensor to differentiate")
+    v = check_vector(v, num_params(params), params[0], owner="loss_hvp")
     with torch.enable_grad():
-        loss = scalar_loss(loss_closure(), "loss_closure")
+        loss = scalar_loss(loss_closure(), "loss_closure", owner="loss_hvp")
         g = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         return _grad_dot_hvp(g, params, unflatten(v, params))
 
 
-def _grad_dot_hvp_columns(g, params, V: Tensor, retain_graph=False) -> Tensor:
-    """All columns of ``V`` at once (autograd's vmap); falls back to one column at a time."""
-    from .ggn import _unflatten_columns
-    if V.shape[1] > 1:
-        pairs = [(gi, Vi) for gi, Vi in zip(g, _unflatten_columns(V, params)) if gi is not None and gi.requires_grad]
-        if not pairs:
-            return torch.zeros_like(V)
-        try:
-            rows = torch.autograd.grad([gi for gi, _ in pairs], params, grad_outputs=[Vi for _, Vi in pairs],
-                                       retain_graph=True, allow_unused=True, is_grads_batched=True)
-            k = V.shape[1]
-            return torch.cat([(r if r is not None else torch.zeros(k, *p.shape, dtype=V.dtype, device=V.device))
-                              .reshape(k, -1) for r, p in zip(rows, params)], dim=1).T
-        except RuntimeError:
-            pass
-    return torch.stack([_grad_dot_hvp(g, params, unflatten(V[:, j], params), retain_graph=retain_graph or j < V.shape[1] - 1)
+def _grad_dot_hvp_batched(g, params, V: Tensor) -> Tensor:
+    """All columns of ``V`` in one backward pass batched by autograd's vmap (``RuntimeError`` for a model
+    with an operation that has no batching rule)."""
+    pairs = [(gi, Vi) for gi, Vi in zip(g, unflatten_columns(V, params)) if gi is not None and gi.requires_grad]
+    if not pairs:
+        return torch.zeros_like(V)
+    rows = torch.autograd.grad([gi for gi, _ in pairs], params, grad_outputs=[Vi for _, Vi in pairs],
+                               retain_graph=True, allow_unused=True, is_grads_batched=True)
+    k = V.shape[1]
+    return torch.cat([(r if r is not None else torch.zeros(k, *p.shape, dtype=V.dtype, device=V.device))
+                      .reshape(k, -1) for r, p in zip(rows, params)], dim=1).T
+
+
+def _grad_dot_hvp_looped(g, params, V: Tensor, retain_graph: bool) -> Tensor:
+    """The columns of ``V`` one backward pass each."""
+    return torch.stack([_grad_dot_hvp(g, params, unflatten(V[:, j], params),
+                                      retain_graph=retain_graph or j < V.shape[1] - 1)
                         for j in range(V.shape[1])], dim=1)
 
 
@@ -127,6 +134,13 @@ class HessianOperator(CurvatureOperator):
             where it applies (it is the faster: measured in ``benchmarks/bench_curvature.py``), double
             backprop otherwise. The attribute ``method`` tells which one is used.
 
+    Attributes:
+        method: ``"r-op"`` or ``"double-backprop"``, how the next product is computed.
+        batched_columns: with double backprop, ``op @ V`` multiplies all the columns of ``V`` in one
+            backward pass batched by autograd's vmap (``True``). A model with an operation that has no
+            batching rule makes that pass raise; the operator then multiplies one column at a time from
+            then on, sets this to ``False`` and warns once (``RuntimeWarning``). Same result, slower.
+
     ``op @ v`` takes a flat vector or an ``(n, k)`` matrix of columns; ``op.to_dense()`` builds the
     matrix (small models only); ``op.to_scipy()`` gives a scipy ``LinearOperator``.
 
@@ -142,25 +156,29 @@ class HessianOperator(CurvatureOperator):
 
     def __init__(self, model: torch.nn.Module, loss_fn, data, params=None, *, cache_graph: bool | None = None,
                  method: str = "exact"):
+        owner = type(self).__name__
+        one_of(owner, "cache_graph", cache_graph, (None, True, False))
+        one_of(owner, "method", method, METHODS)
         self.model, self.loss_fn = model, loss_fn
-        self.batches = Batches(data)
-        self.params = resolve_params(model, params)
-        if cache_graph not in (None, True, False):
-            raise ValueError(f"cache_graph={cache_graph!r}; expected True, False or None")
+        self.batches = Batches(data, owner)
+        self.params = resolve_params(model, params, owner)
         self.cache_graph = cache_graph
         self._graphs, self._versions = None, None
-        if method not in METHODS:
-            raise ValueError(f"method={method!r}; expected one of {METHODS}")
-        self._layers = None  # the R-pass's layers; None: double backprop
-        if method != "double-backprop":
-            try:
-                self._layers = rop_layers(model)
-            except TypeError as e:
-                if method == "r-op":
-                    raise ValueError(f"method='r-op' does not apply to this model: {e}") from None
+        self._layers = None if method == "double-backprop" else self._rop_layers(method)  # None: double backprop
         self._forced = method == "r-op"
+        self.batched_columns = True
         p0 = self.params[0]
         super().__init__(num_params(self.params), p0.dtype, p0.device)
+
+    def _rop_layers(self, method: str):
+        """The R-pass's layers, or ``None`` where it does not apply (an error if ``method="r-op"`` forces it)."""
+        try:
+            return rop_layers(self.model, owner=type(self).__name__)
+        except TypeError as e:
+            if method == "r-op":
+                raise value_error(type(self).__name__, "method", method, "'exact' or 'double-backprop' for this "
+                                  f"model: the R-pass does not apply ({e})") from None
+            return None
 
     def _matvec(self, v: Tensor) -> Tensor:
         return self._matmat(v[:, None])[:, 0]
@@ -211,7 +229,7 @@ class HessianOperator(CurvatureOperator):
                 else:
                     g += w * flatten([None if gi is None else gi.detach() for gi in state], self.params)
         else:
-            g = gradient(self.model, self.loss_fn, self.batches, self.params)
+            g = gradient(self.model, self.loss_fn, self.batches, self.params, type(self).__name__)
         norm = g.norm()
         if not (torch.isfinite(norm) and norm > 0):
             return r
@@ -224,10 +242,11 @@ class HessianOperator(CurvatureOperator):
         if self.method == "r-op":
             return Linearization(self._layers, self.loss_fn, x, y)
         if self._forced:
-            raise ValueError(f"method='r-op': {type(hooked_module(self.model)).__name__} got a forward hook, "
-                             "which the R-pass would bypass")
+            raise value_error(type(self).__name__, "method", "r-op", "'exact' or 'double-backprop': "
+                              f"{type(hooked_module(self.model)).__name__} got a forward hook, which the R-pass "
+                              "would bypass")
         with torch.enable_grad():
-            loss = batch_loss(self.model, self.loss_fn, x, y)
+            loss = batch_loss(self.model, self.loss_fn, x, y, type(self).__name__)
             return torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
 
     def _products(self, state, V: Tensor, retain: bool) -> Tensor:
@@ -238,7 +257,15 @@ class HessianOperator(CurvatureOperator):
                 cols.append(flatten([hv.get(id(p)) for p in self.params], self.params))
             return torch.stack(cols, dim=1)
         with torch.enable_grad():
-            return _grad_dot_hvp_columns(state, self.params, V, retain_graph=retain)
+            if V.shape[1] > 1 and self.batched_columns:
+                try:
+                    return _grad_dot_hvp_batched(state, self.params, V)
+                except RuntimeError as e:
+                    self.batched_columns = False
+                    warnings.warn(f"{type(self).__name__}: autograd cannot batch the columns of op @ V for this "
+                                  f"model ({str(e)[:200]}); multiplying them one at a time from now on "
+                                  "(batched_columns=False)", RuntimeWarning, stacklevel=4)
+            return _grad_dot_hvp_looped(state, self.params, V, retain_graph=retain)
 
     def _cached_graphs(self):
         versions = tuple(p._version for p in self.params)
@@ -285,12 +312,11 @@ def hvp(model: torch.nn.Module, loss_fn, data, v: Tensor, *, params=None, method
         LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by on-line
         estimation of the Hessian's eigenvectors. NIPS 5.
     """
-    if method in METHODS:
-        return HessianOperator(model, loss_fn, data, params, method=method) @ v
-    if method in ("finite-difference", "finite_difference", "fd"):
-        from .finite_difference import finite_difference_hvp
+    one_of("hvp", "method", method, HVP_METHODS)
+    if method == "finite-difference":
         return finite_difference_hvp(model, loss_fn, data, v, params=params)
-    raise ValueError(f"hvp: method={method!r}; expected one of {METHODS + ('finite-difference',)}")
+    op = HessianOperator(model, loss_fn, data, params, method=method)
+    return op @ check_vector(v, op.shape[0], op.params[0], owner="hvp")
 
 
 def hessian(model: torch.nn.Module, loss_fn, data, *, params=None) -> Tensor:

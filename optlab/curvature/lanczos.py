@@ -10,8 +10,10 @@ Lanczos builds an orthonormal basis :math:`Q_m = [q_1 \dots q_m]` of the Krylov 
 
 The eigenvalues of :math:`T_m` (Ritz values) converge first to the extreme eigenvalues of :math:`H`,
 much faster than the power method, and each comes with a free error bound: its residual is
-:math:`|\beta_m s_m|` (:func:`ritz_error_bound`), which :func:`lanczos_top_eigenpair` uses to stop. Here every new vector is re-orthogonalized against all previous
-ones (full re-orthogonalization), which keeps the Ritz values free of spurious copies.
+:math:`|\beta_m s_m|` (:func:`ritz_error_bound`), which :func:`lanczos_top_eigenpair` uses to stop.
+Every new vector is re-orthogonalized against all previous ones (full re-orthogonalization), which
+keeps the Ritz values free of spurious copies. The iteration is written once,
+:func:`lanczos_iteration`; every function here runs it and reads what it needs from its steps.
 
 Stochastic Lanczos quadrature estimates the spectral density
 :math:`\phi(t) = \frac1n\sum_i \delta(t - \lambda_i)`: for a random unit :math:`q_1`, the eigenpairs
@@ -29,23 +31,28 @@ References:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from ._operator import as_operator
-from .power import random_unit_vector
+from ..errors import check, check_shape, int_in_range, positive, positive_int
+from ._eigensolver import Eigenpair, check_iteration_args, check_seed, check_which, random_unit_vector
+from ._operator import MatrixOperator, as_operator
 
-WHICH = ("magnitude", "algebraic", "smallest")
+#: which end of the spectrum :func:`lanczos` returns
+WHICH = ("algebraic", "smallest", "magnitude")
 
 
 class LanczosResult(NamedTuple):
-    """``values`` (k,), ``vectors`` (n, k) Ritz pairs, and ``steps`` (the Krylov dimension used)."""
+    """``values`` (k,), ``vectors`` (n, k) Ritz pairs, and ``iterations`` (the Krylov dimension reached,
+    one product each)."""
 
     values: Tensor
     vectors: Tensor
-    steps: int
+    iterations: int
 
 
 class SpectralDensity(NamedTuple):
@@ -57,41 +64,71 @@ class SpectralDensity(NamedTuple):
     weights: Tensor
 
 
-def _check_int(name, v, lo, hi=None):
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
-        raise ValueError(f"{name}={v!r}; expected an integer >= {lo}" + (f" and <= {hi}" if hi is not None else ""))
+class LanczosStep(NamedTuple):
+    r"""The state after :math:`j` Lanczos steps: :math:`\alpha` (j,) and :math:`\beta` (j-1,) of :math:`T_j` (float64),
+    the norm :math:`\beta_j` of the next (unnormalized) Lanczos vector, and the basis :math:`Q_j^\top` (j, n)."""
+
+    alpha: Tensor
+    beta: Tensor
+    residual: float
+    Q: Tensor
 
 
-def lanczos_tridiagonal(matvec, q1: Tensor, num_steps: int) -> tuple[Tensor, Tensor, Tensor]:
-    r"""Run ``num_steps`` Lanczos steps from ``q1``; return :math:`\alpha` (m,), :math:`\beta` (m-1,) and :math:`Q` (n, m).
+def lanczos_iteration(matvec: Callable[[Tensor], Tensor], q1: Tensor, num_steps: int) -> Iterator[LanczosStep]:
+    r"""The Lanczos iteration from ``q1`` with full re-orthogonalization, yielding the state after every step.
 
-    Stops early (smaller ``m``) when the Krylov space is exhausted (:math:`\beta_j \approx 0`).
+    .. math::
+
+        w = H q_j - \alpha_j q_j - \beta_{j-1} q_{j-1} \;(\text{here: } w = (I - Q_jQ_j^\top) H q_j),
+        \qquad \alpha_j = q_j^\top H q_j, \qquad \beta_j = \|w\|, \qquad q_{j+1} = w / \beta_j
+
+    At most ``num_steps`` steps: fewer when the Krylov space is exhausted (:math:`\beta_j \le 10^{-10}
+    \max(1, \max_i|\alpha_i|)`: the Ritz values are then eigenvalues). The basis grows on demand, so a
+    caller that stops early never allocates ``num_steps`` vectors.
     """
     n = q1.shape[0]
-    Q = torch.zeros(n, num_steps, dtype=q1.dtype, device=q1.device)
+    Q = q1.new_zeros(min(num_steps, 32), n)
     alphas, betas = [], []
     q = q1 / q1.norm()
     for j in range(num_steps):
-        Q[:, j] = q
+        if j == Q.shape[0]:
+            Q = torch.cat([Q, Q.new_zeros(min(num_steps, 2 * j) - j, n)])
+        Q[j] = q
         w = matvec(q)
-        a = w @ q
-        alphas.append(a)
-        # full re-orthogonalization (twice is enough, Kahan-Parlett)
-        for _ in range(2):
-            w = w - Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)
-        b = w.norm()
-        if j == num_steps - 1:
-            break
-        if b <= 1e-10 * max(1.0, float(abs(a))):
-            break
+        alphas.append(float(w @ q))
+        for _ in range(2):  # full re-orthogonalization (twice is enough, Kahan-Parlett)
+            w = w - (Q[:j + 1] @ w) @ Q[:j + 1]
+        b = float(w.norm())
+        yield LanczosStep(torch.tensor(alphas, dtype=torch.float64), torch.tensor(betas, dtype=torch.float64), b,
+                          Q[:j + 1])
+        if b <= 1e-10 * max(1.0, max(abs(a) for a in alphas)):  # an invariant subspace
+            return
         betas.append(b)
         q = w / b
-    m = len(alphas)
-    return torch.stack(alphas), (torch.stack(betas[:m - 1]) if m > 1 else q1.new_zeros(0)), Q[:, :m]
 
 
-def _tridiag(alpha: Tensor, beta: Tensor) -> Tensor:
+def tridiagonal(alpha: Tensor, beta: Tensor) -> Tensor:
+    r""":math:`T = \operatorname{tridiag}(\beta, \alpha, \beta)`."""
     return torch.diag(alpha) + torch.diag(beta, 1) + torch.diag(beta, -1)
+
+
+def lanczos_tridiagonal(matvec: Callable[[Tensor], Tensor], q1: Tensor, num_steps: int) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Run :func:`lanczos_iteration` to the end; return :math:`\alpha` (m,), :math:`\beta` (m-1,) (float64) and
+    :math:`Q` (n, m), with ``m <= num_steps`` (smaller when the Krylov space is exhausted)."""
+    positive_int("lanczos_tridiagonal", "num_steps", num_steps)
+    for step in lanczos_iteration(matvec, q1, num_steps):
+        pass
+    return step.alpha, step.beta, step.Q.T
+
+
+def _ritz_pairs(op, num_steps: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The Ritz values :math:`\\theta` and the eigenvectors :math:`U` of :math:`T_m` (float64), and the basis
+    :math:`Q` (n, m), after ``num_steps`` Lanczos steps from the random start vector of ``seed``."""
+    with torch.no_grad(), op.many_products():
+        alpha, beta, Q = lanczos_tridiagonal(lambda v: op @ v, random_unit_vector(op.shape[0], op.dtype, op.device, seed),
+                                             num_steps)
+    theta, U = torch.linalg.eigh(tridiagonal(alpha, beta))
+    return theta, U, Q
 
 
 def lanczos(op_or_tensor, k: int = 1, *, which: str = "algebraic", num_steps: int | None = None,
@@ -111,26 +148,28 @@ def lanczos(op_or_tensor, k: int = 1, *, which: str = "algebraic", num_steps: in
         seed: seed of the random start vector.
 
     Returns:
-        ``LanczosResult(values, vectors, steps)``, values sorted in the order of ``which``.
+        ``LanczosResult(values, vectors, iterations)``, values sorted in the order of ``which``;
+        ``iterations`` is the Krylov dimension reached: fewer than ``num_steps`` when the start vector's
+        Krylov space is exhausted (then fewer than ``k`` values come back if it holds fewer than ``k``
+        distinct eigenvalues).
 
     Reference: Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., section 10.1.
     """
-    if which not in WHICH:
-        raise ValueError(f"which={which!r}; expected one of {WHICH}")
-    op = as_operator(op_or_tensor, "op_or_tensor")
+    owner = "lanczos"
+    check_which(owner, which, WHICH)
+    op = as_operator(op_or_tensor, "op_or_tensor", owner)
     n = op.shape[0]
-    _check_int("k", k, 1, n)
-    m = min(n, max(2 * k + 20, 40)) if num_steps is None else num_steps
-    _check_int("num_steps", m, k, n)
-    with torch.no_grad(), op.many_products():
-        alpha, beta, Q = lanczos_tridiagonal(lambda v: op @ v, random_unit_vector(n, op.dtype, op.device, seed), m)
-        theta, U = torch.linalg.eigh(_tridiag(alpha, beta))
+    int_in_range(owner, "k", k, 1, n)
+    num_steps = min(n, max(2 * k + 20, 40)) if num_steps is None else num_steps
+    int_in_range(owner, "num_steps", num_steps, k, n)
+    check_seed(owner, seed)
+    theta, U, Q = _ritz_pairs(op, num_steps, seed)
     key = {"algebraic": -theta, "smallest": theta, "magnitude": -theta.abs()}[which]
     order = torch.argsort(key)[:k]
-    return LanczosResult(theta[order], Q @ U[:, order], alpha.shape[0])
+    return LanczosResult(theta[order].to(op.dtype), Q @ U[:, order].to(Q.dtype), theta.shape[0])
 
 
-def spectral_density(op_or_tensor, *, num_probes: int = 10, num_steps: int = 80, grid: Tensor | None = None,
+def spectral_density(op_or_tensor, *, num_probes: int = 10, num_steps: int | None = None, grid: Tensor | None = None,
                      num_points: int = 500, sigma: float | None = None, seed: int = 0) -> SpectralDensity:
     r"""Eigenvalue density :math:`\phi(t) = \frac1n\sum_i\delta(t-\lambda_i)` by stochastic Lanczos quadrature.
 
@@ -142,8 +181,9 @@ def spectral_density(op_or_tensor, *, num_probes: int = 10, num_steps: int = 80,
     Args:
         op_or_tensor: a curvature operator or a plain symmetric matrix.
         num_probes: :math:`S`, the number of random start vectors.
-        num_steps: :math:`m`, Lanczos steps per probe (capped at ``n``).
+        num_steps: :math:`m`, Lanczos steps per probe, at most ``n`` (default ``min(n, 80)``).
         grid: points :math:`t` (default: ``num_points`` points spanning the nodes, with a margin).
+        num_points: the size of the default grid.
         sigma: kernel width (default: 1% of the node range).
         seed: seed of the first probe (probe ``s`` uses ``seed + s``).
 
@@ -153,23 +193,16 @@ def spectral_density(op_or_tensor, *, num_probes: int = 10, num_steps: int = 80,
     Reference: Ghorbani, B., Krishnan, S., Xiao, Y. (2019). An investigation into neural net optimization
     via Hessian eigenvalue density. ICML.
     """
-    op = as_operator(op_or_tensor, "op_or_tensor")
+    owner = "spectral_density"
+    op = as_operator(op_or_tensor, "op_or_tensor", owner)
     n = op.shape[0]
-    _check_int("num_probes", num_probes, 1)
-    _check_int("num_steps", num_steps, 1)
-    _check_int("num_points", num_points, 2)
-    if sigma is not None and not (isinstance(sigma, (int, float)) and sigma > 0):
-        raise ValueError(f"sigma={sigma!r}; expected a number > 0")
-    m = min(num_steps, n)
-    nodes, weights = [], []
-    with torch.no_grad(), op.many_products():
-        for s in range(num_probes):
-            alpha, beta, _ = lanczos_tridiagonal(lambda v: op @ v, random_unit_vector(n, op.dtype, op.device, seed + s), m)
-            theta, U = torch.linalg.eigh(_tridiag(alpha, beta))
-            pad = m - theta.shape[0]  # early stop: pad with zero-weight nodes
-            nodes.append(torch.cat([theta, theta.new_zeros(pad)]))
-            weights.append(torch.cat([U[0] ** 2, theta.new_zeros(pad)]))
-    nodes, weights = torch.stack(nodes), torch.stack(weights)
+    positive_int(owner, "num_probes", num_probes)
+    num_steps = min(n, 80) if num_steps is None else num_steps
+    int_in_range(owner, "num_steps", num_steps, 1, n)
+    int_in_range(owner, "num_points", num_points, 2)
+    positive(owner, "sigma", sigma, none_ok=True)
+    check_seed(owner, seed)
+    nodes, weights = _quadrature(op, num_probes, num_steps, seed)
     lo, hi = float(nodes.min()), float(nodes.max())
     width = max(hi - lo, 1e-12)
     if sigma is None:
@@ -178,9 +211,23 @@ def spectral_density(op_or_tensor, *, num_probes: int = 10, num_steps: int = 80,
         grid = torch.linspace(lo - 0.05 * width - 3 * sigma, hi + 0.05 * width + 3 * sigma, num_points,
                               dtype=nodes.dtype)
     grid = torch.as_tensor(grid, dtype=nodes.dtype)
+    check_shape(owner, "grid", grid.shape, grid.dim() == 1 and grid.numel() > 0, "(points,), a non-empty 1-D grid")
     kern = torch.exp(-((grid[:, None, None] - nodes[None]) ** 2) / (2 * sigma ** 2)) / (sigma * (2 * torch.pi) ** 0.5)
     density = (kern * weights[None]).sum((1, 2)) / num_probes
     return SpectralDensity(grid, density, nodes, weights)
+
+
+def _quadrature(op, num_probes: int, num_steps: int, seed: int) -> tuple[Tensor, Tensor]:
+    r"""Stochastic Lanczos quadrature's nodes :math:`\theta_k^{(s)}` and weights :math:`\tau_k^{(s)} = u_k[1]^2`,
+    one row per probe (a probe whose Krylov space is exhausted early is padded with zero-weight nodes)."""
+    nodes, weights = [], []
+    with op.many_products():  # one cache for all the probes
+        for s in range(num_probes):
+            theta, U, _ = _ritz_pairs(op, num_steps, seed + s)
+            pad = num_steps - theta.shape[0]
+            nodes.append(torch.cat([theta, theta.new_zeros(pad)]))
+            weights.append(torch.cat([U[0] ** 2, theta.new_zeros(pad)]))
+    return torch.stack(nodes), torch.stack(weights)
 
 
 def condition_number(op_or_tensor, *, num_steps: int | None = None, seed: int = 0) -> float:
@@ -189,24 +236,24 @@ def condition_number(op_or_tensor, *, num_steps: int | None = None, seed: int = 
     For a positive-definite matrix this is the slides' :math:`\lambda_{\max}/\lambda_{\min}` (Zemel,
     "Ill-conditioned curvature"); for an indefinite one it is the 2-norm condition number. Returns
     ``inf`` for a singular matrix. Plain matrices use ``eigvalsh``; operators use Lanczos (smallest
-    magnitudes converge slowly: pass ``num_steps=n`` for an exact answer on small operators).
+    magnitudes converge slowly: the default Krylov dimension ``num_steps`` is ``n`` up to ``n = 200``,
+    exact up to rounding, and 200 above; at most ``n``).
 
     Reference: Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., section 2.6.
     """
-    op = as_operator(op_or_tensor, "op_or_tensor")
+    owner = "condition_number"
+    op = as_operator(op_or_tensor, "op_or_tensor", owner)
     n = op.shape[0]
-    from ._operator import MatrixOperator
-    with torch.no_grad(), op.many_products():
-        if isinstance(op, MatrixOperator):
-            ev = torch.linalg.eigvalsh(op.A).abs()
-        else:
-            m = n if num_steps is None and n <= 200 else (num_steps or 200)
-            _check_int("num_steps", m, 1, n)
-            alpha, beta, _ = lanczos_tridiagonal(lambda v: op @ v, random_unit_vector(n, op.dtype, op.device, seed), m)
-            ev = torch.linalg.eigvalsh(_tridiag(alpha, beta)).abs()
+    if isinstance(op, MatrixOperator):
+        ev = torch.linalg.eigvalsh(op.A).abs()
+    else:
+        num_steps = min(n, 200) if num_steps is None else num_steps
+        int_in_range(owner, "num_steps", num_steps, 1, n)
+        check_seed(owner, seed)
+        ev = _ritz_pairs(op, num_steps, seed)[0].abs()
     big, small = float(ev.max()), float(ev.min())
     scale = torch.finfo(op.dtype).eps * n * big
-    return float("inf") if small <= scale else big / small
+    return math.inf if small <= scale else big / small
 
 
 def ritz_error_bound(beta_m: float, s_m: float, gap: float) -> float:
@@ -247,11 +294,10 @@ def ritz_error_bound(beta_m: float, s_m: float, gap: float) -> float:
         bound; chapter 13: the Lanczos residual :math:`\beta_m s_m`).
         Kato, T. (1949). On the upper and lower bounds of eigenvalues. J. Phys. Soc. Japan 4.
     """
-    r = abs(float(beta_m) * float(s_m))
     gap = float(gap)
-    if not gap > 0:
-        raise ValueError(f"gap={gap!r}; expected a positive distance (or inf)")
-    return r if gap == float("inf") else min(r, r * r / gap)
+    check("ritz_error_bound", "gap", gap, gap > 0, "a distance > 0 (or inf)")
+    r = abs(float(beta_m) * float(s_m))
+    return r if gap == math.inf else min(r, r * r / gap)
 
 
 def lanczos_top_eigenpair(op_or_tensor, *, which: str = "algebraic", max_iter: int = 100, tol: float = 1e-8,
@@ -290,49 +336,40 @@ def lanczos_top_eigenpair(op_or_tensor, *, which: str = "algebraic", max_iter: i
             :meth:`~optlab.curvature.CurvatureOperator.start_vector`).
 
     Returns:
-        An :class:`~optlab.curvature.Eigenpair` ``(value, vector, iterations)``, iterations = products.
+        An :class:`~optlab.curvature.Eigenpair` ``(value, vector, iterations)``, iterations = products
+        (``iterations == min(max_iter, n)``: the tolerance was not reached, or the space was exhausted).
 
     References:
         Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., section 10.1.
         Parlett, B. N. (1998). The Symmetric Eigenvalue Problem. SIAM, chapter 13.
     """
-    from .power import Eigenpair, check_iteration_args
-    if which not in ("algebraic", "magnitude"):
-        raise ValueError(f"which={which!r}; expected 'magnitude' or 'algebraic'")
-    check_iteration_args(max_iter, tol)
-    op = as_operator(op_or_tensor, "op_or_tensor")
-    n = op.shape[0]
-    m = min(n, max_iter)
-    Q = torch.zeros(min(m, 32), n, dtype=op.dtype, device=op.device)  # rows q_1..q_j, grown on demand
-    alphas, betas = [], []
+    owner = "lanczos_top_eigenpair"
+    check_which(owner, which)
+    check_iteration_args(owner, max_iter, tol)
+    check_seed(owner, seed)
+    op = as_operator(op_or_tensor, "op_or_tensor", owner)
     prev = None
     with torch.no_grad(), op.many_products():
-        q = op.start_vector(seed)
-        for j in range(m):
-            if j == Q.shape[0]:
-                Q = torch.cat([Q, torch.zeros(min(m, 2 * j) - j, n, dtype=Q.dtype, device=Q.device)])
-            Q[j] = q
-            w = op @ q
-            alphas.append(float(w @ q))
-            for _ in range(2):  # full re-orthogonalization (twice is enough, Kahan-Parlett)
-                w = w - (Q[:j + 1] @ w) @ Q[:j + 1]
-            b = float(w.norm())
-            T = _tridiag(torch.tensor(alphas, dtype=torch.float64), torch.tensor(betas, dtype=torch.float64))
-            theta, U = torch.linalg.eigh(T)
-            i = int(torch.argmax(theta if which == "algebraic" else theta.abs()))
-            value = float(theta[i])
-            # distance to the rest of the spectrum: each other Ritz value theta_k is within its residual
-            # r_k = |b U[-1, k]| of an eigenvalue, so the rest is at least |theta_k - value| - r_k away
-            dist = (theta - value).abs() - (b * U[-1]).abs()
-            dist = torch.cat([dist[:i], dist[i + 1:]])
-            gap = float(dist.min()) if dist.numel() else float("inf")
-            gap = gap if gap > 0 else float("inf")  # no estimate: r alone
-            exhausted = b <= 1e-10 * max(1.0, abs(value))  # invariant subspace: the Ritz values are exact
-            settled = prev is not None and abs(value - prev) <= tol * abs(value)
-            accurate = settled and ritz_error_bound(b, U[-1, i], gap) <= tol * abs(value)
-            if exhausted or accurate or j == m - 1:
-                vec = U[:, i].to(Q.dtype) @ Q[:j + 1]
-                return Eigenpair(value, vec / vec.norm(), j + 1)
+        for step in lanczos_iteration(lambda v: op @ v, op.start_vector(seed), min(op.shape[0], max_iter)):
+            value, s, bound = _top_ritz_pair(step, which)
+            if prev is not None and abs(value - prev) <= tol * abs(value) and bound <= tol * abs(value):
+                break
             prev = value
-            betas.append(b)
-            q = w / b
+    vec = s.to(step.Q.dtype) @ step.Q
+    return Eigenpair(value, vec / vec.norm(), step.Q.shape[0])
+
+
+def _top_ritz_pair(step: LanczosStep, which: str) -> tuple[float, Tensor, float]:
+    r"""The top Ritz value :math:`\theta`, its eigenvector :math:`s` of :math:`T_j` and :func:`ritz_error_bound`.
+
+    The gap to the rest of the spectrum: each other Ritz value :math:`\theta_k` is within its residual
+    :math:`r_k = |\beta_j s_{jk}|` of an eigenvalue, so the rest is at least :math:`|\theta_k - \theta| - r_k`
+    away; without a positive estimate the bound is the residual alone.
+    """
+    theta, U = torch.linalg.eigh(tridiagonal(step.alpha, step.beta))
+    i = int(torch.argmax(theta if which == "algebraic" else theta.abs()))
+    value = float(theta[i])
+    dist = (theta - value).abs() - (step.residual * U[-1]).abs()
+    dist = torch.cat([dist[:i], dist[i + 1:]])
+    gap = float(dist.min()) if dist.numel() else math.inf
+    return value, U[:, i], ritz_error_bound(step.residual, U[-1, i], gap if gap > 0 else math.inf)

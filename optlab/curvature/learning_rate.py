@@ -22,10 +22,10 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
+from ..errors import check, is_number, value_error
 from .power import top_eigenvalue
 
 
@@ -37,23 +37,25 @@ def lambda_max(x, **power_kwargs) -> float:
     and ``power_kwargs`` (``max_iter``, ``tol``, ``seed``, ``method``: by default the power method on a
     matrix, Lanczos on an operator).
     """
-    if isinstance(x, numbers.Real) and not isinstance(x, bool):
-        lam = float(x)
-    elif isinstance(x, torch.Tensor) and x.dim() == 0:
+    return _lambda_max("lambda_max", x, power_kwargs)
+
+
+def _lambda_max(owner: str, x, power_kwargs) -> float:
+    if is_number(x) or (isinstance(x, torch.Tensor) and x.dim() == 0):
+        if power_kwargs:
+            raise value_error(owner, "power_kwargs", power_kwargs, "none when lambda_max is given as a number")
         lam = float(x)
     else:
         lam = top_eigenvalue(x, which="algebraic", **power_kwargs).value
-    if not math.isfinite(lam):
-        raise ValueError(f"lambda_max={lam!r}; expected a finite number")
+    check(owner, "lambda_max", lam, math.isfinite(lam), "a finite number")
     return lam
 
 
-def _positive_lambda_max(x, what, power_kwargs) -> float:
-    lam = lambda_max(x, **power_kwargs)
-    if lam <= 0:
-        raise ValueError(f"{what}: lambda_max={lam!r} <= 0; expected a positive largest eigenvalue (without "
-                         "positive curvature gradient descent is not stable for any learning rate > 0 "
-                         "along the non-positive directions, and no 2/lambda_max bound exists)")
+def _positive_lambda_max(owner: str, x, power_kwargs) -> float:
+    lam = _lambda_max(owner, x, power_kwargs)
+    check(owner, "lambda_max", lam, lam > 0, "a positive largest eigenvalue (without positive curvature "
+          "gradient descent is not stable for any learning rate > 0 along the non-positive directions, and "
+          "no 2/lambda_max bound exists)")
     return lam
 
 
@@ -62,7 +64,8 @@ def max_learning_rate(x, **power_kwargs) -> float:
 
     Args:
         x: :math:`\lambda_{\max}` as a number, a symmetric matrix, or a curvature operator.
-        **power_kwargs: ``max_iter``, ``tol``, ``seed`` for the power method.
+        **power_kwargs: ``max_iter``, ``tol``, ``seed``, ``method`` for
+            :func:`~optlab.curvature.top_eigenvalue` (none when ``x`` is a number).
 
     Example:
         >>> max_learning_rate(0.84)   # the slides' two-Gaussian example
@@ -71,7 +74,7 @@ def max_learning_rate(x, **power_kwargs) -> float:
     Reference: LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by
     on-line estimation of the Hessian's eigenvectors. NIPS 5.
     """
-    return 2.0 / _positive_lambda_max(x, "max_learning_rate", power_kwargs)
+    return 2.0 / _positive_lambda_max("max_learning_rate", x, power_kwargs)
 
 
 def optimal_learning_rate(x, **power_kwargs) -> float:
@@ -83,4 +86,4 @@ def optimal_learning_rate(x, **power_kwargs) -> float:
         >>> optimal_learning_rate(torch.diag(torch.tensor([4.0, 1.0])))
         0.25
     """
-    return 1.0 / _positive_lambda_max(x, "optimal_learning_rate", power_kwargs)
+    return 1.0 / _positive_lambda_max("optimal_learning_rate", x, power_kwargs)

@@ -32,47 +32,24 @@ References:
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor
 
-from ._operator import as_operator
+from ..errors import int_in_range, one_of
+from ._eigensolver import (Eigenpair, Eigenpairs, check_iteration_args, check_seed, check_which,
+                           random_unit_vector)
+from ._operator import MatrixOperator, as_operator
+from .lanczos import lanczos_top_eigenpair
 
-WHICH = ("magnitude", "algebraic")
-
-
-class Eigenpair(NamedTuple):
-    """Result of :func:`top_eigenvalue`: the eigenvalue, its unit eigenvector, the iterations used."""
-
-    value: float
-    vector: Tensor
-    iterations: int
-
-
-class Eigenpairs(NamedTuple):
-    """Result of :func:`top_eigenvalues`: ``values`` (k,), ``vectors`` (n, k) and iterations per pair."""
-
-    values: Tensor
-    vectors: Tensor
-    iterations: list
-
-
-def check_iteration_args(max_iter, tol) -> None:
-    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
-        raise ValueError(f"max_iter={max_iter!r}; expected an integer >= 1")
-    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not tol >= 0 or tol == float("inf"):
-        raise ValueError(f"tol={tol!r}; expected a finite number >= 0")
-
-
-def random_unit_vector(n: int, dtype, device, seed: int) -> Tensor:
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    v = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
-    return v / v.norm()
-
+#: how :func:`top_eigenvalue` iterates (``None``: by the kind of operator, :func:`default_method`)
+METHODS = ("power", "lanczos", None)
 
 def power_iteration(matvec, v0: Tensor, *, max_iter: int, tol: float) -> Eigenpair:
-    r"""The bare power method on ``matvec``: :math:`\Psi \leftarrow H\Psi/\|\Psi\|`, value :math:`u^\top H u`."""
+    r"""The bare power method on ``matvec``: :math:`\Psi \leftarrow H\Psi/\|\Psi\|`, value :math:`u^\top H u`.
+
+    Stops when the value changes by at most ``tol * |value|`` between iterations, or after ``max_iter``
+    products; a vector in the null space (:math:`Hu = 0`) gives the value 0 at once.
+    """
     u = v0 / v0.norm()
     value = None
     for it in range(1, max_iter + 1):
@@ -82,20 +59,16 @@ def power_iteration(matvec, v0: Tensor, *, max_iter: int, tol: float) -> Eigenpa
         if norm == 0.0:  # u lies in the null space: H u = 0
             return Eigenpair(0.0, u, it)
         u = psi / norm
-        if value is not None and abs(new_value - value) <= tol * abs(new_value):
-            value = new_value
-            break
+        settled = value is not None and abs(new_value - value) <= tol * abs(new_value)
         value = new_value
+        if settled:
+            break
     return Eigenpair(value, u, it)
-
-
-METHODS = ("power", "lanczos")
 
 
 def default_method(op) -> str:
     """``"power"`` for a plain matrix (the slides' method, cheap at that size), ``"lanczos"`` for any
     other operator (a network's Hessian: far fewer products, see :func:`top_eigenvalue`)."""
-    from ._operator import MatrixOperator
     return "power" if isinstance(op, MatrixOperator) else "lanczos"
 
 
@@ -144,15 +117,13 @@ def top_eigenvalue(op_or_tensor, *, which: str = "magnitude", max_iter: int = 10
         on-line estimation of the Hessian's eigenvectors. NIPS 5.
         Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., sections 8.2.1 and 10.1.
     """
-    if which not in WHICH:
-        raise ValueError(f"which={which!r}; expected one of {WHICH}")
-    if method is not None and method not in METHODS:
-        raise ValueError(f"method={method!r}; expected 'power', 'lanczos' or None")
-    check_iteration_args(max_iter, tol)
-    op = as_operator(op_or_tensor, "op_or_tensor")
-    method = default_method(op) if method is None else method
-    if method == "lanczos":
-        from .lanczos import lanczos_top_eigenpair
+    owner = "top_eigenvalue"
+    check_which(owner, which)
+    one_of(owner, "method", method, METHODS)
+    check_iteration_args(owner, max_iter, tol)
+    check_seed(owner, seed)
+    op = as_operator(op_or_tensor, "op_or_tensor", owner)
+    if (default_method(op) if method is None else method) == "lanczos":
         return lanczos_top_eigenpair(op, which=which, max_iter=max_iter, tol=tol, seed=seed)
     with torch.no_grad(), op.many_products():  # operators switch gradients on where they need them
         v0 = op.start_vector(seed)
@@ -180,11 +151,12 @@ def top_eigenvalues(op_or_tensor, k: int, *, max_iter: int = 1000, tol: float = 
 
     Reference: Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., section 8.2.
     """
-    op = as_operator(op_or_tensor, "op_or_tensor")
+    owner = "top_eigenvalues"
+    op = as_operator(op_or_tensor, "op_or_tensor", owner)
     n = op.shape[0]
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n:
-        raise ValueError(f"k={k!r}; expected an integer between 1 and n={n}")
-    check_iteration_args(max_iter, tol)
+    int_in_range(owner, "k", k, 1, n)
+    check_iteration_args(owner, max_iter, tol)
+    check_seed(owner, seed)
     values, vectors, iters = [], [], []
 
     def deflated(v):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import check_shape, positive_int
+
 
 def rbf(chi: Tensor, omega: Tensor) -> Tensor:
     r""":math:`Y_{nk} = \sum_i (\chi_{ni} - \omega_{ki})^2` for inputs ``chi`` (N, I) and centres ``omega`` (K, I)."""
@@ -36,15 +38,14 @@ class RBF(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, *, dtype=None):
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"RBF: {name}={v!r}; expected an integer >= 1")
+        positive_int("RBF", "in_features", in_features)
+        positive_int("RBF", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.randn(out_features, in_features, dtype=dtype))
 
     def forward(self, chi: Tensor) -> Tensor:
-        if chi.dim() != 2 or chi.shape[1] != self.in_features:
-            raise ValueError(f"RBF: input shape {tuple(chi.shape)}; expected (N, {self.in_features})")
+        check_shape("RBF", "input", chi.shape, chi.dim() == 2 and chi.shape[1] == self.in_features,
+                    f"(N, {self.in_features})")
         return rbf(chi, self.weight)
 
     def extra_repr(self) -> str:

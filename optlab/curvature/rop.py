@@ -43,20 +43,21 @@ import torch.nn.functional as F
 import torch.nn.grad as nng
 from torch import Tensor, nn
 
+from ..errors import data_error
 from ._data import scalar_loss
-from .diagonal._layers import (ELEMENTWISE, activation_derivatives, conv_kwargs, mean_squared_error,
-                               plain_cross_entropy, sequential_layers)
+from ._sequential import (ELEMENTWISE, activation_derivatives, conv_kwargs, mean_squared_error, plain_cross_entropy,
+                          sequential_layers)
 
 # f'' = 0 almost everywhere: the f'' term of the backward R-pass is skipped.
 PIECEWISE_LINEAR = (nn.ReLU, nn.Identity, nn.LeakyReLU, nn.Hardtanh)
 
 
-def rop_layers(model: nn.Module) -> list[nn.Module]:
-    """The layers of ``model`` if the R-pass handles it exactly; ``TypeError`` says why not."""
-    layers = sequential_layers(model, supported=(nn.Linear, nn.Conv2d, nn.Flatten) + ELEMENTWISE)
+def rop_layers(model: nn.Module, owner: str = "rop_layers") -> list[nn.Module]:
+    """The layers of ``model`` if the R-pass handles it exactly; a ``TypeError`` naming ``owner`` says why not."""
+    layers = sequential_layers(model, supported=(nn.Linear, nn.Conv2d, nn.Flatten) + ELEMENTWISE, owner=owner)
     grouped = [m for m in layers if isinstance(m, nn.Conv2d) and m.groups != 1]
     if grouped:
-        raise TypeError(f"unsupported layer {grouped[0]!r}: only groups=1 convolutions")
+        raise data_error(owner, "model", f"unsupported layer {grouped[0]!r}", "convolutions with groups=1", TypeError)
     return layers
 
 

@@ -31,8 +31,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._data import Batches, batch_loss, flatten, num_params, preserved_buffers, resolve_params, restored_params, unflatten
-from .power import random_unit_vector
+from ..errors import boolean, in_interval, positive, positive_int
+from ._data import Batches, num_params, preserved_buffers, resolve_params
+from ._eigensolver import check_seed, random_unit_vector
+from .finite_difference import default_step, gradient_difference, parameter_norm
 
 
 class StochasticPowerResult(NamedTuple):
@@ -49,11 +51,6 @@ def running_average_step(psi: Tensor, hpsi: Tensor, gamma: float) -> Tensor:
     return (1 - gamma) * psi + gamma * hpsi
 
 
-def _sample_grad(model, loss_fn, x, y, params) -> Tensor:
-    with torch.enable_grad():
-        return flatten(torch.autograd.grad(batch_loss(model, loss_fn, x, y), params, allow_unused=True), params)
-
-
 def stochastic_top_eigenvalue(model: torch.nn.Module, loss_fn, data, *, gamma: float = 0.01,
                               alpha: float | None = None, num_passes: int = 1, shuffle: bool = True,
                               seed: int = 0, params=None) -> StochasticPowerResult:
@@ -63,6 +60,10 @@ def stochastic_top_eigenvalue(model: torch.nn.Module, loss_fn, data, *, gamma: f
 
         \Psi \leftarrow (1-\gamma)\Psi + \gamma\frac{1}{\alpha}\Big(\nabla E^p\big(\omega + \alpha\tfrac{\Psi}{\|\Psi\|}\big)
             - \nabla E^p(\omega)\Big), \qquad \lambda_{\max} \approx \|\Psi\|
+
+    It shares with the batch power method (:func:`~optlab.curvature.top_eigenvalue`) the seeded random
+    start :math:`\Psi_0`, and with :func:`~optlab.curvature.finite_difference_hvp` the product
+    :math:`\widehat{H\Psi}` (steps 2-4 of the recipe, on one pattern) and its default step.
 
     Args:
         model, loss_fn, data, params: as in :class:`~optlab.curvature.HessianOperator`; patterns are
@@ -80,38 +81,27 @@ def stochastic_top_eigenvalue(model: torch.nn.Module, loss_fn, data, *, gamma: f
     Reference: LeCun, Y., Simard, P. Y., Pearlmutter, B. (1993). Automatic learning rate maximization by
     on-line estimation of the Hessian's eigenvectors. NIPS 5.
     """
-    if not isinstance(gamma, (int, float)) or isinstance(gamma, bool) or not 0 < gamma <= 1:
-        raise ValueError(f"gamma={gamma!r}; expected a number in (0, 1]")
-    if alpha is not None and (not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not alpha > 0
-                              or alpha == float("inf")):
-        raise ValueError(f"alpha={alpha!r}; expected a finite number > 0 (or None for the default)")
-    if not isinstance(num_passes, int) or isinstance(num_passes, bool) or num_passes < 1:
-        raise ValueError(f"num_passes={num_passes!r}; expected an integer >= 1")
-    batches = Batches(data)
-    params = resolve_params(model, params)
+    owner = "stochastic_top_eigenvalue"
+    in_interval(owner, "gamma", gamma, 0, 1, open_low=True)
+    positive(owner, "alpha", alpha, none_ok=True)
+    positive_int(owner, "num_passes", num_passes)
+    boolean(owner, "shuffle", shuffle)
+    check_seed(owner, seed)
+    batches = Batches(data, owner)
+    params = resolve_params(model, params, owner)
     p0 = params[0]
     if alpha is None:
-        theta_norm = float(torch.sqrt(sum((p.detach() ** 2).sum() for p in params)))
-        alpha = torch.finfo(p0.dtype).eps ** 0.5 * (1 + theta_norm)
-    samples = list(batches.samples())
-    gen = torch.Generator().manual_seed(int(seed))
+        alpha = default_step(p0.dtype) * (1 + parameter_norm(params))
+    samples = [Batches(pattern, owner) for pattern in batches.samples()]
+    gen = torch.Generator().manual_seed(seed)
     psi = random_unit_vector(num_params(params), p0.dtype, p0.device, seed)
     history = []
-    with preserved_buffers(model), restored_params(params):
+    with preserved_buffers(model):
         for _ in range(num_passes):
             order = torch.randperm(len(samples), generator=gen).tolist() if shuffle else range(len(samples))
             for i in order:
-                x, y = samples[i]
-                G = _sample_grad(model, loss_fn, x, y, params)
-                step = unflatten(alpha * psi / psi.norm(), params)
-                with torch.no_grad():
-                    for p, s in zip(params, step):
-                        p.add_(s)
-                G_prime = _sample_grad(model, loss_fn, x, y, params)
-                with torch.no_grad():
-                    for p, s in zip(params, step):
-                        p.sub_(s)
-                psi = running_average_step(psi, (G_prime - G) / alpha, gamma)
+                hpsi = gradient_difference(model, loss_fn, samples[i], params, psi / psi.norm(), alpha)
+                psi = running_average_step(psi, hpsi, gamma)
                 history.append(float(psi.norm()))
     value = float(psi.norm())
     return StochasticPowerResult(value, psi / value, torch.tensor(history, dtype=torch.float64))

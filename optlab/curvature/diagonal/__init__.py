@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ...errors import one_of
 from ..hessian import HessianOperator
 from .becker_lecun import becker_lecun_diagonal
 from .exact import exact_diagonal
-from .gauss_newton import ggn_diagonal
+from .gauss_newton import ggn_diagonal, ggn_diagonal_method
 from .hutchinson import hutchinson_diagonal
 
 METHODS = ("exact", "gauss-newton", "becker-lecun", "hutchinson")
@@ -35,16 +36,14 @@ def diagonal_hessian(model, loss_fn, data, method: str = "exact", *, params=None
         Schraudolph, N. N. (2002). Fast curvature matrix-vector products for second-order gradient descent.
         Bekas, C., Kokiopoulou, E., Saad, Y. (2007). An estimator for the diagonal of a matrix.
     """
-    if method == "exact":
-        return exact_diagonal(HessianOperator(model, loss_fn, data, params))
-    if method in ("gauss-newton", "ggn"):
+    one_of("diagonal_hessian", "method", method, METHODS)
+    if method == "gauss-newton":
         return ggn_diagonal(model, loss_fn, data, params=params)
     if method == "becker-lecun":
         return becker_lecun_diagonal(model, loss_fn, data, params=params, keep_f2=keep_f2)
-    if method == "hutchinson":
-        return hutchinson_diagonal(HessianOperator(model, loss_fn, data, params), num_samples=num_samples, seed=seed)
-    raise ValueError(f"diagonal_hessian: method={method!r}; expected one of {METHODS}")
+    H = HessianOperator(model, loss_fn, data, params)
+    return exact_diagonal(H) if method == "exact" else hutchinson_diagonal(H, num_samples=num_samples, seed=seed)
 
 
 __all__ = ["METHODS", "becker_lecun_diagonal", "diagonal_hessian", "exact_diagonal", "ggn_diagonal",
-           "hutchinson_diagonal"]
+           "ggn_diagonal_method", "hutchinson_diagonal"]

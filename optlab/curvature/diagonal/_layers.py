@@ -1,9 +1,8 @@
-"""Layer-by-layer plumbing for the backpropagated diagonals (Becker-LeCun, exact Gauss-Newton).
+r"""What the backpropagated diagonals (Becker-LeCun, exact Gauss-Newton) start from and end with: the
+loss's derivatives in output space (per entry, or as a factor of the per-sample Hessian blocks), and the
+per-parameter diagonals flattened in the order of the parameters.
 
-Models are ``nn.Sequential`` stacks (nested ones are flattened) of ``Linear``, ``Conv2d``,
-``Flatten``, :class:`~optlab.curvature.rbf.RBF` and element-wise non-linearities. Element-wise
-derivatives :math:`f'` and :math:`f''` are written out for tanh, sigmoid, ReLU and the identity, and
-taken by autograd for the other element-wise torch activations.
+Running the model's layers one by one is :mod:`optlab.curvature._sequential`, shared with the R-pass.
 """
 
 from __future__ import annotations
@@ -11,94 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..rbf import RBF
-
-ELEMENTWISE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Identity, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
-               nn.SiLU, nn.Softplus, nn.Softsign, nn.Tanhshrink, nn.Mish, nn.LogSigmoid, nn.Hardtanh)
-PARAMETRIC = (nn.Linear, nn.Conv2d, RBF)
-
-
-def hooked_module(model: nn.Module) -> nn.Module | None:
-    """The first module of ``model`` with a forward (pre-)hook, or ``None``."""
-    return next((m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks), None)
-
-
-def sequential_layers(model: nn.Module, *, supported=PARAMETRIC + ELEMENTWISE + (nn.Flatten,)) -> list[nn.Module]:
-    """The layers of an ``nn.Sequential`` model (nested ones flattened), which the layer-wise methods run
-    one by one instead of calling the model; ``TypeError`` names what they cannot reproduce: a subclass
-    that overrides ``forward``, forward hooks, an unsupported layer."""
-    if not isinstance(model, nn.Sequential) or type(model).forward is not nn.Sequential.forward:
-        raise TypeError(f"this method needs an nn.Sequential (forward not overridden) of "
-                        f"{', '.join(c.__name__ for c in supported[:4])}, element-wise activations...; "
-                        f"got {type(model).__name__}")
-    hooked = hooked_module(model)
-    if hooked is not None:
-        raise TypeError(f"{type(hooked).__name__} has forward hooks, which running the layers one by one would bypass")
-    layers = []
-    for m in model:
-        if isinstance(m, nn.Sequential):
-            layers += sequential_layers(m, supported=supported)
-        elif isinstance(m, supported):
-            if isinstance(m, nn.Flatten) and m.start_dim != 1:
-                raise TypeError(f"unsupported layer {m!r}: only Flatten(start_dim=1) keeps samples apart")
-            if isinstance(m, nn.Conv2d) and (m.padding_mode != "zeros" or isinstance(m.padding, str)):
-                raise TypeError(f"unsupported layer {m!r}: only numeric zero padding is supported")
-            layers.append(m)
-        else:
-            raise TypeError(f"unsupported layer {m!r} ({type(m).__name__}); supported: "
-                            f"{', '.join(c.__name__ for c in supported)}")
-    return layers
-
-
-def forward_record(layers, x: Tensor) -> tuple[list[Tensor], Tensor]:
-    """Run the layers without a graph; return the input of every layer and the output."""
-    inputs = []
-    with torch.no_grad():
-        h = x
-        for m in layers:
-            inputs.append(h)
-            h = m(h)
-    return inputs, h
-
-
-def activation_derivatives(m: nn.Module, y: Tensor, z: Tensor, *, second: bool) -> tuple[Tensor, Tensor | None]:
-    """:math:`f'(y)` and (if ``second``) :math:`f''(y)` of the element-wise ``m`` at ``y``, with ``z = f(y)``."""
-    one, zero = z.new_ones(()), z.new_zeros(())  # 0-dim: each closed form below is one pass
-    if isinstance(m, nn.Tanh):  # f' = 1 - z^2, f'' = -2 z f'
-        d1 = torch.addcmul(one, z, z, value=-1)
-        return d1, (torch.addcmul(zero, z, d1, value=-2) if second else None)
-    if isinstance(m, nn.Sigmoid):  # f' = z (1 - z), f'' = f' (1 - 2 z)
-        d1 = torch.addcmul(z, z, z, value=-1)
-        return d1, (torch.addcmul(d1, d1, z, value=-2) if second else None)
-    if isinstance(m, nn.ReLU):
-        return (y > 0).to(y.dtype), (torch.zeros_like(y) if second else None)
-    if isinstance(m, nn.Identity):
-        return torch.ones_like(y), (torch.zeros_like(y) if second else None)
-    with torch.enable_grad():
-        yy = y.detach().requires_grad_(True)
-        (d1,) = torch.autograd.grad(m(yy).sum(), yy, create_graph=second)
-        d2 = None
-        if second:
-            d2 = torch.autograd.grad(d1.sum(), yy, allow_unused=True)[0]
-            d2 = torch.zeros_like(y) if d2 is None else d2
-    return d1.detach(), d2
-
-
-def conv_kwargs(m: nn.Conv2d) -> dict:
-    return dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
-
-
-def plain_cross_entropy(loss_fn, out: Tensor, y: Tensor) -> bool:
-    """Is ``loss_fn(out, y)`` the mean cross-entropy of class-index targets (no weights, smoothing or ignored index)?"""
-    return (type(loss_fn) is nn.CrossEntropyLoss and loss_fn.reduction == "mean" and loss_fn.weight is None
-            and loss_fn.label_smoothing == 0 and out.dim() == 2 and y.dim() == 1 and not y.is_floating_point()
-            and loss_fn.ignore_index < 0)
-
-
-def mean_squared_error(loss_fn, out: Tensor, y: Tensor) -> bool:
-    """Is ``loss_fn(out, y)`` the mean-reduced ``nn.MSELoss`` with targets shaped like ``out`` (no
-    broadcasting), whose output Hessian is :math:`(2/\text{numel})\,I`?"""
-    return type(loss_fn) is nn.MSELoss and loss_fn.reduction == "mean" and y.shape == out.shape
+from ...errors import data_error
+from ...flat import flatten
+from .._data import scalar_loss
+from .._sequential import mean_squared_error, plain_cross_entropy
 
 
 def output_derivatives(loss_fn, out: Tensor, y: Tensor, weight: float, *, first: bool):
@@ -109,7 +24,6 @@ def output_derivatives(loss_fn, out: Tensor, y: Tensor, weight: float, *, first:
     other loss by one Hessian-vector product per output entry of a sample, which assumes the loss is
     a sum over samples (true of torch's losses).
     """
-    from .._data import scalar_loss
     N = out.shape[0]
     if mean_squared_error(loss_fn, out, y):
         c = 2.0 * weight / out.numel()
@@ -176,7 +90,6 @@ def output_hessian_factor(loss_fn, out: Tensor, y: Tensor, weight: float) -> tup
     Cholesky columns, see :func:`multinomial_cholesky`, so ``C = K - 1``); any other loss by its dense
     blocks and ``eigh`` (``C`` = number of outputs).
     """
-    from .._data import scalar_loss
     N = out.shape[0]
     per = out[0].numel()
     if mean_squared_error(loss_fn, out, y):
@@ -202,11 +115,10 @@ def output_hessian_factor(loss_fn, out: Tensor, y: Tensor, weight: float) -> tup
     return B.reshape(N, per, *out.shape[1:]), torch.sign(lam)
 
 
-def collect(model: nn.Module, params, diag_of: dict) -> Tensor:
-    """Flatten the per-parameter diagonals ``diag_of[id(p)]`` in the order of ``params``."""
-    parts = []
+def collect(params, diag_of: dict, owner: str) -> Tensor:
+    """The per-parameter diagonals ``diag_of[id(p)]`` flattened in the order of ``params``."""
     for i, p in enumerate(params):
         if id(p) not in diag_of:
-            raise ValueError(f"params[{i}] (shape {tuple(p.shape)}) is not a parameter of a supported layer of the model")
-        parts.append(diag_of[id(p)].reshape(-1))
-    return torch.cat(parts)
+            raise data_error(owner, "params", f"params[{i}] (shape {tuple(p.shape)}) is not a parameter of a "
+                             "layer of the model", "parameters of the model's supported layers")
+    return flatten([diag_of[id(p)] for p in params])

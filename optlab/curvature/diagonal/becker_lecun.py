@@ -47,9 +47,11 @@ import torch
 import torch.nn.grad as nng
 from torch import Tensor, nn
 
+from ...errors import boolean, shape_error
 from .._data import Batches, preserved_buffers, resolve_params
+from .._sequential import activation_derivatives, conv_kwargs, forward_record, sequential_layers
 from ..rbf import RBF
-from ._layers import activation_derivatives, collect, conv_kwargs, forward_record, output_derivatives, sequential_layers
+from ._layers import collect, output_derivatives
 
 
 def linear_rule(d2Y: Tensor, chi: Tensor, omega: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -97,49 +99,71 @@ def becker_lecun_diagonal(model: nn.Sequential, loss_fn, data, *, params=None, k
     Reference: Becker, S., LeCun, Y. (1988). Improving the convergence of back-propagation learning with
     second order methods. Proceedings of the 1988 Connectionist Models Summer School.
     """
-    layers = sequential_layers(model)
-    batches = Batches(data)
-    params = resolve_params(model, params)
+    owner = "becker_lecun_diagonal"
+    boolean(owner, "keep_f2", keep_f2)
+    layers = sequential_layers(model, owner=owner)
+    batches = Batches(data, owner)
+    params = resolve_params(model, params, owner)
     diag_of = {id(p): torch.zeros_like(p) for m in layers for p in m.parameters(recurse=False)}
     with torch.no_grad(), preserved_buffers(model):
         for x, y, w in batches:
-            inputs, out = forward_record(layers, x)
-            dZ, d2Z = output_derivatives(loss_fn, out, y, w, first=keep_f2)
-            for j in range(len(layers) - 1, -1, -1):
-                m, chi = layers[j], inputs[j]
-                need_input = j > 0
-                if isinstance(m, nn.Linear):
-                    if chi.dim() != 2:
-                        raise TypeError(f"Linear layer {j} gets inputs of shape {tuple(chi.shape)}; expected (N, features)")
-                    dW2, db2, d2chi = linear_rule(d2Z, chi, m.weight) if need_input else (
-                        d2Z.T @ (chi * chi), d2Z.sum(0), None)
-                    diag_of[id(m.weight)] += dW2
-                    if m.bias is not None:
-                        diag_of[id(m.bias)] += db2
-                    dZ, d2Z = (dZ @ m.weight if dZ is not None and need_input else None), d2chi
-                elif isinstance(m, nn.Conv2d):
-                    kw = conv_kwargs(m)
-                    diag_of[id(m.weight)] += nng.conv2d_weight(chi * chi, m.weight.shape, d2Z, **kw)
-                    if m.bias is not None:
-                        diag_of[id(m.bias)] += d2Z.sum((0, 2, 3))
-                    if need_input:
-                        d2chi = nng.conv2d_input(chi.shape, m.weight * m.weight, d2Z, **kw)
-                        dZ = nng.conv2d_input(chi.shape, m.weight, dZ, **kw) if dZ is not None else None
-                        d2Z = d2chi
-                elif isinstance(m, RBF):
-                    dW2, d2chi = rbf_rule(d2Z, dZ, chi, m.weight)
-                    diag_of[id(m.weight)] += dW2
-                    if dZ is not None:
-                        dZ = (2 * dZ[:, :, None] * (chi[:, None, :] - m.weight[None])).sum(1)
-                    d2Z = d2chi
-                elif isinstance(m, nn.Flatten):
-                    d2Z = d2Z.reshape(chi.shape)
-                    dZ = dZ.reshape(chi.shape) if dZ is not None else None
-                else:  # element-wise non-linearity: chi is Y, the layer's output is Z
-                    z = inputs[j + 1] if j + 1 < len(layers) else out
-                    f1, f2 = activation_derivatives(m, chi, z, second=keep_f2)
-                    d2Z = nonlinearity_rule(d2Z, dZ, f1, f2)
-                    dZ = dZ * f1 if dZ is not None else None
-                if not need_input:
-                    break
-    return collect(model, params, diag_of)
+            backpropagate_diagonal(layers, loss_fn, x, y, w, keep_f2, diag_of, owner)
+    return collect(params, diag_of, owner)
+
+
+def backpropagate_diagonal(layers, loss_fn, x: Tensor, y: Tensor, weight: float, keep_f2: bool, diag_of: dict,
+                           owner: str) -> None:
+    r"""One batch (of weight ``weight`` in the data average): forward through ``layers``, then
+    :math:`\partial E/\partial Z` and :math:`\partial^2 E/\partial Z^2` from the output back to the first
+    layer, one rule per layer, adding each parametric layer's diagonal to ``diag_of``."""
+    inputs, out = forward_record(layers, x)
+    dZ, d2Z = output_derivatives(loss_fn, out, y, weight, first=keep_f2)
+    for j in range(len(layers) - 1, -1, -1):
+        m, chi, need_input = layers[j], inputs[j], j > 0
+        if isinstance(m, nn.Linear):
+            if chi.dim() != 2:
+                raise shape_error(owner, f"inputs of layer {j} (Linear)", chi.shape, "(N, features)")
+            dZ, d2Z = _weighted_sum_step(m, chi, dZ, d2Z, diag_of, need_input)
+        elif isinstance(m, nn.Conv2d):
+            dZ, d2Z = _convolution_step(m, chi, dZ, d2Z, diag_of, need_input)
+        elif isinstance(m, RBF):
+            dZ, d2Z = _rbf_step(m, chi, dZ, d2Z, diag_of)
+        elif isinstance(m, nn.Flatten):
+            dZ, d2Z = (dZ.reshape(chi.shape) if dZ is not None else None), d2Z.reshape(chi.shape)
+        else:  # element-wise non-linearity: chi is Y, the layer's output is Z
+            f1, f2 = activation_derivatives(m, chi, inputs[j + 1] if j + 1 < len(layers) else out, second=keep_f2)
+            dZ, d2Z = (dZ * f1 if dZ is not None else None), nonlinearity_rule(d2Z, dZ, f1, f2)
+
+
+def _weighted_sum_step(m: nn.Linear, chi: Tensor, dZ, d2Z: Tensor, diag_of: dict, need_input: bool):
+    """:func:`linear_rule` for a ``Linear`` layer; returns the derivatives at its input (``None`` for the first layer)."""
+    if not need_input:
+        diag_of[id(m.weight)] += d2Z.T @ (chi * chi)
+        if m.bias is not None:
+            diag_of[id(m.bias)] += d2Z.sum(0)
+        return None, None
+    dW2, db2, d2chi = linear_rule(d2Z, chi, m.weight)
+    diag_of[id(m.weight)] += dW2
+    if m.bias is not None:
+        diag_of[id(m.bias)] += db2
+    return (dZ @ m.weight if dZ is not None else None), d2chi
+
+
+def _convolution_step(m: nn.Conv2d, chi: Tensor, dZ, d2Z: Tensor, diag_of: dict, need_input: bool):
+    """The weighted-sum rule summed over the positions sharing a weight (``torch.nn.grad`` does the sums)."""
+    kw = conv_kwargs(m)
+    diag_of[id(m.weight)] += nng.conv2d_weight(chi * chi, m.weight.shape, d2Z, **kw)
+    if m.bias is not None:
+        diag_of[id(m.bias)] += d2Z.sum((0, 2, 3))
+    if not need_input:
+        return None, None
+    d2chi = nng.conv2d_input(chi.shape, m.weight * m.weight, d2Z, **kw)
+    return (nng.conv2d_input(chi.shape, m.weight, dZ, **kw) if dZ is not None else None), d2chi
+
+
+def _rbf_step(m: RBF, chi: Tensor, dZ, d2Z: Tensor, diag_of: dict):
+    """:func:`rbf_rule` for a layer of RBF units; returns the derivatives at its input."""
+    dW2, d2chi = rbf_rule(d2Z, dZ, chi, m.weight)
+    diag_of[id(m.weight)] += dW2
+    dchi = (2 * dZ[:, :, None] * (chi[:, None, :] - m.weight[None])).sum(1) if dZ is not None else None
+    return dchi, d2chi

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ...errors import positive_int
 from .._operator import as_operator
 
 
@@ -20,9 +21,8 @@ def exact_diagonal(op_or_tensor, *, chunk: int = 256) -> Tensor:
 
     Reference: Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation.
     """
-    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-        raise ValueError(f"chunk={chunk!r}; expected an integer >= 1")
-    op = as_operator(op_or_tensor, "op_or_tensor")
+    positive_int("exact_diagonal", "chunk", chunk)
+    op = as_operator(op_or_tensor, "op_or_tensor", "exact_diagonal")
     n = op.shape[0]
     out = torch.empty(n, dtype=op.dtype, device=op.device)
     with torch.no_grad():

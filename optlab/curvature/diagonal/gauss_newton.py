@@ -11,7 +11,8 @@ so backpropagating the :math:`C` vectors :math:`b_{nc}` of every sample and squa
 parameter gradients gives the diagonal exactly (no off-diagonal term is dropped, unlike
 Becker-LeCun). For a linear layer :math:`Y = \omega\chi` the per-sample gradient factorizes,
 :math:`\sum_c (B_{nck}\chi_{ni})^2 = \chi_{ni}^2\sum_c B_{nck}^2`, so the cost is close to ``C``
-cheap backward passes. Models that are not supported stacks fall back to per-sample Jacobians.
+cheap backward passes. Models that are not supported stacks take per-sample Jacobians instead (same
+result, small models only); :func:`ggn_diagonal_method` says which a model gets.
 
 References:
     Schraudolph, N. N. (2002). Fast curvature matrix-vector products for second-order gradient
@@ -27,21 +28,26 @@ import torch.nn.grad as nng
 from torch import Tensor, nn
 
 from .._data import Batches, preserved_buffers, resolve_params
+from .._sequential import ELEMENTWISE, activation_derivatives, conv_kwargs, forward_record, sequential_layers
 from ..ggn import jacobian
-from ._layers import (ELEMENTWISE, activation_derivatives, collect, conv_kwargs, forward_record,
-                      output_hessian_factor, sequential_layers)
+from ._layers import collect, output_hessian_factor
 
 _CHUNK_BYTES = 2 ** 20  # one chunk's widest factor (N_chunk, C, width): about a core's L2 cache
 _CHUNK_SAMPLES_MIN = 16  # fewer samples per chunk costs more in per-call overhead than the cache saves
 
 
-def _supported(model) -> bool:
+def ggn_diagonal_method(model: nn.Module) -> str:
+    """How :func:`ggn_diagonal` computes the diagonal of ``model``: ``"layer-wise"`` (backpropagating the
+    output-Hessian factor through an ``nn.Sequential`` of ``Linear`` (2-D weights), ``Conv2d``
+    (``groups=1``), ``Flatten`` and element-wise activations, without hooks or an overridden
+    ``forward``) or ``"jacobians"`` (per-sample Jacobians: any model, small ones only)."""
     try:
         layers = sequential_layers(model, supported=(nn.Linear, nn.Conv2d, nn.Flatten) + ELEMENTWISE)
-    except TypeError:
-        return False
-    return all(m.groups == 1 for m in layers if isinstance(m, nn.Conv2d)) and all(
+    except TypeError:  # what running the layers one by one cannot reproduce: the Jacobians can
+        return "jacobians"
+    supported = all(m.groups == 1 for m in layers if isinstance(m, nn.Conv2d)) and all(
         m.weight.dim() == 2 for m in layers if isinstance(m, nn.Linear))
+    return "layer-wise" if supported else "jacobians"
 
 
 def ggn_diagonal(model: nn.Module, loss_fn, data, *, params=None) -> Tensor:
@@ -55,7 +61,8 @@ def ggn_diagonal(model: nn.Module, loss_fn, data, *, params=None) -> Tensor:
     Args:
         model, loss_fn, data, params: as in :class:`~optlab.curvature.GGNOperator`. ``nn.Sequential``
             stacks of ``Linear``, ``Conv2d``, ``Flatten`` and element-wise activations take the fast
-            layer-wise path; other models use per-sample Jacobians (small models only).
+            layer-wise path; other models use per-sample Jacobians (small models only):
+            :func:`ggn_diagonal_method` tells which.
 
     Returns:
         The flat diagonal (equals ``GGNOperator(...).to_dense().diagonal()``).
@@ -63,31 +70,37 @@ def ggn_diagonal(model: nn.Module, loss_fn, data, *, params=None) -> Tensor:
     Reference: Schraudolph, N. N. (2002). Fast curvature matrix-vector products for second-order gradient
     descent. Neural Computation 14(7).
     """
-    batches = Batches(data)
-    params = resolve_params(model, params)
-    if not _supported(model):
+    owner = "ggn_diagonal"
+    batches = Batches(data, owner)
+    params = resolve_params(model, params, owner)
+    if ggn_diagonal_method(model) == "jacobians":
         return _ggn_diagonal_by_jacobians(model, loss_fn, batches, params)
-    layers = sequential_layers(model)
+    layers = sequential_layers(model, owner=owner)
     diag_of = {id(p): torch.zeros_like(p) for m in layers for p in m.parameters(recurse=False)}
     with torch.no_grad(), preserved_buffers(model):
         for x, y, w in batches:
-            inputs, out = forward_record(layers, x)
-            B, s = output_hessian_factor(loss_fn, out, y, w)  # (N, C, *out) and (N, C)
-            s = None if bool((s > 0).all()) else s  # convex losses: skip the signs
-            N, C = B.shape[:2]
-            S = {j: out.new_empty(N, m.out_features) for j, m in enumerate(layers) if isinstance(m, nn.Linear)}
-            k = max(_CHUNK_SAMPLES_MIN, _CHUNK_BYTES // (out.element_size() * max(1, C) * max(
-                h[0].numel() for h in inputs + [out])))
-            for n in range(0, N, k):  # samples are independent; a chunk's factors stay in the cache
-                backpropagate_factor(layers, [h[n:n + k] for h in inputs], out[n:n + k], B[n:n + k],
-                                     None if s is None else s[n:n + k], {j: S_j[n:n + k] for j, S_j in S.items()},
-                                     diag_of)
-            for j, S_j in S.items():  # Linear: the gradient of omega_ki is b_k chi_i, so sum_c s_c (.)^2 = S_k chi_i^2
-                m, chi = layers[j], inputs[j]
-                diag_of[id(m.weight)] += S_j.T @ (chi * chi)
-                if m.bias is not None:
-                    diag_of[id(m.bias)] += S_j.sum(0)
-    return collect(model, params, diag_of)
+            _layer_wise_batch(layers, loss_fn, x, y, w, diag_of)
+    return collect(params, diag_of, owner)
+
+
+def _layer_wise_batch(layers, loss_fn, x: Tensor, y: Tensor, weight: float, diag_of: dict) -> None:
+    """One batch's diagonal added to ``diag_of``: factor the output Hessian, backpropagate the factor in
+    chunks of samples (a chunk's factors stay in the cache), then square and sum for every ``Linear``."""
+    inputs, out = forward_record(layers, x)
+    B, s = output_hessian_factor(loss_fn, out, y, weight)  # (N, C, *out) and (N, C)
+    s = None if bool((s > 0).all()) else s  # convex losses: skip the signs
+    N, C = B.shape[:2]
+    S = {j: out.new_empty(N, m.out_features) for j, m in enumerate(layers) if isinstance(m, nn.Linear)}
+    k = max(_CHUNK_SAMPLES_MIN, _CHUNK_BYTES // (out.element_size() * max(1, C) * max(
+        h[0].numel() for h in inputs + [out])))
+    for n in range(0, N, k):  # samples are independent
+        backpropagate_factor(layers, [h[n:n + k] for h in inputs], out[n:n + k], B[n:n + k],
+                             None if s is None else s[n:n + k], {j: S_j[n:n + k] for j, S_j in S.items()}, diag_of)
+    for j, S_j in S.items():  # Linear: the gradient of omega_ki is b_k chi_i, so sum_c s_c (.)^2 = S_k chi_i^2
+        m, chi = layers[j], inputs[j]
+        diag_of[id(m.weight)] += S_j.T @ (chi * chi)
+        if m.bias is not None:
+            diag_of[id(m.bias)] += S_j.sum(0)
 
 
 def sum_c_squares(B: Tensor, s: Tensor | None, out: Tensor | None = None) -> Tensor:

@@ -21,12 +21,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ...errors import positive_int
+from .._eigensolver import check_seed
 from .._operator import as_operator
 
 
 def rademacher(n: int, k: int, *, dtype, device, seed: int) -> Tensor:
     """``n x k`` matrix of independent +-1 entries, seeded."""
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     return (torch.randint(0, 2, (n, k), generator=gen) * 2 - 1).to(dtype=dtype, device=device)
 
 
@@ -42,9 +44,11 @@ def hutchinson_diagonal(op_or_tensor, *, num_samples: int = 100, seed: int = 0, 
     Reference: Bekas, C., Kokiopoulou, E., Saad, Y. (2007). An estimator for the diagonal of a matrix.
     Applied Numerical Mathematics 57.
     """
-    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-        raise ValueError(f"num_samples={num_samples!r}; expected an integer >= 1")
-    op = as_operator(op_or_tensor, "op_or_tensor")
+    owner = "hutchinson_diagonal"
+    positive_int(owner, "num_samples", num_samples)
+    positive_int(owner, "chunk", chunk)
+    check_seed(owner, seed)
+    op = as_operator(op_or_tensor, "op_or_tensor", owner)
     n = op.shape[0]
     V = rademacher(n, num_samples, dtype=op.dtype, device=op.device, seed=seed)
     total = torch.zeros(n, dtype=op.dtype, device=op.device)
