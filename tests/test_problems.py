@@ -431,7 +431,7 @@ BAD_INPUT = [
     (lambda: P.Quadratic.ravine(0.5), "kappa"),
     (lambda: P.TwoGaussians(n=99), "even"),
     (lambda: P.TwoGaussians(c=-1), "c"),
-    (lambda: P.rosenbrock_surface(b=0), "b must be"),
+    (lambda: P.rosenbrock_surface(b=0), "invalid b=0"),
     (lambda: P.LinearChain(0), "depth"),
     (lambda: P.FactoredLinear(s=(1.0, -1.0)), "positive"),
     (lambda: P.badly_scaled(n=2), "n"),

@@ -26,7 +26,7 @@ module                 contents
 from ._eigensolver import Eigenpair, Eigenpairs
 from ._operator import CurvatureOperator, MatrixOperator, as_operator
 from .cg import CGResult, cg, quadratic_value
-from .diagonal import (becker_lecun_diagonal, diagonal_hessian, exact_diagonal, ggn_diagonal,
+from .diagonal import (becker_lecun_diagonal, diagonal_hessian, exact_diagonal, ggn_diagonal, ggn_diagonal_method,
                        hutchinson_diagonal)
 from .critical import classify_critical_point, classify_eigenvalues
 from .directional import TaylorStep, directional_curvature, optimal_step, taylor_improvement
@@ -48,7 +48,8 @@ __all__ = [
     "Eigenpair", "Eigenpairs", "top_eigenvalue", "top_eigenvalues",
     "lambda_max", "max_learning_rate", "optimal_learning_rate",
     "GGNOperator", "gauss_newton_matrix", "jacobian", "output_hessian",
-    "diagonal_hessian", "becker_lecun_diagonal", "exact_diagonal", "ggn_diagonal", "hutchinson_diagonal",
+    "diagonal_hessian", "becker_lecun_diagonal", "exact_diagonal", "ggn_diagonal", "ggn_diagonal_method",
+    "hutchinson_diagonal",
     "RBF", "FisherOperator",
     "LanczosResult", "SpectralDensity", "lanczos", "spectral_density", "condition_number",
     "StochasticPowerResult", "stochastic_top_eigenvalue",

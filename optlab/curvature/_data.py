@@ -94,6 +94,8 @@ def _batch_size(owner: str, i: int, b) -> int:
 def resolve_params(model: torch.nn.Module, params=None, owner: str = OWNER) -> list[Tensor]:
     """The parameters to differentiate: ``params`` if given, else every ``model`` parameter that requires grad."""
     if params is None:
+        if not isinstance(model, torch.nn.Module):
+            raise type_error(owner, "model", model, "a torch.nn.Module (or the tensors to differentiate as params)")
         params = [p for p in model.parameters() if p.requires_grad]
     else:
         params = list(params)

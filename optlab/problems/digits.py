@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import check, in_interval, int_in_range, is_integer, one_of
 from .base import Objective
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
@@ -47,14 +48,12 @@ def load_digits_data(test_fraction: float = 0.2, seed: int = 0, n: int | None = 
     """
     from sklearn.datasets import load_digits
 
-    if not np.isscalar(test_fraction) or not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    in_interval("load_digits_data", "test_fraction", test_fraction, 0, 1, open_low=True, open_high=True)
     d = load_digits()
     X, y = d.data / 16.0, d.target
     idx = np.random.default_rng(seed).permutation(len(X))
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 10 <= n <= len(X):
-            raise ValueError(f"n must be an integer in [10, {len(X)}], got {n!r}")
+        int_in_range("load_digits_data", "n", n, 10, len(X))
         idx = idx[:n]
     k = int(round(len(idx) * (1 - test_fraction)))
     tr, te = idx[:k], idx[k:]
@@ -69,11 +68,10 @@ def mlp(sizes=(64, 30, 10), activation: str = "tanh", batch_norm: bool = False, 
     ``batch_norm=True`` inserts ``BatchNorm1d`` before each hidden activation (for the BatchNorm cases of
     the landscape tools).
     """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    one_of("mlp", "activation", activation, _ACTIVATIONS)
+    check("mlp", "sizes", sizes, isinstance(sizes, (list, tuple)) and len(sizes) >= 2
+          and all(is_integer(s) and s > 0 for s in sizes), "two or more positive integers (the layer widths)")
     sizes = list(sizes)
-    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
-        raise ValueError(f"sizes must be >= 2 positive integers, got {sizes!r}")
     layers = []
     with torch.random.fork_rng(devices=[]):  # seeded without touching the global generator
         torch.manual_seed(seed)
@@ -90,8 +88,10 @@ def cnn(channels=(8, 16), activation: str = "tanh", batch_norm: bool = False, se
         dtype: torch.dtype = torch.float64) -> nn.Sequential:
     """A small ConvNet for 8x8 digits: input rows of 64 are reshaped to 1x8x8, then two stages of
     3x3 convolution (+ optional BatchNorm2d) + activation + 2x2 max-pooling, then ``Linear(c2*2*2, 10)``."""
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    one_of("cnn", "activation", activation, _ACTIVATIONS)
+    check("cnn", "channels", channels, isinstance(channels, (list, tuple)) and len(channels) == 2
+          and all(is_integer(c) and c > 0 for c in channels),
+          "two positive integers (the channels of the two stages)")
     c1, c2 = channels
     act = _ACTIVATIONS[activation]
     with torch.random.fork_rng(devices=[]):  # seeded without touching the global generator
@@ -129,14 +129,12 @@ class Digits:
     def model(self, kind: str = "mlp", seed: int = 0, **kwargs) -> nn.Sequential:
         """A fresh seeded ``"mlp"`` (:func:`mlp`) or ``"cnn"`` (:func:`cnn`)."""
         builders = {"mlp": mlp, "cnn": cnn}
-        if kind not in builders:
-            raise ValueError(f"kind must be 'mlp' or 'cnn', got {kind!r}")
+        one_of("Digits.model", "kind", kind, builders)
         return builders[kind](seed=seed, dtype=self.dtype, **kwargs)
 
     def batch(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         """``(X, y)`` of the ``"train"`` or ``"test"`` split."""
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        one_of("Digits.batch", "split", split, ("train", "test"))
         d = self.data
         return (d.X_train, d.y_train) if split == "train" else (d.X_test, d.y_test)
 
@@ -153,9 +151,8 @@ class Digits:
         if batch_size is None:
             return Objective([p for p in model.parameters() if p.requires_grad], lambda: self.loss_fn(model(X), y),
                              name="digits")
-        is_int = isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
-        if not is_int or not 1 <= batch_size <= len(X):
-            raise ValueError(f"batch_size must be an integer in [1, {len(X)}] or None, got {batch_size!r}")
+        check("Digits.objective", "batch_size", batch_size, is_integer(batch_size) and 1 <= batch_size <= len(X),
+              f"None or an integer in [1, {len(X)}]")
         g = torch.Generator().manual_seed(seed)
 
         def minibatch_loss():

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import check, check_data, check_shape, non_negative, non_negative_int, value_error
+
 GROWTH = "growth (negative curvature)"
 FLAT = "flat: no change"
 MONOTONE = "monotone decay"
@@ -45,19 +47,25 @@ DIVERGENCE = "divergence"
 REGIMES = (GROWTH, FLAT, MONOTONE, ONE_STEP, OSCILLATING, NO_DECAY, DIVERGENCE)
 
 
-def _as_lambdas(lambdas) -> np.ndarray:
-    lam = np.atleast_1d(np.asarray(lambdas, dtype=float))
-    if lam.ndim != 1 or lam.size == 0:
-        raise ValueError(f"lambdas must be a non-empty 1-D list of eigenvalues, got shape {lam.shape}")
-    if not np.all(np.isfinite(lam)):
-        raise ValueError(f"lambdas must be finite, got {lam.tolist()}")
+def as_lambdas(lambdas, owner: str = "as_lambdas") -> np.ndarray:
+    """``lambdas`` as a non-empty 1-D float array of finite eigenvalues (a scalar is one eigenvalue)."""
+    try:
+        lam = np.atleast_1d(np.asarray(lambdas, dtype=float))
+    except (TypeError, ValueError):
+        raise value_error(owner, "lambdas", lambdas, "a non-empty list of finite eigenvalues") from None
+    check_shape(owner, "lambdas", lam.shape, lam.ndim == 1 and lam.size > 0, "(n,), a non-empty list of eigenvalues")
+    check(owner, "lambdas", lam.tolist(), bool(np.all(np.isfinite(lam))), "finite eigenvalues")
     return lam
 
 
-def _check_alpha(alpha) -> float:
-    if not np.isscalar(alpha) or not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha (the learning rate) must be a finite number >= 0, got {alpha!r}")
+def as_alpha(alpha, owner: str = "as_alpha", name: str = "alpha") -> float:
+    """The learning rate ``alpha`` as a float, checked to be a finite number >= 0."""
+    non_negative(owner, name, alpha)
     return float(alpha)
+
+
+# the names optlab.widgets imports (until it imports the public ones above)
+_as_lambdas, _check_alpha = as_lambdas, as_alpha
 
 
 def gd_factors(lambdas, alpha: float, k: int) -> np.ndarray:
@@ -70,10 +78,9 @@ def gd_factors(lambdas, alpha: float, k: int) -> np.ndarray:
         array([[ 1.  ,  0.5 ,  0.25],
                [ 1.  , -0.5 ,  0.25]])
     """
-    lam = _as_lambdas(lambdas)
-    alpha = _check_alpha(alpha)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"k (the number of steps) must be an integer >= 0, got {k!r}")
+    lam = as_lambdas(lambdas, "gd_factors")
+    alpha = as_alpha(alpha, "gd_factors")
+    non_negative_int("gd_factors", "k", k)
     return (1.0 - alpha * lam)[:, None] ** np.arange(k + 1)[None, :]
 
 
@@ -83,8 +90,9 @@ def gd_regime(alpha: float, lam: float, *, rtol: float = 1e-9) -> str:
     ``alpha * lam`` is compared with 0, 1 and 2 up to the relative tolerance ``rtol`` (so a slider set to
     ``1/lam`` up to rounding still reads "one-step convergence").
     """
-    alpha = _check_alpha(alpha)
-    lam = float(_as_lambdas([lam])[0])
+    alpha = as_alpha(alpha, "gd_regime")
+    lam = float(as_lambdas([lam], "gd_regime")[0])
+    non_negative("gd_regime", "rtol", rtol)
     x = alpha * lam
     if np.isclose(x, 0.0, rtol=0.0, atol=rtol):
         return FLAT
@@ -101,17 +109,17 @@ def gd_regime(alpha: float, lam: float, *, rtol: float = 1e-9) -> str:
 
 def gd_regimes(lambdas, alpha: float) -> list[str]:
     """:func:`gd_regime` for each eigenvalue in ``lambdas``."""
-    return [gd_regime(alpha, lam) for lam in _as_lambdas(lambdas)]
+    return [gd_regime(alpha, lam) for lam in as_lambdas(lambdas, "gd_regimes")]
 
 
 def gd_rate(lambdas, alpha: float) -> float:
     r"""The worst-direction contraction :math:`\max_i |1 - \alpha\lambda_i|` (< 1 iff GD converges)."""
-    return float(np.max(np.abs(1.0 - _check_alpha(alpha) * _as_lambdas(lambdas))))
+    return float(np.max(np.abs(1.0 - as_alpha(alpha, "gd_rate") * as_lambdas(lambdas, "gd_rate"))))
 
 
 def best_alpha(lambdas) -> float:
     r"""The constant step minimising :func:`gd_rate`: :math:`2/(\lambda_{\min} + \lambda_{\max})` (needs all > 0)."""
-    lam = _as_lambdas(lambdas)
-    if np.any(lam <= 0):
-        raise ValueError(f"best_alpha needs positive eigenvalues (a convex quadratic), got {lam.tolist()}")
+    lam = as_lambdas(lambdas, "best_alpha")
+    check_data("best_alpha", "lambdas", bool(np.all(lam > 0)), f"{lam.tolist()} are not all > 0",
+               "positive eigenvalues (a convex quadratic)")
     return float(2.0 / (lam.min() + lam.max()))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import check, check_data, data_error, is_integer, positive, positive_int
 from .base import Objective, Surface
 from .quadratic import random_rotation
 
@@ -42,8 +43,7 @@ class LinearChain(Surface):
     """
 
     def __init__(self, depth: int = 2, theta0=None):
-        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
-            raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        positive_int("LinearChain", "depth", depth)
         start = np.full(depth, 0.5) if theta0 is None else theta0
         super().__init__(name=f"linear chain D={depth}", f=chain_loss, n=depth, theta0=start,
                          minima=np.ones((1, depth)), bounds=((-2.5, 2.5), (-2.5, 2.5)),
@@ -54,8 +54,8 @@ class LinearChain(Surface):
     def hyperbola_w2(w1):
         """The solutions of the 1-1-1 net: :math:`W_2 = 1/W_1` (``w1 != 0``)."""
         w1 = np.asarray(w1, dtype=float)
-        if np.any(w1 == 0):
-            raise ValueError("hyperbola_w2: w1 = 0 has no solution")
+        check("LinearChain.hyperbola_w2", "w1", w1.tolist(), bool(np.all(w1 != 0)),
+              "non-zero weights (w1 = 0 has no solution)")
         return 1.0 / w1
 
 
@@ -72,8 +72,9 @@ def saxe_mode_strength(t, s, u0, tau: float = 1.0):
     Reference: Saxe, McClelland, Ganguli (2014), ICLR, equation (6).
     """
     s, u0 = np.asarray(s, dtype=float), np.asarray(u0, dtype=float)
-    if np.any(s <= 0) or np.any(u0 <= 0):
-        raise ValueError(f"saxe_mode_strength needs s > 0 and u0 > 0, got s={s!r}, u0={u0!r}")
+    check("saxe_mode_strength", "s", s.tolist(), bool(np.all(s > 0)), "s > 0 (singular values)")
+    check("saxe_mode_strength", "u0", u0.tolist(), bool(np.all(u0 > 0)), "u0 > 0 (starting strengths)")
+    positive("saxe_mode_strength", "tau", tau)
     e = np.exp(2 * s * np.asarray(t, dtype=float) / tau)
     return s * e / (e - 1 + s / u0)
 
@@ -83,8 +84,8 @@ def whiten_exactly(X: np.ndarray) -> np.ndarray:
     X = X - X.mean(0)
     C = X.T @ X / X.shape[0]
     w, V = np.linalg.eigh(C)
-    if w.min() <= 1e-12 * w.max():
-        raise ValueError("whiten_exactly: the samples are (nearly) linearly dependent; use more samples")
+    check_data("whiten_exactly", "X", w.min() > 1e-12 * w.max(), "its samples are (nearly) linearly dependent",
+               "more samples than features, in general position")
     return X @ V @ np.diag(w ** -0.5) @ V.T
 
 
@@ -110,11 +111,11 @@ class FactoredLinear:
     def __init__(self, s=(3.0, 2.0, 1.0), n_in: int = 6, n_out: int = 4, n_samples: int = 64, seed: int = 0):
         s = np.asarray(s, dtype=float).reshape(-1)
         r = s.size
-        if r == 0 or np.any(s <= 0):
-            raise ValueError(f"s must be non-empty positive singular values, got {s.tolist()}")
-        if n_in < r or n_out < r or n_samples < n_in + 1:
-            raise ValueError(f"need n_in >= len(s), n_out >= len(s), n_samples > n_in; got n_in={n_in}, "
-                             f"n_out={n_out}, n_samples={n_samples}, len(s)={r}")
+        check("FactoredLinear", "s", s.tolist(), r > 0 and bool(np.all(s > 0)), "non-empty positive singular values")
+        for name, value in (("n_in", n_in), ("n_out", n_out)):
+            check("FactoredLinear", name, value, is_integer(value) and value >= r, f"an integer >= len(s) = {r}")
+        check("FactoredLinear", "n_samples", n_samples, is_integer(n_samples) and n_samples > n_in,
+              f"an integer > n_in = {n_in}")
         self.s, self.seed = s, seed
         self.U = random_rotation(n_out, seed)[:, :r]
         self.V = random_rotation(n_in, seed + 1)[:, :r]
@@ -134,9 +135,9 @@ class FactoredLinear:
               dtype: torch.dtype = torch.float64) -> torch.nn.Sequential:
         """``depth`` bias-free ``nn.Linear`` layers (width ``hidden``, default ``len(s)``), Gaussian init of std
         ``init_scale``."""
-        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
-            raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        positive_int("FactoredLinear.model", "depth", depth)
         hidden = self.s.size if hidden is None else hidden
+        positive_int("FactoredLinear.model", "hidden", hidden)
         sizes = [self.X.shape[1]] + [hidden] * (depth - 1) + [self.Y.shape[1]]
         g = torch.Generator().manual_seed(seed)
         layers = []
@@ -153,8 +154,7 @@ class FactoredLinear:
 
         From this start the modes decouple and follow :func:`saxe_mode_strength` exactly under gradient flow.
         """
-        if not np.isscalar(u0) or not u0 > 0:
-            raise ValueError(f"u0 must be a number > 0, got {u0!r}")
+        positive("FactoredLinear.balanced_model", "u0", u0)
         net = self.model(depth=2, dtype=dtype)
         with torch.no_grad():
             net[0].weight.copy_(torch.tensor(np.sqrt(u0) * self.V.T, dtype=dtype))
@@ -178,7 +178,7 @@ def end_to_end(model: torch.nn.Sequential) -> np.ndarray:
     W = None
     for layer in model:
         if not isinstance(layer, torch.nn.Linear) or layer.bias is not None:
-            raise TypeError(f"end_to_end needs bias-free nn.Linear layers, got {layer!r}")
+            raise data_error("end_to_end", "model", f"layer {layer!r}", "bias-free nn.Linear layers only", TypeError)
         Wl = layer.weight.detach().double().numpy()
         W = Wl if W is None else Wl @ W
     return W

@@ -24,15 +24,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import check, check_data, check_shape, finite, is_integer, is_number, positive
 from .base import Surface, _check_theta
-from .gd_quadratic import _as_lambdas, gd_factors
+from .gd_quadratic import as_lambdas, gd_factors
 
 
 def rotation_2d(angle: float) -> np.ndarray:
     r"""The 2-D rotation :math:`Q = \begin{pmatrix}\cos\phi & -\sin\phi\\ \sin\phi & \cos\phi\end{pmatrix}` (angle
     in radians)."""
-    if not np.isscalar(angle) or not np.isfinite(angle):
-        raise ValueError(f"angle must be a finite number (radians), got {angle!r}")
+    finite("rotation_2d", "angle", angle)
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, -s], [s, c]])
 
@@ -42,8 +42,7 @@ def random_rotation(n: int, seed: int = 0) -> np.ndarray:
 
     Reference: F. Mezzadri (2007), "How to generate random matrices from the classical compact groups".
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    check("random_rotation", "n", n, is_integer(n) and n > 0, "a positive integer")
     Z = np.random.default_rng(seed).standard_normal((n, n))
     Q, R = np.linalg.qr(Z)
     return Q * np.sign(np.diag(R))[None, :]
@@ -51,18 +50,24 @@ def random_rotation(n: int, seed: int = 0) -> np.ndarray:
 
 def quadratic_matrix(lambdas, Q=None) -> np.ndarray:
     r""":math:`A = Q\,\mathrm{diag}(\lambda)\,Q^\top` (``Q`` orthogonal, default the identity)."""
-    lam = _as_lambdas(lambdas)
-    Q = np.eye(lam.size) if Q is None else _check_orthogonal(Q, lam.size)
+    lam = as_lambdas(lambdas, "quadratic_matrix")
+    Q = np.eye(lam.size) if Q is None else _check_orthogonal(Q, lam.size, "quadratic_matrix")
     return (Q * lam[None, :]) @ Q.T
 
 
-def _check_orthogonal(Q, n: int) -> np.ndarray:
+def _check_orthogonal(Q, n: int, owner: str) -> np.ndarray:
     Q = np.asarray(Q, dtype=float)
-    if Q.shape != (n, n):
-        raise ValueError(f"Q has shape {Q.shape}; expected ({n}, {n}) to match the {n} eigenvalues")
-    if not np.allclose(Q.T @ Q, np.eye(n), atol=1e-8):
-        raise ValueError("Q must be orthogonal (Q'Q = I): its columns are the eigenvectors of A")
+    check_shape(owner, "Q", Q.shape, Q.shape == (n, n), f"({n}, {n}) to match the {n} eigenvalues")
+    check_data(owner, "Q", bool(np.allclose(Q.T @ Q, np.eye(n), atol=1e-8)), "Q'Q is not the identity",
+               "an orthogonal matrix, whose columns are the eigenvectors of A")
     return Q
+
+
+def _point(owner: str, name: str, theta, n: int) -> np.ndarray:
+    """``theta`` as a float array of shape ``(n,)`` (not reshaped from anything else)."""
+    t = np.asarray(theta, dtype=float)
+    check_shape(owner, name, t.shape, t.shape == (n,), f"({n},)")
+    return t
 
 
 def _like(a: np.ndarray, theta):
@@ -89,10 +94,10 @@ def gd_iterates(theta0, lambdas, Q, theta_star, alpha: float, k: int) -> np.ndar
 
     The factors are :func:`optlab.problems.gd_quadratic.gd_factors`.
     """
-    lam = _as_lambdas(lambdas)
-    Q = _check_orthogonal(Q, lam.size)
-    theta0 = np.asarray(theta0, dtype=float).reshape(lam.size)
-    theta_star = np.asarray(theta_star, dtype=float).reshape(lam.size)
+    lam = as_lambdas(lambdas, "gd_iterates")
+    Q = _check_orthogonal(Q, lam.size, "gd_iterates")
+    theta0 = _point("gd_iterates", "theta0", theta0, lam.size)
+    theta_star = _point("gd_iterates", "theta_star", theta_star, lam.size)
     c0 = Q.T @ (theta0 - theta_star)  # eigen-coordinates of the initial error
     F = gd_factors(lam, alpha, k)  # (n, k+1)
     return theta_star[None, :] + (F * c0[:, None]).T @ Q.T
@@ -119,16 +124,16 @@ class Quadratic(Surface):
     """
 
     def __init__(self, lambdas, Q=None, *, angle: float | None = None, theta_star=None, theta0=None):
-        lam = _as_lambdas(lambdas)
+        lam = as_lambdas(lambdas, "Quadratic")
         n = lam.size
         if angle is not None:
-            if Q is not None or n != 2:
-                raise ValueError(f"angle is for 2-D quadratics without Q; got n={n}, Q given: {Q is not None}")
+            check("Quadratic", "angle", angle, Q is None and n == 2,
+                  f"None: angle rotates a 2-D quadratic given without Q (here n={n}, Q given: {Q is not None})")
             Q = rotation_2d(angle)
         self.lambdas = lam
-        self.Q = np.eye(n) if Q is None else _check_orthogonal(Q, n)
+        self.Q = np.eye(n) if Q is None else _check_orthogonal(Q, n, "Quadratic")
         self.A = quadratic_matrix(lam, self.Q)
-        self.theta_star = np.zeros(n) if theta_star is None else np.asarray(theta_star, float).reshape(n)
+        self.theta_star = np.zeros(n) if theta_star is None else _point("Quadratic", "theta_star", theta_star, n)
         start = self.theta_star + 1.0 if theta0 is None else theta0
         A, ts = self.A, self.theta_star
         r = 1.2 * max(1.0, float(np.max(np.abs(np.asarray(start, float) - ts))))
@@ -141,10 +146,9 @@ class Quadratic(Surface):
     def ravine(cls, kappa: float, angle: float = np.pi / 6, lambda_min: float = 1.0, **kwargs) -> Quadratic:
         r"""A 2-D ravine of condition number ``kappa``: eigenvalues :math:`(\lambda_{\min}, \kappa\lambda_{\min})`,
         axes rotated by ``angle``."""
-        if not np.isscalar(kappa) or not np.isfinite(kappa) or kappa < 1:
-            raise ValueError(f"kappa (the condition number) must be a finite number >= 1, got {kappa!r}")
-        if not np.isscalar(lambda_min) or not np.isfinite(lambda_min) or lambda_min <= 0:
-            raise ValueError(f"lambda_min must be a finite number > 0, got {lambda_min!r}")
+        check("Quadratic.ravine", "kappa", kappa, is_number(kappa) and np.isfinite(kappa) and kappa >= 1,
+              "a finite number >= 1 (a condition number)")
+        positive("Quadratic.ravine", "lambda_min", lambda_min)
         return cls([lambda_min, kappa * lambda_min], angle=angle, **kwargs)
 
     @property
@@ -158,8 +162,8 @@ class Quadratic(Surface):
     @property
     def condition_number(self) -> float:
         r""":math:`\kappa = \lambda_{\max}/\lambda_{\min}` (needs all eigenvalues > 0)."""
-        if self.lambda_min <= 0:
-            raise ValueError(f"the condition number needs positive eigenvalues, got {self.lambdas.tolist()}")
+        check_data("Quadratic.condition_number", "lambdas", self.lambda_min > 0,
+                   f"{self.lambdas.tolist()} are not all > 0", "positive eigenvalues (a condition number needs them)")
         return self.lambda_max / self.lambda_min
 
     def grad(self, theta) -> np.ndarray:

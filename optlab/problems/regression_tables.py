@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import check_shape, int_in_range
 from .base import Surface
 
 #: the slide's rows (x1, x2, t)
@@ -33,15 +34,14 @@ BADLY_SCALED_ROWS = np.array([[114.8, 0.00323, 5.1], [338.1, 0.00183, 3.2], [98.
 NON_CENTERED_ROWS = np.array([[1003.2, 1005.1, 3.3], [1001.1, 1008.2, 4.8], [998.3, 1003.4, 2.9]])
 
 
-def _check_n(n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 4:
-        raise ValueError(f"n (rows) must be an integer >= 4 (the slide's 3 rows + drawn ones), got {n!r}")
+def _check_n(owner: str, n) -> None:
+    int_in_range(owner, "n", n, 4)  # the slide's 3 rows and at least one drawn
 
 
 def badly_scaled_table(n: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(X, t)``: :math:`x_1 \\sim U(90, 350)`, :math:`x_2 \\sim U(0.0015, 0.0035)`,
     :math:`t = 0.004x_1 + 800x_2 + 1 + \\mathcal N(0, 0.3^2)`."""
-    _check_n(n)
+    _check_n("badly_scaled_table", n)
     rng = np.random.default_rng(seed)
     m = n - 3
     X = np.column_stack([rng.uniform(90, 350, m), rng.uniform(0.0015, 0.0035, m)])
@@ -52,7 +52,7 @@ def badly_scaled_table(n: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 def non_centered_table(n: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(X, t)``: :math:`x_1 = 1000 + 2z_1`, :math:`x_2 = 1005 + 2z_1 + 1.5z_2`,
     :math:`t = 4 + 0.3(x_1 - 1000) + 0.2(x_2 - 1005) + \\mathcal N(0, 0.3^2)`."""
-    _check_n(n)
+    _check_n("non_centered_table", n)
     rng = np.random.default_rng(seed)
     m = n - 3
     z1, z2 = rng.standard_normal(m), rng.standard_normal(m)
@@ -88,8 +88,8 @@ class RegressionTable:
 
     def __init__(self, X, t, bias: bool = False, name: str = "regression table"):
         X, t = np.asarray(X, dtype=float), np.asarray(t, dtype=float).reshape(-1)
-        if X.ndim != 2 or X.shape[0] != t.size:
-            raise ValueError(f"X must be (N, d) with N = len(t) = {t.size}, got shape {X.shape}")
+        check_shape("RegressionTable", "X", X.shape, X.ndim == 2 and X.shape[0] == t.size,
+                    f"(N, d) with N = len(t) = {t.size}")
         self.X_raw, self.t, self.bias, self.name = X, t, bias, name
         self.X = np.column_stack([X, np.ones(len(X))]) if bias else X
         self.H = self.X.T @ self.X / len(self.X)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import positive
 from .base import Surface
 
 
@@ -22,10 +23,9 @@ def _xy(theta):
     return theta[..., 0], theta[..., 1]
 
 
-def _check_positive(**kw):
-    for k, v in kw.items():
-        if not np.isscalar(v) or not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{k} must be a finite number > 0, got {v!r}")
+def _check_positive(owner: str, **kw) -> None:
+    for name, value in kw.items():
+        positive(owner, name, value)
 
 
 def rosenbrock(theta, a: float = 1.0, b: float = 100.0):
@@ -70,7 +70,7 @@ def rosenbrock_surface(a: float = 1.0, b: float = 100.0) -> Surface:
 
     Slide: Zemel lecture 4, "narrow ravines" (a curved ravine; not on the slides' data).
     """
-    _check_positive(a=a, b=b)
+    _check_positive("rosenbrock_surface", a=a, b=b)
     return Surface("rosenbrock", lambda t: rosenbrock(t, a, b), 2, theta0=[-1.2, 1.0], minima=[[a, a * a]],
                    bounds=((-2.0, 2.0), (-1.0, 3.0)), source="Zemel lecture 4: narrow ravines (classic test function)")
 
@@ -93,7 +93,7 @@ def saddle_surface(a: float = 1.0, b: float = 1.0) -> Surface:
     Slides: Zemel lecture 4 "saddle points"; Goodfellow 2015 "Gradient descent flees saddle points",
     "Newton's method's failure mode".
     """
-    _check_positive(a=a, b=b)
+    _check_positive("saddle_surface", a=a, b=b)
     return Surface("saddle", lambda t: saddle(t, a, b), 2, theta0=[1.0, 1e-3], minima=np.zeros((0, 2)),
                    bounds=((-1.5, 1.5), (-1.5, 1.5)), source="Zemel lecture 4 / Goodfellow 2015: saddle points")
 

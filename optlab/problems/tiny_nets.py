@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import check, shape_error
 from .base import Objective, Surface
 
 #: LeCun's scaled tanh: sigma(z) = A tanh(S z) with A = 1.7159, S = 2/3 (sigma(1) = 1)
@@ -60,7 +61,7 @@ def tiny_net_loss(theta, x, y, act=tanh):
     elif k == 4:
         w0, b0, w1, b1 = theta[..., 0:1], theta[..., 1:2], theta[..., 2:3], theta[..., 3:4]
     else:
-        raise ValueError(f"theta must end in 2 (w0, w1) or 4 (w0, b0, w1, b1) entries, got shape {tuple(theta.shape)}")
+        raise shape_error("tiny_net_loss", "theta", theta.shape, "(..., 2) for (w0, w1) or (..., 4) for (w0, b0, w1, b1)")
     if isinstance(theta, torch.Tensor):
         x, y = torch.as_tensor(x, dtype=theta.dtype), torch.as_tensor(y, dtype=theta.dtype)
     return ((y - tiny_net(x, w0, w1, b0, b1, act)) ** 2).mean(-1)
@@ -124,8 +125,8 @@ class TanhIdentity(_TinyNetProblem):
     def solution_w1(w0):
         r"""The zero-loss curve :math:`W_1 = \operatorname{artanh}(0.5)/\tanh(0.5\,W_0)` (``w0 != 0``)."""
         w0 = np.asarray(w0, dtype=float)
-        if np.any(w0 == 0):
-            raise ValueError("solution_w1: w0 = 0 has no solution (the hidden unit is dead)")
+        check("TanhIdentity.solution_w1", "w0", w0.tolist(), bool(np.all(w0 != 0)),
+              "non-zero weights (w0 = 0 has no solution: the hidden unit is dead)")
         return np.arctanh(0.5) / np.tanh(0.5 * w0)
 
 

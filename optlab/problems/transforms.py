@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import check_data, check_shape, non_negative, one_of
+
 
 @dataclass(frozen=True)
 class AffineTransform:
@@ -39,46 +41,44 @@ class AffineTransform:
     name: str = "affine"
 
     def __call__(self, X) -> np.ndarray:
-        X = _check_X(X, self.shift.size)
+        X = _check_X(X, f"AffineTransform({self.name!r})", self.shift.size)
         return (X - self.shift) @ self.matrix
 
     def inverse(self, Z) -> np.ndarray:
         """The original rows from transformed ones (needs an invertible ``matrix``)."""
-        Z = np.asarray(Z, dtype=float)
+        Z = _check_X(Z, f"AffineTransform({self.name!r}).inverse", self.matrix.shape[1])
         return np.linalg.solve(self.matrix.T, Z.T).T + self.shift
 
 
-def _check_X(X, d: int | None = None) -> np.ndarray:
+def _check_X(X, owner: str, d: int | None = None) -> np.ndarray:
     X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[0] < 2:
-        raise ValueError(f"X must be a 2-D array (samples x features) with >= 2 rows, got shape {X.shape}")
-    if d is not None and X.shape[1] != d:
-        raise ValueError(f"X has {X.shape[1]} features; this transform was fitted on {d}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X contains NaN or infinite values")
+    if d is None:
+        check_shape(owner, "X", X.shape, X.ndim == 2 and X.shape[0] >= 2, "(samples, features) with >= 2 samples")
+    else:
+        check_shape(owner, "X", X.shape, X.ndim == 2 and X.shape[1] == d,
+                    f"(samples, {d}): the {d} features this transform was fitted on")
+    check_data(owner, "X", bool(np.all(np.isfinite(X))), "it contains NaN or infinite values", "finite numbers")
     return X
 
 
-def _check_eps(eps) -> float:
-    if not np.isscalar(eps) or not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+def _check_eps(owner: str, eps) -> float:
+    non_negative(owner, "eps", eps)
     return float(eps)
 
 
 def center(X) -> tuple[np.ndarray, AffineTransform]:
     r"""Subtract the mean: :math:`\tilde x = x - \mu`. Returns ``(X_centered, transform)``."""
-    X = _check_X(X)
+    X = _check_X(X, "center")
     T = AffineTransform(X.mean(0), np.eye(X.shape[1]), "center")
     return T(X), T
 
 
 def standardize(X, eps: float = 0.0) -> tuple[np.ndarray, AffineTransform]:
     r"""Zero mean, unit variance per feature: :math:`\tilde x_j = (x_j - \mu_j)/\sqrt{\sigma_j^2 + \epsilon}`."""
-    X, eps = _check_X(X), _check_eps(eps)
+    X, eps = _check_X(X, "standardize"), _check_eps("standardize", eps)
     var = X.var(0) + eps
-    if np.any(var <= 0):
-        raise ValueError(f"standardize: features {np.flatnonzero(var <= 0).tolist()} are constant "
-                         f"(variance 0); drop them or pass eps > 0")
+    check_data("standardize", "X", bool(np.all(var > 0)), f"features {np.flatnonzero(var <= 0).tolist()} are "
+               "constant (variance 0)", "features that vary (drop the constant ones), or eps > 0")
     T = AffineTransform(X.mean(0), np.diag(var ** -0.5), "standardize")
     return T(X), T
 
@@ -94,7 +94,7 @@ def _eig_cov(X):
 def decorrelate(X) -> tuple[np.ndarray, AffineTransform]:
     r"""Karhunen-Loève / PCA rotation: :math:`\tilde x = (x-\mu)Q`, covariance becomes
     :math:`\mathrm{diag}(\lambda)` (largest first)."""
-    X = _check_X(X)
+    X = _check_X(X, "decorrelate")
     _, Q = _eig_cov(X)
     T = AffineTransform(X.mean(0), Q, "decorrelate")
     return T(X), T
@@ -103,14 +103,12 @@ def decorrelate(X) -> tuple[np.ndarray, AffineTransform]:
 def whiten(X, kind: str = "pca", eps: float = 0.0) -> tuple[np.ndarray, AffineTransform]:
     r"""Whitening: :math:`\tilde x = (x-\mu)Q(\Lambda+\epsilon I)^{-1/2}` (``"pca"``), times :math:`Q^\top` for
     ``"zca"``."""
-    X, eps = _check_X(X), _check_eps(eps)
-    if kind not in ("pca", "zca"):
-        raise ValueError(f"kind must be 'pca' or 'zca', got {kind!r}")
+    X, eps = _check_X(X, "whiten"), _check_eps("whiten", eps)
+    one_of("whiten", "kind", kind, ("pca", "zca"))
     lam, Q = _eig_cov(X)
     lam = lam + eps
-    if lam.min() <= 1e-12 * max(lam.max(), 1e-300):
-        raise ValueError(f"whiten: the covariance is singular (eigenvalues {lam.tolist()}); "
-                         f"remove dependent features or pass eps > 0")
+    check_data("whiten", "X", lam.min() > 1e-12 * max(lam.max(), 1e-300), f"its covariance is singular "
+               f"(eigenvalues {lam.tolist()})", "independent features (remove the dependent ones), or eps > 0")
     W = Q @ np.diag(lam ** -0.5)
     if kind == "zca":
         W = W @ Q.T

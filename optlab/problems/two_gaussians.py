@@ -39,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import check, is_integer, positive
 from .base import Objective, Surface
 
 #: the class means of the slides
@@ -50,8 +51,8 @@ def two_gaussians_data(n: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
     Class 1: :math:`\\mathcal N([-0.4, -0.8], I)`, target -1; class 2: :math:`\\mathcal N([0.4, 0.8], I)`, target +1.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2 or n % 2:
-        raise ValueError(f"n must be an even integer >= 2 (half per class), got {n!r}")
+    check("two_gaussians_data", "n", n, is_integer(n) and n >= 2 and n % 2 == 0,
+          "an even integer >= 2 (half the samples per class)")
     rng = np.random.default_rng(seed)
     half = n // 2
     X = np.concatenate([rng.standard_normal((half, 2)) + MEANS[0], rng.standard_normal((half, 2)) + MEANS[1]])
@@ -96,8 +97,7 @@ class TwoGaussians:
     source = "LeCun deck 000 'Example' (two Gaussians, least squares); deck 002 'a single linear unit'"
 
     def __init__(self, n: int = 100, seed: int = 0, c: float = 0.5):
-        if not np.isscalar(c) or not np.isfinite(c) or c <= 0:
-            raise ValueError(f"c (the loss constant) must be a finite number > 0, got {c!r}")
+        positive("TwoGaussians", "c", c)
         self.n, self.seed, self.c = n, seed, float(c)
         self.X, self.y = two_gaussians_data(n, seed)
         self.H = input_covariance(self.X, self.c)
