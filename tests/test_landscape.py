@@ -210,12 +210,12 @@ def test_projection_and_residual():
     np.testing.assert_allclose(r2, np.linalg.norm(off), rtol=1e-12)
     with pytest.raises(ValueError, match="coincide"):
         projection_residual(on_line, a, a)
-    with pytest.raises(ValueError, match="lengths"):
+    with pytest.raises(ValueError, match=r"invalid theta0 of shape \(3,\); expected \(5,\)"):
         projection_residual(on_line, a[:3], b[:3])
 
 
 @pytest.mark.parametrize("call, err, match", [
-    (lambda: linear_path(float, [0.0, 1.0], [1.0]), ValueError, "differ in length"),
+    (lambda: linear_path(float, [0.0, 1.0], [1.0]), ValueError, r"invalid theta1 of shape \(1,\); expected \(2,\)"),
     (lambda: linear_path(float, [[0.0]], [[1.0]]), ValueError, "flat vector"),
     (lambda: linear_path(lambda t: 0.0, [0.0], [1.0], alphas=[np.nan]), ValueError, "finite"),
     (lambda: plane_grid(lambda t: 0.0, "plane"), TypeError, "Plane"),

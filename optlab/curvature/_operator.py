@@ -8,10 +8,10 @@ the same on a network's Hessian and on a plain 3x3 matrix a student typed in.
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import LinearOperator
 from torch import Tensor
 
 from ..errors import check_data, check_shape, shape_error, type_error
@@ -73,6 +73,7 @@ class CurvatureOperator:
 
     def to_scipy(self):
         """A ``scipy.sparse.linalg.LinearOperator`` (float64 numpy in and out), so ``eigsh`` and ``cg`` work."""
+        from scipy.sparse.linalg import LinearOperator  # on use: importing scipy.sparse.linalg takes half a second
         def mv(x):
             x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(-1), dtype=self.dtype, device=self.device)
             return self._matvec(x).detach().cpu().double().numpy()
@@ -113,7 +114,7 @@ class MatrixOperator(CurvatureOperator):
 class _ScipyOperator(CurvatureOperator):
     """A scipy ``LinearOperator`` seen as an operator (float64)."""
 
-    def __init__(self, L: LinearOperator):
+    def __init__(self, L):
         super().__init__(L.shape[0], torch.float64)
         self.L = L
 
@@ -150,7 +151,8 @@ def as_operator(x, name: str = "x", owner: str = "as_operator") -> CurvatureOper
     symmetric) and wrapped; a scipy ``LinearOperator`` is wrapped. Errors name ``owner``."""
     if isinstance(x, CurvatureOperator):
         return x
-    if isinstance(x, LinearOperator):
+    scipy_linalg = sys.modules.get("scipy.sparse.linalg")  # a LinearOperator exists only once scipy is imported
+    if scipy_linalg is not None and isinstance(x, scipy_linalg.LinearOperator):
         check_shape(owner, name, x.shape, x.shape[0] == x.shape[1], "(n, n), a square operator")
         return _ScipyOperator(x)
     A = as_matrix(x, name, owner)

@@ -19,14 +19,18 @@ import copy
 
 import torch
 
+from ..curvature import HessianOperator, top_eigenvalues
+from ..errors import boolean, check_type, non_negative_int
+
 
 def random_direction(model: torch.nn.Module, seed: int = 0, filter_normalize: bool = True) -> torch.Tensor:
     r"""A seeded random flat direction, filter-normalized by default (see the module docstring).
 
     With ``filter_normalize=False`` the raw Gaussian direction is returned (all parameters included).
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_type("random_direction", "model", model, isinstance(model, torch.nn.Module), "a torch.nn.Module")
+    non_negative_int("random_direction", "seed", seed)
+    boolean("random_direction", "filter_normalize", filter_normalize)
     g = torch.Generator().manual_seed(seed)
     parts = []
     for p in model.parameters():
@@ -53,8 +57,6 @@ def hessian_directions(model: torch.nn.Module, loss_fn, data, k: int = 2, **powe
     method with deflation); ``power_kwargs`` go to the latter. The model is copied first, so its
     parameters, mode and BatchNorm statistics are unchanged (the curvature tools use the mode as given).
     """
-    from ..curvature import HessianOperator, top_eigenvalues
-
     twin = copy.deepcopy(model)
     pairs = top_eigenvalues(HessianOperator(twin, loss_fn, data), k, **power_kwargs)
     return pairs.values, pairs.vectors

@@ -29,24 +29,37 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..problems.base import assign_flat, flat
+from ..errors import check_data, check_type, one_of
+from ..flat import assign, flatten
+from ._vector import as_vector
 
 BN_MODES = ("eval", "train", "keep")
 
 
 def params_vector(model: torch.nn.Module) -> torch.Tensor:
     """The model's trainable parameters as one flat detached vector (a copy), in ``parameters()`` order."""
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return flat([p for p in model.parameters() if p.requires_grad])
+    check_type("params_vector", "model", model, isinstance(model, torch.nn.Module), "a torch.nn.Module")
+    return flatten([p.detach() for p in model.parameters() if p.requires_grad])
 
 
-def _batches(data):
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+def _is_pair(b) -> bool:
+    return isinstance(b, (tuple, list)) and len(b) == 2 and all(isinstance(t, torch.Tensor) for t in b)
+
+
+def _batches(owner: str, data) -> list:
+    """``data`` as a list of ``(inputs, targets)`` pairs of tensors."""
+    if _is_pair(data):
         return [tuple(data)]
+    check_type(owner, "data", data, isinstance(data, (list, tuple)) or hasattr(data, "__iter__"),
+               "an (inputs, targets) pair of tensors or an iterable of such pairs")
     batches = list(data)
-    if not batches or not all(isinstance(b, (tuple, list)) and len(b) == 2 for b in batches):
-        raise ValueError("data must be one (inputs, targets) pair of tensors or a non-empty iterable of pairs")
+    check_data(owner, "data", bool(batches) and all(_is_pair(b) for b in batches),
+               "it is empty or holds something else than (inputs, targets) pairs of tensors",
+               "one (inputs, targets) pair of tensors or a non-empty iterable of such pairs")
+    for i, (x, y) in enumerate(batches):
+        check_data(owner, "data", x.dim() > 0 and y.dim() > 0 and len(x) == len(y) > 0,
+                   f"batch {i} has inputs of shape {tuple(x.shape)} and targets of shape {tuple(y.shape)}",
+                   "as many targets as input samples, at least one")
     return batches
 
 
@@ -64,9 +77,10 @@ def model_loss_function(model: torch.nn.Module, loss_fn: Callable, data, *, bn_m
     Returns:
         ``loss_at(theta)`` taking a flat vector (tensor or array) and returning a float.
     """
-    if bn_mode not in BN_MODES:
-        raise ValueError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}")
-    batches = _batches(data)
+    owner = "model_loss_function"
+    one_of(owner, "bn_mode", bn_mode, BN_MODES)
+    check_type(owner, "model", model, isinstance(model, torch.nn.Module), "a torch.nn.Module")
+    batches = _batches(owner, data)
     sizes = np.array([len(x) for x, _ in batches], dtype=float)
     weights = sizes / sizes.sum()
     twin = copy.deepcopy(model)
@@ -79,10 +93,7 @@ def model_loss_function(model: torch.nn.Module, loss_fn: Callable, data, *, bn_m
     buffers = {k: v.clone() for k, v in twin.state_dict().items() if k not in dict(twin.named_parameters())}
 
     def loss_at(theta) -> float:
-        theta = torch.as_tensor(theta, dtype=params[0].dtype)
-        if theta.dim() != 1 or theta.numel() != n:
-            raise ValueError(f"theta has shape {tuple(theta.shape)}; expected a flat vector of {n} entries")
-        assign_flat(params, theta)
+        assign(params, as_vector("loss_at", "theta", theta, n))
         total = 0.0
         with torch.no_grad():
             for w, (x, y) in zip(weights, batches):

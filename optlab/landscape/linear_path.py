@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from ..errors import check, check_shape
+from ._vector import as_vector
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,6 @@ class LinePath:
     losses: np.ndarray
 
 
-def _flat64(theta, name: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(theta.detach().cpu() if isinstance(theta, torch.Tensor) else theta, dtype=float))
-    if t.dim() != 1 or t.numel() == 0:
-        raise ValueError(f"{name} must be a non-empty flat vector, got shape {tuple(t.shape)}")
-    return t
-
-
 def linear_path(loss_at: Callable, theta0, theta1, alphas=None) -> LinePath:
     r"""The loss along :math:`\theta(\alpha) = (1-\alpha)\theta_0 + \alpha\theta_1`.
 
@@ -44,11 +39,16 @@ def linear_path(loss_at: Callable, theta0, theta1, alphas=None) -> LinePath:
         theta0, theta1: the end points (flat vectors of equal length).
         alphas: the path coordinates; default 51 points on :math:`[-0.5, 1.5]`.
     """
-    a, b = _flat64(theta0, "theta0"), _flat64(theta1, "theta1")
-    if a.shape != b.shape:
-        raise ValueError(f"theta0 and theta1 differ in length: {a.numel()} vs {b.numel()}")
-    alphas = np.linspace(-0.5, 1.5, 51) if alphas is None else np.asarray(alphas, dtype=float).reshape(-1)
-    if alphas.size == 0 or not np.all(np.isfinite(alphas)):
-        raise ValueError(f"alphas must be a non-empty list of finite numbers, got {alphas!r}")
+    a = as_vector("linear_path", "theta0", theta0)
+    b = as_vector("linear_path", "theta1", theta1, a.numel())
+    alphas = np.linspace(-0.5, 1.5, 51) if alphas is None else _coordinates("linear_path", "alphas", alphas)
     losses = np.array([float(loss_at((1 - al) * a + al * b)) for al in alphas])
     return LinePath(alphas, losses)
+
+
+def _coordinates(owner: str, name: str, values) -> np.ndarray:
+    """A non-empty 1-D array of finite path or grid coordinates."""
+    v = np.asarray(values, dtype=float)
+    check_shape(owner, name, v.shape, v.ndim == 1 and v.size > 0, "(points,), a non-empty 1-D list")
+    check(owner, name, v.tolist(), bool(np.all(np.isfinite(v))), "finite numbers")
+    return v

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .linear_path import _flat64
+from ..errors import check_data, check_type
+from ._vector import as_vector
+from .linear_path import _coordinates
 
 
 @dataclass(frozen=True)
@@ -53,16 +55,15 @@ def plane_through(theta0, theta1, theta2) -> Plane:
     Raises:
         ValueError: the three points are (nearly) collinear.
     """
-    a, b, c = _flat64(theta0, "theta0"), _flat64(theta1, "theta1"), _flat64(theta2, "theta2")
-    if not a.shape == b.shape == c.shape:
-        raise ValueError(f"the three points differ in length: {a.numel()}, {b.numel()}, {c.numel()}")
+    a = as_vector("plane_through", "theta0", theta0)
+    b, c = (as_vector("plane_through", name, t, a.numel()) for name, t in (("theta1", theta1), ("theta2", theta2)))
     u, v = b - a, c - a
-    if float(u.norm()) == 0:
-        raise ValueError("theta0 and theta1 coincide: no direction d1")
+    check_data("plane_through", "theta1", float(u.norm()) > 0, "it coincides with theta0 (no direction d1)",
+               "three distinct points")
     d1 = u / u.norm()
     w = v - (d1 @ v) * d1
-    if float(w.norm()) <= 1e-10 * max(float(v.norm()), 1e-300):
-        raise ValueError("the three points are collinear: they do not define a plane")
+    check_data("plane_through", "theta2", float(w.norm()) > 1e-10 * max(float(v.norm()), 1e-300),
+               "the three points are collinear (they do not define a plane)", "three points not on one line")
     d2 = w / w.norm()
     pts = np.array([[0.0, 0.0], [float(d1 @ u), 0.0], [float(d1 @ v), float(d2 @ v)]])
     return Plane(a, d1, d2, pts)
@@ -71,22 +72,18 @@ def plane_through(theta0, theta1, theta2) -> Plane:
 def plane_along(origin, d1, d2) -> Plane:
     """The plane through ``origin`` along the directions ``d1``, ``d2`` as given (not orthonormalised:
     filter-normalized directions keep their per-filter scale)."""
-    o, u, v = _flat64(origin, "origin"), _flat64(d1, "d1"), _flat64(d2, "d2")
-    if not o.shape == u.shape == v.shape:
-        raise ValueError(f"origin, d1, d2 differ in length: {o.numel()}, {u.numel()}, {v.numel()}")
+    o = as_vector("plane_along", "origin", origin)
+    u, v = (as_vector("plane_along", name, d, o.numel()) for name, d in (("d1", d1), ("d2", d2)))
     return Plane(o, u, v, np.zeros((1, 2)))
 
 
 def plane_grid(loss_at: Callable, plane: Plane, xs=None, ys=None) -> PlaneSlice:
     r"""The loss on the grid :math:`\theta_c + x_i d_1 + y_j d_2` (default 21 x 21 over the points' extent, padded)."""
-    if not isinstance(plane, Plane):
-        raise TypeError(f"plane must be a Plane (from plane_through / plane_along), got {type(plane).__name__}")
+    check_type("plane_grid", "plane", plane, isinstance(plane, Plane), "a Plane (from plane_through or plane_along)")
     pts = plane.points
     lo, hi = pts.min(0), pts.max(0)
     pad = np.maximum(0.25 * (hi - lo), 0.5)
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], 21) if xs is None else np.asarray(xs, dtype=float).reshape(-1)
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], 21) if ys is None else np.asarray(ys, dtype=float).reshape(-1)
-    if xs.size == 0 or ys.size == 0 or not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
-        raise ValueError("xs and ys must be non-empty lists of finite numbers")
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], 21) if xs is None else _coordinates("plane_grid", "xs", xs)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], 21) if ys is None else _coordinates("plane_grid", "ys", ys)
     Z = np.array([[float(loss_at(plane.origin + x * plane.d1 + y * plane.d2)) for x in xs] for y in ys])
     return PlaneSlice(xs, ys, Z, plane)

@@ -19,27 +19,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import check_data, check_type
+from ._vector import as_rows, as_vector
 from .plane import Plane
-
-
-def _rows(thetas) -> np.ndarray:
-    T = np.asarray(thetas, dtype=float)
-    if T.ndim != 2 or T.shape[0] == 0:
-        raise ValueError(f"thetas must have shape (steps, n) with at least one row, got {T.shape}")
-    return T
 
 
 def projection_residual(thetas, theta0, theta1) -> tuple[np.ndarray, np.ndarray]:
     r"""``(p, r)``: projection on the line :math:`\theta_0 \to \theta_1` (in parameter units, from :math:`\theta_0`)
     and residual norm."""
-    T = _rows(thetas)
-    a = np.asarray(theta0, dtype=float).reshape(-1)
-    b = np.asarray(theta1, dtype=float).reshape(-1)
-    if not a.size == b.size == T.shape[1]:
-        raise ValueError(f"lengths differ: thetas {T.shape[1]}, theta0 {a.size}, theta1 {b.size}")
+    T = as_rows("projection_residual", "thetas", thetas)
+    a = as_vector("projection_residual", "theta0", theta0, T.shape[1]).numpy()
+    b = as_vector("projection_residual", "theta1", theta1, T.shape[1]).numpy()
     u = b - a
-    if not np.linalg.norm(u) > 0:
-        raise ValueError("theta0 and theta1 coincide: no line to project on")
+    check_data("projection_residual", "theta1", np.linalg.norm(u) > 0, "it coincides with theta0 (no line to "
+               "project on)", "two distinct points")
     u = u / np.linalg.norm(u)
     D = T - a
     p = D @ u
@@ -50,11 +43,10 @@ def projection_residual(thetas, theta0, theta1) -> tuple[np.ndarray, np.ndarray]
 def project_to_plane(thetas, plane: Plane) -> tuple[np.ndarray, np.ndarray]:
     r"""``(xy, residual)``: least-squares coordinates of each :math:`\theta_k` in ``plane`` (shape ``(k, 2)``) and
     the distance :math:`\|\theta_k - \theta_c - x d_1 - y d_2\|` to the plane."""
-    T = _rows(thetas)
+    check_type("project_to_plane", "plane", plane, isinstance(plane, Plane), "a Plane (from plane_through or plane_along)")
     B = np.stack([plane.d1.numpy(), plane.d2.numpy()], axis=1)
     o = plane.origin.numpy()
-    if B.shape[0] != T.shape[1]:
-        raise ValueError(f"thetas have {T.shape[1]} entries, the plane lives in {B.shape[0]}")
+    T = as_rows("project_to_plane", "thetas", thetas, B.shape[0])
     D = T - o
     xy = np.linalg.lstsq(B, D.T, rcond=None)[0].T
     return xy, np.linalg.norm(D - xy @ B.T, axis=1)
