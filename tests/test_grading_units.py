@@ -86,8 +86,8 @@ def test_mistyped_marker_is_an_error_not_a_leak(source):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(name="two words", code="1"), "identifier"),
     (dict(name="a", code="  "), "non-empty"),
-    (dict(name="a", code="x = 1"), "last statement must be an expression"),
-    (dict(name="a", code="1", points=0), "points must be a finite number > 0"),
+    (dict(name="a", code="x = 1"), "last statement is an expression"),
+    (dict(name="a", code="1", points=0), r"Probe 'a': invalid points=0; expected a finite number > 0"),
     (dict(name="a", code="1", rtol=-1e-3), "rtol"),
     (dict(name="a", code="1", atol=math.nan), "atol"),
 ])
@@ -233,9 +233,9 @@ def test_time_limit_keeps_what_finished():
 
 
 def test_run_notebook_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0, got 0"):
+    with pytest.raises(ValueError, match="run_notebook: invalid timeout=0; expected a finite number > 0"):
         run_notebook(["x = 1"], timeout=0)
-    with pytest.raises(TypeError, match="cells must be a list of source strings"):
+    with pytest.raises(TypeError, match="run_notebook: invalid cells of type str; expected a list of source strings"):
         run_notebook("x = 1")
 
 
@@ -256,7 +256,7 @@ def test_code_cells_skips_tagged_cells_and_rejects_non_notebooks(tmp_path):
 
 def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
     assert main(["grade", str(tmp_path), str(tmp_path / "missing")]) == 2
-    assert "submissions must be a folder" in capsys.readouterr().err
+    assert "invalid submissions: " in capsys.readouterr().err
     assert main(["grade", str(tmp_path), str(tmp_path)]) == 2
     assert "holds no .ipynb file" in capsys.readouterr().err
     assert main(["release", str(tmp_path)]) == 2
@@ -268,10 +268,12 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
 def test_grade_rejects_bad_jobs_and_timeout(tmp_path):
     from optlab.grading import grade_assignment
 
-    with pytest.raises(ValueError, match="jobs must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="grade_assignment: invalid jobs=0; expected a positive integer"):
         grade_assignment(tmp_path, tmp_path, jobs=0)
-    with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0, got -1"):
+    with pytest.raises(ValueError, match="grade_assignment: invalid timeout=-1; expected a finite number > 0"):
         grade_assignment(tmp_path, tmp_path, timeout=-1)
+    with pytest.raises(ValueError, match="grade_assignment: invalid reference_timeout=0"):
+        grade_assignment(tmp_path, tmp_path, reference_timeout=0)
 
 
 def test_runner_is_standard_library_only():
@@ -280,3 +282,18 @@ def test_runner_is_standard_library_only():
     imports = {line.split()[1].split(".")[0] for line in source.splitlines()
                if line.startswith(("import ", "from ")) or line.strip().startswith("import ")}
     assert imports <= set(sys.stdlib_module_names) | {"__future__"}, imports
+
+
+def test_the_reference_run_has_its_own_time_limit_and_the_child_reports_its_file_limit(tmp_path):
+    from optlab.grading import GradingError, grade_assignment
+
+    (tmp_path / "source").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(30)")]),
+                   tmp_path / "source" / "slow.ipynb")
+    (tmp_path / "checks.py").write_text("from optlab.grading import Probe\nPROBES = [Probe('one', '1')]\n")
+    (tmp_path / "subs").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), tmp_path / "subs" / "s.ipynb")
+    with pytest.raises(GradingError, match="time limit of 1 s"):  # not silently raised to a minimum
+        grade_assignment(tmp_path, tmp_path / "subs", timeout=60, reference_timeout=1)
+    run = run_notebook(["x = 1"], timeout=60, max_file_bytes=2**20)
+    assert run.file_size_limit == (2**20 if sys.platform != "win32" else None)

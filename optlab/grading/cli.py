@@ -1,7 +1,7 @@
 """``optlab-grade``: release an assignment, or grade a folder of submissions into a score table.
 
     optlab-grade release ASSIGNMENT [--check]
-    optlab-grade grade ASSIGNMENT SUBMISSIONS [--out scores.csv] [--timeout 60] [--jobs 1]
+    optlab-grade grade ASSIGNMENT SUBMISSIONS [--out scores.csv] [--timeout 60] [--reference-timeout 60] [--jobs 1]
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("assignment", help="folder with source/NAME.ipynb and checks.py")
     g.add_argument("submissions", help="folder of STUDENT_ID.ipynb files")
     g.add_argument("--out", help="also write the table as CSV to this path")
-    g.add_argument("--timeout", type=float, default=60.0, help="seconds per notebook (default 60)")
+    g.add_argument("--timeout", type=float, default=60.0, help="seconds per submitted notebook (default 60)")
+    g.add_argument("--reference-timeout", type=float, default=60.0,
+                   help="seconds for the instructor's notebook, run once for the expected values (default 60)")
     g.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
     return p
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0 if up_to_date else 1
             print(f"{path}: {'unchanged' if up_to_date else 'written'}")
             return 0
-        scores = grade_assignment(args.assignment, args.submissions, timeout=args.timeout, jobs=args.jobs)
+        scores = grade_assignment(args.assignment, args.submissions, timeout=args.timeout,
+                                  reference_timeout=args.reference_timeout, jobs=args.jobs)
         print(format_table(scores))
         if args.out:
             write_csv(scores, args.out)

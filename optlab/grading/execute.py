@@ -14,7 +14,6 @@ container, seccomp, no network) can wrap it without changing the protocol.
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import signal
@@ -24,6 +23,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..errors import check_type, data_error, positive, positive_int
 
 RUNNER = Path(__file__).with_name("runner.py")
 
@@ -36,6 +37,8 @@ class RunResult:
     raised), ``"timeout"`` (killed at the time limit) or ``"crashed"`` (the process died by itself).
     ``cell_errors`` maps a 1-based code-cell index to the error as data; ``values`` maps probe names to
     encoded values (only probes that finished); ``stopped_in`` says where a killed or crashed run was.
+    ``file_size_limit`` is the largest file the child could write, in bytes, or ``None`` where the
+    platform has no such limit (no ``resource`` module) or the child never reported it.
     """
 
     status: str
@@ -45,6 +48,7 @@ class RunResult:
     seconds: float = 0.0
     returncode: int | None = None
     stderr_tail: str = ""
+    file_size_limit: int | None = None
 
 
 SKIP_TAG = "skip-grading"
@@ -62,8 +66,8 @@ def code_cells(path: str | Path, *, skip_tag: str | None = SKIP_TAG) -> list[str
         cells = nb["cells"]
         sources = [(c["cell_type"], c.get("metadata", {}).get("tags", []), c["source"]) for c in cells]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path} is not a readable Jupyter notebook (nbformat 4 JSON): "
-                         f"{type(exc).__name__}: {exc}"[:300]) from None
+        raise data_error("code_cells", "path", f"{path} is not a readable Jupyter notebook "
+                         f"({type(exc).__name__}: {str(exc)[:200]})", "a notebook file (nbformat 4 JSON)") from None
     return ["".join(src) if isinstance(src, list) else str(src) for kind, tags, src in sources
             if kind == "code" and not (skip_tag and skip_tag in tags)]
 
@@ -90,13 +94,13 @@ def run_notebook(cells: list[str], probes=(), setup: str = "", *, timeout: float
         probes: :class:`~optlab.grading.probes.Probe` objects evaluated after the cells.
         setup: code run before each probe, in the probe's copy of the namespace.
         timeout: seconds of wall time for the whole run (> 0).
-        max_file_bytes: largest file the child may write (guards the disk against runaway output).
+        max_file_bytes: largest file the child may write (guards the disk against runaway output);
+            enforced where the platform has ``resource.RLIMIT_FSIZE``, see ``RunResult.file_size_limit``.
     """
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not math.isfinite(timeout) \
-            or timeout <= 0:
-        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
-    if not isinstance(cells, (list, tuple)) or not all(isinstance(c, str) for c in cells):
-        raise TypeError(f"cells must be a list of source strings, got {type(cells).__name__}")
+    positive("run_notebook", "timeout", timeout)
+    positive_int("run_notebook", "max_file_bytes", max_file_bytes)
+    check_type("run_notebook", "cells", cells, isinstance(cells, (list, tuple)) and all(isinstance(c, str) for c in cells),
+               "a list of source strings")
     with tempfile.TemporaryDirectory(prefix="optlab-grade-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         workdir = tmp / "work"
@@ -131,7 +135,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
     """Kill the child and everything it started (its session's process group), then reap it."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError):  # the group has ended (macOS says EPERM for one of zombies)
         pass
     proc.wait()
 
@@ -153,7 +157,9 @@ def _summarize(events: list[dict], timed_out: bool, returncode, seconds: float, 
     current = None
     for ev in events:
         kind = ev.get("event")
-        if kind == "cell":
+        if kind == "start":
+            result.file_size_limit = ev.get("file_size_limit")
+        elif kind == "cell":
             current = f"cell {ev['index']}"
         elif kind == "cell_done":
             current = None

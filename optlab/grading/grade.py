@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import check_data, positive, positive_int
 from .compare import compare, describe
 from .execute import RunResult, code_cells, run_notebook
 from .markers import strip_hidden_tests
@@ -86,30 +87,31 @@ def score_run(student: str, run: RunResult, expected: dict[str, dict], checks: C
 
 
 def grade_assignment(assignment: str | Path, submissions: str | Path, *, timeout: float = 60.0,
-                     jobs: int = 1) -> list[Score]:
+                     reference_timeout: float = 60.0, jobs: int = 1) -> list[Score]:
     """Grade every ``SUBMISSIONS/*.ipynb`` (file stem = student id) against ``ASSIGNMENT``'s checks.
 
     Args:
         assignment: folder with ``source/NAME.ipynb`` and ``checks.py``.
         submissions: folder of submitted notebooks, one per student.
-        timeout: wall-clock seconds allowed per notebook (cells and probes together).
+        timeout: wall-clock seconds allowed per submitted notebook (cells and probes together).
+        reference_timeout: wall-clock seconds allowed to the instructor's notebook, run once for the
+            expected values (its own limit, so that a short per-student limit cannot fail the
+            reference run; a reference run that hits it is a ``GradingError``).
         jobs: how many notebooks run at once (>= 1).
 
     Returns the scores sorted by student id.
     """
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0 \
-            or timeout == float("inf"):
-        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+    owner = "grade_assignment"
+    positive_int(owner, "jobs", jobs)
+    positive(owner, "timeout", timeout)
+    positive(owner, "reference_timeout", reference_timeout)
     submissions = Path(submissions)
-    if not submissions.is_dir():
-        raise ValueError(f"submissions must be a folder of .ipynb files, got {str(submissions)!r}")
+    check_data(owner, "submissions", submissions.is_dir(), f"{str(submissions)!r} is not a folder",
+               "a folder of .ipynb files")
     files = sorted(submissions.glob("*.ipynb"))
-    if not files:
-        raise ValueError(f"no submissions: {submissions} holds no .ipynb file")
+    check_data(owner, "submissions", bool(files), f"{submissions} holds no .ipynb file", "one notebook per student")
     checks = load_checks(assignment)
-    expected = reference_values(assignment, checks, timeout=max(timeout, 60.0))
+    expected = reference_values(assignment, checks, timeout=reference_timeout)
 
     def one(path: Path) -> Score:
         try:

@@ -9,13 +9,15 @@ The markers follow nbgrader's conventions (Jupyter Development Team, nbgrader, 2
 
 from __future__ import annotations
 
+from ..errors import data_error, one_of
+
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-ALL_MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN)
 
 
 def _replace_regions(source: str, begin: str, end: str, replacement, where: str) -> str:
-    """Replace each ``begin``..``end`` region (markers included) by ``replacement(indent)`` lines."""
+    """Replace each ``begin``..``end`` region (markers included) by the ``replacement`` lines at the
+    marker's indentation; errors name ``where`` (the notebook and cell) and the line."""
     out: list[str] = []
     inside_since = None
     indent = ""
@@ -23,18 +25,19 @@ def _replace_regions(source: str, begin: str, end: str, replacement, where: str)
         mark = line.strip()
         if mark == begin:
             if inside_since is not None:
-                raise ValueError(f"{where}: {begin!r} on line {n} inside the region opened on line "
-                                 f"{inside_since}; expected {end!r} first")
+                raise data_error(where, "markers", f"{begin!r} on line {n} inside the region opened on line "
+                                 f"{inside_since}", f"{end!r} first")
             inside_since, indent = n, line[: len(line) - len(line.lstrip())]
         elif mark == end:
             if inside_since is None:
-                raise ValueError(f"{where}: {end!r} on line {n} without a {begin!r} before it")
+                raise data_error(where, "markers", f"{end!r} on line {n} without a {begin!r} before it",
+                                 f"{begin!r} ... {end!r} pairs")
             inside_since = None
             out.extend(indent + r if r else "" for r in replacement)
         elif inside_since is None:
             out.append(line)
     if inside_since is not None:
-        raise ValueError(f"{where}: {begin!r} on line {inside_since} is never closed; expected {end!r}")
+        raise data_error(where, "markers", f"{begin!r} on line {inside_since} is never closed", f"{end!r} after it")
     return "\n".join(out)
 
 
@@ -44,8 +47,7 @@ def strip_solutions(source: str, cell_type: str = "code", where: str = "cell") -
     Code: ``# YOUR CODE HERE`` and ``raise NotImplementedError()``; markdown: ``YOUR ANSWER HERE``.
     Raises ``ValueError`` (naming ``where`` and the line) for unbalanced or nested markers.
     """
-    if cell_type not in ("code", "markdown"):
-        raise ValueError(f"{where}: cell_type must be 'code' or 'markdown', got {cell_type!r}")
+    one_of(where, "cell_type", cell_type, ("code", "markdown"))
     stub = ["# YOUR CODE HERE", "raise NotImplementedError()"] if cell_type == "code" else ["YOUR ANSWER HERE"]
     return _replace_regions(source, BEGIN_SOLUTION, END_SOLUTION, stub, where)
 

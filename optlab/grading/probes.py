@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..errors import check, data_error, non_negative, positive
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -43,21 +44,16 @@ class Probe:
     atol: float = 1e-9
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ValueError(f"Probe name must be an identifier like 'momentum_step_first', got {self.name!r}")
-        if not isinstance(self.code, str) or not self.code.strip():
-            raise ValueError(f"Probe {self.name!r}: code must be a non-empty string, got {self.code!r}")
+        check("Probe", "name", self.name, isinstance(self.name, str) and bool(_NAME.match(self.name)),
+              "an identifier like 'momentum_step_first'")
+        owner = f"Probe {self.name!r}"
+        check(owner, "code", self.code, isinstance(self.code, str) and bool(self.code.strip()), "a non-empty string")
         tree = ast.parse(self.code, f"<probe {self.name}>")  # a SyntaxError names the probe
-        if not tree.body or not isinstance(tree.body[-1], ast.Expr):
-            raise ValueError(f"Probe {self.name!r}: the last statement must be an expression (its value "
-                             f"is what gets compared), got code {self.code!r}")
-        for field in ("points", "rtol", "atol"):
-            v = getattr(self, field)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            ok = ok and (v > 0 if field == "points" else v >= 0)
-            if not ok:
-                raise ValueError(f"Probe {self.name!r}: {field} must be a finite number "
-                                 f"{'> 0' if field == 'points' else '>= 0'}, got {v!r}")
+        check(owner, "code", self.code, bool(tree.body) and isinstance(tree.body[-1], ast.Expr),
+              "code whose last statement is an expression (its value is what gets compared)")
+        positive(owner, "points", self.points)
+        non_negative(owner, "rtol", self.rtol)
+        non_negative(owner, "atol", self.atol)
 
 
 @dataclass(frozen=True)
@@ -80,18 +76,18 @@ def load_checks(assignment: str | Path) -> Checks:
     """
     path = Path(assignment) / "checks.py"
     if not path.is_file():
-        raise ValueError(f"no hidden checks: expected a file {path}")
+        raise data_error("load_checks", "assignment", f"{str(assignment)!r} has no hidden checks",
+                         f"a file {path}")
     spec = importlib.util.spec_from_file_location(f"_optlab_checks_{abs(hash(str(path)))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     probes = getattr(module, "PROBES", None)
-    if not isinstance(probes, (list, tuple)) or not probes or not all(isinstance(p, Probe) for p in probes):
-        raise ValueError(f"{path}: PROBES must be a non-empty list of optlab.grading.Probe, got {probes!r}")
+    check(str(path), "PROBES", probes, isinstance(probes, (list, tuple)) and bool(probes)
+          and all(isinstance(p, Probe) for p in probes), "a non-empty list of optlab.grading.Probe")
     names = [p.name for p in probes]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"{path}: probe names must be unique, repeated: {dupes}")
+        raise data_error(str(path), "PROBES", f"probe names repeated: {dupes}", "unique probe names")
     setup = getattr(module, "SETUP", "")
-    if not isinstance(setup, str):
-        raise ValueError(f"{path}: SETUP must be a string of Python code, got {setup!r}")
+    check(str(path), "SETUP", setup, isinstance(setup, str), "a string of Python code")
     return Checks(tuple(probes), setup)

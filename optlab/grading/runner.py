@@ -9,7 +9,7 @@ what happened, one JSON object per line, to the result file named in the job. Th
 Job (JSON): ``{"cells": [str, ...], "setup": str, "probes": [{"name": str, "code": str}, ...],
 "result_path": str, "max_file_bytes": int}``.
 
-Events written, in order: ``{"event": "start"}``; per cell ``{"event": "cell", "index": i}`` when it
+Events written, in order: ``{"event": "start", "pid": ..., "file_size_limit": int | null}``; per cell ``{"event": "cell", "index": i}`` when it
 starts and ``{"event": "cell_done", "index": i, "error": null | {...}}`` when it ends; per probe
 ``{"event": "probe", "name": ...}`` then ``{"event": "probe_done", "name": ..., "value": {...}}``;
 finally ``{"event": "done"}``. A missing ``done`` means the process was killed or died.
@@ -134,19 +134,27 @@ def run_cell(index: int, source: str, namespace: dict) -> dict | None:
     return None
 
 
+def limit_file_size(limit: int) -> int | None:
+    """Forbid files larger than ``limit`` bytes; return the limit set, or ``None`` where the platform
+    cannot set one (no ``resource`` module, or a hard limit below ``limit``): the start event reports
+    it, so the grader sees a run without the guard."""
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return None
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    except (ValueError, OSError):
+        return None
+    return limit
+
+
 def main(job_path: str) -> None:
     with open(job_path, encoding="utf-8") as f:
         job = json.load(f)
     os.unlink(job_path)  # the student's code need not find the probes' code on disk
     channel = _Channel(job["result_path"])
-    try:
-        import resource  # POSIX only; the grader runs on Linux and macOS
-
-        limit = int(job.get("max_file_bytes", 64 * 2**20))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    except (ImportError, ValueError, OSError):
-        pass
-    channel.write(event="start", pid=os.getpid())
+    channel.write(event="start", pid=os.getpid(), file_size_limit=limit_file_size(int(job["max_file_bytes"])))
     namespace = {"__name__": "__main__"}
     for i, source in enumerate(job["cells"], 1):
         channel.write(event="cell", index=i)
