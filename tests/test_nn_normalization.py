@@ -95,7 +95,7 @@ def test_batch_norm_training_output_is_standardized():
     (lambda: onn.BatchNorm2d(3, eps=-1.0), "eps=-1.0"),
     (lambda: onn.BatchNorm1d(3, momentum=1.5), "momentum=1.5"),
     (lambda: onn.LayerNorm(()), "normalized_shape"),
-    (lambda: onn.LayerNorm((3, 0)), "normalized_shape=0"),
+    (lambda: onn.LayerNorm((3, 0)), r"normalized_shape=\(3, 0\)"),
     (lambda: onn.GroupNorm(4, 6), "num_groups=4"),
     (lambda: onn.InstanceNorm2d(-2), "num_features=-2"),
 ])

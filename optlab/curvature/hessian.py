@@ -35,7 +35,8 @@ from torch import Tensor
 
 from ..errors import data_error, one_of, value_error
 from ..flat import flatten, unflatten, unflatten_columns
-from ._data import Batches, batch_loss, check_vector, gradient, num_params, preserved_buffers, resolve_params, scalar_loss
+from ._data import (Batches, batch_loss, check_vector, gradient, num_params, preserved_buffers, resolve_params,
+                    scalar_loss)
 from ._operator import CurvatureOperator
 from ._sequential import hooked_module
 from .finite_difference import finite_difference_hvp

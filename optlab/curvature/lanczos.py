@@ -112,7 +112,8 @@ def tridiagonal(alpha: Tensor, beta: Tensor) -> Tensor:
     return torch.diag(alpha) + torch.diag(beta, 1) + torch.diag(beta, -1)
 
 
-def lanczos_tridiagonal(matvec: Callable[[Tensor], Tensor], q1: Tensor, num_steps: int) -> tuple[Tensor, Tensor, Tensor]:
+def lanczos_tridiagonal(matvec: Callable[[Tensor], Tensor], q1: Tensor,
+                        num_steps: int) -> tuple[Tensor, Tensor, Tensor]:
     r"""Run :func:`lanczos_iteration` to the end; return :math:`\alpha` (m,), :math:`\beta` (m-1,) (float64) and
     :math:`Q` (n, m), with ``m <= num_steps`` (smaller when the Krylov space is exhausted)."""
     positive_int("lanczos_tridiagonal", "num_steps", num_steps)
@@ -125,8 +126,8 @@ def _ritz_pairs(op, num_steps: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
     """The Ritz values :math:`\\theta` and the eigenvectors :math:`U` of :math:`T_m` (float64), and the basis
     :math:`Q` (n, m), after ``num_steps`` Lanczos steps from the random start vector of ``seed``."""
     with torch.no_grad(), op.many_products():
-        alpha, beta, Q = lanczos_tridiagonal(lambda v: op @ v, random_unit_vector(op.shape[0], op.dtype, op.device, seed),
-                                             num_steps)
+        q1 = random_unit_vector(op.shape[0], op.dtype, op.device, seed)
+        alpha, beta, Q = lanczos_tridiagonal(lambda v: op @ v, q1, num_steps)
     theta, U = torch.linalg.eigh(tridiagonal(alpha, beta))
     return theta, U, Q
 

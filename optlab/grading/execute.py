@@ -99,8 +99,8 @@ def run_notebook(cells: list[str], probes=(), setup: str = "", *, timeout: float
     """
     positive("run_notebook", "timeout", timeout)
     positive_int("run_notebook", "max_file_bytes", max_file_bytes)
-    check_type("run_notebook", "cells", cells, isinstance(cells, (list, tuple)) and all(isinstance(c, str) for c in cells),
-               "a list of source strings")
+    check_type("run_notebook", "cells", cells,
+               isinstance(cells, (list, tuple)) and all(isinstance(c, str) for c in cells), "a list of source strings")
     with tempfile.TemporaryDirectory(prefix="optlab-grade-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         workdir = tmp / "work"

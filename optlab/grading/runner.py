@@ -9,8 +9,9 @@ what happened, one JSON object per line, to the result file named in the job. Th
 Job (JSON): ``{"cells": [str, ...], "setup": str, "probes": [{"name": str, "code": str}, ...],
 "result_path": str, "max_file_bytes": int}``.
 
-Events written, in order: ``{"event": "start", "pid": ..., "file_size_limit": int | null}``; per cell ``{"event": "cell", "index": i}`` when it
-starts and ``{"event": "cell_done", "index": i, "error": null | {...}}`` when it ends; per probe
+Events written, in order: ``{"event": "start", "pid": ..., "file_size_limit": int | null}``; per cell
+``{"event": "cell", "index": i}`` when it starts and ``{"event": "cell_done", "index": i, "error":
+null | {...}}`` when it ends; per probe
 ``{"event": "probe", "name": ...}`` then ``{"event": "probe_done", "name": ..., "value": {...}}``;
 finally ``{"event": "done"}``. A missing ``done`` means the process was killed or died.
 """

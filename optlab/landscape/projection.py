@@ -43,7 +43,8 @@ def projection_residual(thetas, theta0, theta1) -> tuple[np.ndarray, np.ndarray]
 def project_to_plane(thetas, plane: Plane) -> tuple[np.ndarray, np.ndarray]:
     r"""``(xy, residual)``: least-squares coordinates of each :math:`\theta_k` in ``plane`` (shape ``(k, 2)``) and
     the distance :math:`\|\theta_k - \theta_c - x d_1 - y d_2\|` to the plane."""
-    check_type("project_to_plane", "plane", plane, isinstance(plane, Plane), "a Plane (from plane_through or plane_along)")
+    check_type("project_to_plane", "plane", plane, isinstance(plane, Plane),
+               "a Plane (from plane_through or plane_along)")
     B = np.stack([plane.d1.numpy(), plane.d2.numpy()], axis=1)
     o = plane.origin.numpy()
     T = as_rows("project_to_plane", "thetas", thetas, B.shape[0])

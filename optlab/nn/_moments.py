@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import check_shape, check_type
+
 
 def normalize(x: Tensor, dims: tuple[int, ...], eps: float) -> tuple[Tensor, Tensor, Tensor]:
     r"""Return ``(x_hat, mu, sigma2)`` with the mean and the *biased* variance taken over ``dims``.
@@ -26,22 +28,9 @@ def channel_view(v: Tensor, ndim: int) -> Tensor:
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def check_eps(owner: str, eps) -> None:
-    ok = isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps >= 0 and eps == eps and eps != float("inf")
-    if not ok:
-        raise ValueError(f"{owner}: invalid eps={eps!r}; expected a finite number >= 0")
-
-
-def check_positive_int(owner: str, name: str, value) -> None:
-    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        raise ValueError(f"{owner}: invalid {name}={value!r}; expected a positive integer")
-
-
 def check_input(owner: str, x, ndims: tuple[int, ...], channels: int | None = None) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{owner}: expected a torch.Tensor input, got {type(x).__name__}")
-    if x.dim() not in ndims:
-        raise ValueError(f"{owner}: expected an input with {' or '.join(map(str, ndims))} dimensions, "
-                         f"got shape {tuple(x.shape)}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{owner}: expected {channels} channels on axis 1, got shape {tuple(x.shape)}")
+    """``x`` is a tensor with one of ``ndims`` dimensions (and ``channels`` on axis 1 if given)."""
+    check_type(owner, "input", x, isinstance(x, Tensor), "a torch.Tensor")
+    expected = " or ".join(f"{n} dimensions" for n in ndims) + (f" with {channels} channels on axis 1"
+                                                               if channels is not None else "")
+    check_shape(owner, "input", x.shape, x.dim() in ndims and (channels is None or x.shape[1] == channels), expected)

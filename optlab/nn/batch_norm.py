@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._moments import channel_view, check_eps, check_input, check_positive_int, normalize
+from ..errors import check, check_data, is_number, non_negative, positive_int
+from ._moments import channel_view, check_input, normalize
 
 
 def batch_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = None, *, eps: float = 1e-5,
@@ -49,14 +50,17 @@ def batch_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = Non
 
     Reference: Ioffe & Szegedy (2015), Algorithm 1 and 2.
     """
+    check_input("batch_norm", x, (2, 3, 4))
+    non_negative("batch_norm", "eps", eps)
     dims = (0,) + tuple(range(2, x.dim()))
     if training or running_mean is None:
         m = x.numel() // x.shape[1]
-        if training and m <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel in training, got input "
-                             f"shape {tuple(x.shape)}")
+        check_data("batch_norm", "input", not training or m > 1, f"shape {tuple(x.shape)} gives {m} value per channel",
+                   "more than 1 value per channel in training")
         x_hat, mu, sigma2 = normalize(x, dims, eps)
         if training and running_mean is not None:
+            if momentum is None:
+                positive_int("batch_norm", "num_batches_tracked", num_batches_tracked)
             a = 1.0 / num_batches_tracked if momentum is None else momentum
             with torch.no_grad():
                 running_mean.mul_(1 - a).add_(a * mu.reshape(-1))
@@ -79,10 +83,10 @@ class _BatchNorm(nn.Module):
                  device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
-        check_positive_int(name, "num_features", num_features)
-        check_eps(name, eps)
-        if momentum is not None and not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
-            raise ValueError(f"{name}: invalid momentum={momentum!r}; expected a number in [0, 1] or None")
+        positive_int(name, "num_features", num_features)
+        non_negative(name, "eps", eps)
+        check(name, "momentum", momentum, momentum is None or (is_number(momentum) and 0 <= momentum <= 1),
+              "None or a number in [0, 1]")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         kw = dict(device=device, dtype=dtype)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._moments import channel_view, check_eps, check_positive_int, normalize
+from ..errors import check, check_shape, check_type, non_negative, positive_int
+from ._moments import channel_view, normalize
 
 
 def group_norm(x: Tensor, num_groups: int, gamma: Tensor | None = None, beta: Tensor | None = None, *,
@@ -35,9 +36,12 @@ def group_norm(x: Tensor, num_groups: int, gamma: Tensor | None = None, beta: Te
         gamma, beta: per-channel scale and shift (``None``: 1 and 0).
         eps: added to the variance.
     """
-    if x.dim() < 2 or x.shape[1] % num_groups != 0:
-        raise ValueError(f"group_norm: expected an input (N, C, *spatial) with C divisible by "
-                         f"num_groups={num_groups}, got shape {tuple(x.shape)}")
+    positive_int("group_norm", "num_groups", num_groups)
+    non_negative("group_norm", "eps", eps)
+    check_type("group_norm", "input", x, isinstance(x, Tensor), "a torch.Tensor")
+    check_shape("group_norm", "input", x.shape, x.dim() >= 2, "(N, C, *spatial)")
+    check("group_norm", "num_groups", num_groups, x.shape[1] % num_groups == 0,
+          f"a divisor of the {x.shape[1]} channels of the input")
     n, c = x.shape[:2]
     xg = x.reshape(n, num_groups, -1)
     x_hat, _, _ = normalize(xg, (2,), eps)
@@ -68,23 +72,20 @@ class GroupNorm(nn.Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        check_positive_int("GroupNorm", "num_groups", num_groups)
-        check_positive_int("GroupNorm", "num_channels", num_channels)
-        if num_channels % num_groups != 0:
-            raise ValueError(f"GroupNorm: invalid num_groups={num_groups!r}; expected a divisor of "
-                             f"num_channels={num_channels}")
-        check_eps("GroupNorm", eps)
+        positive_int("GroupNorm", "num_groups", num_groups)
+        positive_int("GroupNorm", "num_channels", num_channels)
+        check("GroupNorm", "num_groups", num_groups, num_channels % num_groups == 0,
+              f"a divisor of num_channels={num_channels}")
+        non_negative("GroupNorm", "eps", eps)
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
         kw = dict(device=device, dtype=dtype)
         self.weight = nn.Parameter(torch.ones(num_channels, **kw)) if affine else None
         self.bias = nn.Parameter(torch.zeros(num_channels, **kw)) if affine else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"GroupNorm: expected a torch.Tensor input, got {type(x).__name__}")
-        if x.dim() < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(f"GroupNorm: expected an input (N, {self.num_channels}, *spatial), got shape "
-                             f"{tuple(x.shape)}")
+        check_type("GroupNorm", "input", x, isinstance(x, Tensor), "a torch.Tensor")
+        check_shape("GroupNorm", "input", x.shape, x.dim() >= 2 and x.shape[1] == self.num_channels,
+                    f"(N, {self.num_channels}, *spatial)")
         return group_norm(x, self.num_groups, self.weight, self.bias, eps=self.eps)
 
     def extra_repr(self) -> str:

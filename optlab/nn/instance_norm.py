@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._moments import channel_view, check_eps, check_input, check_positive_int, normalize
+from ..errors import check_shape, check_type, non_negative, positive_int
+from ._moments import channel_view, check_input, normalize
 
 
 def instance_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = None, *,
@@ -34,9 +35,9 @@ def instance_norm(x: Tensor, gamma: Tensor | None = None, beta: Tensor | None = 
         gamma, beta: per-channel scale and shift (``None``: 1 and 0).
         eps: added to the variance.
     """
-    if x.dim() < 3:
-        raise ValueError(f"instance_norm: expected an input (N, C, *spatial) with at least 3 dimensions, "
-                         f"got shape {tuple(x.shape)}")
+    check_type("instance_norm", "input", x, isinstance(x, Tensor), "a torch.Tensor")
+    check_shape("instance_norm", "input", x.shape, x.dim() >= 3, "(N, C, *spatial) with at least one spatial axis")
+    non_negative("instance_norm", "eps", eps)
     x_hat, _, _ = normalize(x, tuple(range(2, x.dim())), eps)
     if gamma is not None:
         x_hat = x_hat * channel_view(gamma, x.dim())
@@ -51,8 +52,8 @@ class _InstanceNorm(nn.Module):
     def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = False, device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
-        check_positive_int(name, "num_features", num_features)
-        check_eps(name, eps)
+        positive_int(name, "num_features", num_features)
+        non_negative(name, "eps", eps)
         self.num_features, self.eps, self.affine = num_features, eps, affine
         kw = dict(device=device, dtype=dtype)
         self.weight = nn.Parameter(torch.ones(num_features, **kw)) if affine else None

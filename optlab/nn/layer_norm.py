@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._moments import check_eps, check_positive_int, normalize
+from ..errors import check, check_shape, check_type, is_integer, non_negative
+from ._moments import normalize
 
 
 def layer_norm(x: Tensor, normalized_shape: tuple[int, ...], gamma: Tensor | None = None,
@@ -34,10 +35,11 @@ def layer_norm(x: Tensor, normalized_shape: tuple[int, ...], gamma: Tensor | Non
         gamma, beta: elementwise scale and shift of shape ``normalized_shape`` (``None``: 1 and 0).
         eps: added to the variance.
     """
+    check_type("layer_norm", "input", x, isinstance(x, Tensor), "a torch.Tensor")
+    non_negative("layer_norm", "eps", eps)
     k = len(normalized_shape)
-    if tuple(x.shape[x.dim() - k:]) != tuple(normalized_shape):
-        raise ValueError(f"layer_norm: expected an input ending in shape {tuple(normalized_shape)}, "
-                         f"got {tuple(x.shape)}")
+    ok = x.dim() >= k and tuple(x.shape[x.dim() - k:]) == tuple(normalized_shape)
+    check_shape("layer_norm", "input", x.shape, ok, f"a shape ending in {tuple(normalized_shape)}")
     x_hat, _, _ = normalize(x, tuple(range(x.dim() - k, x.dim())), eps)
     if gamma is not None:
         x_hat = x_hat * gamma
@@ -65,20 +67,20 @@ class LayerNorm(nn.Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        if len(shape) == 0:
-            raise ValueError(f"LayerNorm: invalid normalized_shape={normalized_shape!r}; expected a non-empty shape")
-        for s in shape:
-            check_positive_int("LayerNorm", "normalized_shape", s)
-        check_eps("LayerNorm", eps)
+        if is_integer(normalized_shape):
+            shape = (normalized_shape,)
+        else:
+            shape = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list, torch.Size)) else ()
+        check("LayerNorm", "normalized_shape", normalized_shape, len(shape) > 0
+              and all(is_integer(s) and s > 0 for s in shape), "a positive integer or a non-empty tuple of them")
+        non_negative("LayerNorm", "eps", eps)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         kw = dict(device=device, dtype=dtype)
         self.weight = nn.Parameter(torch.ones(shape, **kw)) if elementwise_affine else None
         self.bias = nn.Parameter(torch.zeros(shape, **kw)) if elementwise_affine and bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"LayerNorm: expected a torch.Tensor input, got {type(x).__name__}")
+        check_type("LayerNorm", "input", x, isinstance(x, Tensor), "a torch.Tensor")
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, eps=self.eps)
 
     def extra_repr(self) -> str:

@@ -61,7 +61,8 @@ def tiny_net_loss(theta, x, y, act=tanh):
     elif k == 4:
         w0, b0, w1, b1 = theta[..., 0:1], theta[..., 1:2], theta[..., 2:3], theta[..., 3:4]
     else:
-        raise shape_error("tiny_net_loss", "theta", theta.shape, "(..., 2) for (w0, w1) or (..., 4) for (w0, b0, w1, b1)")
+        raise shape_error("tiny_net_loss", "theta", theta.shape,
+                          "(..., 2) for (w0, w1) or (..., 4) for (w0, b0, w1, b1)")
     if isinstance(theta, torch.Tensor):
         x, y = torch.as_tensor(x, dtype=theta.dtype), torch.as_tensor(y, dtype=theta.dtype)
     return ((y - tiny_net(x, w0, w1, b0, b1, act)) ** 2).mean(-1)

@@ -136,7 +136,8 @@ def backpropagate_diagonal(layers, loss_fn, x: Tensor, y: Tensor, weight: float,
 
 
 def _weighted_sum_step(m: nn.Linear, chi: Tensor, dZ, d2Z: Tensor, diag_of: dict, need_input: bool):
-    """:func:`linear_rule` for a ``Linear`` layer; returns the derivatives at its input (``None`` for the first layer)."""
+    """:func:`linear_rule` for a ``Linear`` layer; returns the derivatives at its input (``None`` for the
+    first layer)."""
     if not need_input:
         diag_of[id(m.weight)] += d2Z.T @ (chi * chi)
         if m.bias is not None:
