@@ -79,20 +79,33 @@ class Linearization:
 
     def __init__(self, layers: list[nn.Module], loss_fn, x: Tensor, y: Tensor):
         self.layers = layers
-        n = len(layers)
+        second = self._forward(x)
+        g = self._output_gradient(loss_fn, y)
+        self._backward_deltas(g, second)
+
+    def _forward(self, x: Tensor) -> list:
+        """Stage 1: the input :math:`a_{l-1}` of every layer, the output, :math:`f'` of every activation;
+        returns :math:`f''` (``None`` where it vanishes: piecewise-linear activations and other layers)."""
+        n = len(self.layers)
         self.inputs, self.f1, self.f2d = [None] * n, [None] * n, [None] * n
         second = [None] * n
         with torch.no_grad():
             a = x
-            for j, m in enumerate(layers):
+            for j, m in enumerate(self.layers):
                 self.inputs[j] = a
                 z = m(a)
                 if isinstance(m, ELEMENTWISE):
                     self.f1[j], second[j] = activation_derivatives(
                         m, a, z, second=not isinstance(m, PIECEWISE_LINEAR))
                 a = z
-        # loss derivatives at the output: closed forms for mean cross-entropy (softmax p) and mean
-        # squared error; otherwise autograd, keeping the gradient's graph for the output products
+        self._a_out = a
+        return second
+
+    def _output_gradient(self, loss_fn, y: Tensor) -> Tensor:
+        """Stage 2: :math:`\\partial E/\\partial a_L`, in closed form for mean cross-entropy (softmax ``p``)
+        and mean squared error; otherwise by autograd, keeping the gradient's graph (``g_out``) for the
+        output products."""
+        a = self._a_out
         self.p = torch.softmax(a, dim=1) if plain_cross_entropy(loss_fn, a, y) else None
         self.mse = mean_squared_error(loss_fn, a, y)
         closed = self.p is not None or self.mse
@@ -105,14 +118,19 @@ class Linearization:
                 g = torch.sub(a, y).mul_(2.0 / a.numel())
             else:
                 (g,) = torch.autograd.grad(loss, self.out, create_graph=True)
-        self.g_out = None if closed else g  # with its graph, for autograd's output products
-        # delta at the output of every Linear/Conv2d layer, and f2d = f'' * delta_a at every activation
-        # (the v-independent factor of the f'' term); delta_z = f' * delta_a is formed in place
-        self.deltas = [None] * n
+        self.g_out = None if closed else g
+        del self._a_out
+        return g
+
+    def _backward_deltas(self, g: Tensor, second: list) -> None:
+        """Stage 3: :math:`\\delta` at the output of every Linear/Conv2d layer, and ``f2d`` :math:`= f'' \\delta_a`
+        at every activation (the :math:`v`-independent factor of the :math:`f''` term);
+        :math:`\\delta_z = f' \\delta_a` is formed in place where the tensor is this method's own."""
+        self.deltas = [None] * len(self.layers)
         with torch.no_grad():
-            d, owned = g.detach(), closed
-            for j in range(n - 1, -1, -1):
-                if isinstance(layers[j], (nn.Linear, nn.Conv2d)):
+            d, owned = g.detach(), self.g_out is None
+            for j in range(len(self.layers) - 1, -1, -1):
+                if isinstance(self.layers[j], (nn.Linear, nn.Conv2d)):
                     self.deltas[j] = d
                 if second[j] is not None:
                     self.f2d[j] = second[j].mul_(d)
@@ -120,7 +138,7 @@ class Linearization:
                     if self.f1[j] is not None and owned:
                         d = d.mul_(self.f1[j])
                     else:
-                        d, owned = self._backward(j, d), owned or not isinstance(layers[j], nn.Flatten)
+                        d, owned = self._backward(j, d), owned or not isinstance(self.layers[j], nn.Flatten)
 
     def _needs_input_delta(self, j: int) -> bool:
         return any(isinstance(m, (nn.Linear, nn.Conv2d)) for m in self.layers[:j])
