@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from .errors import check_data, check_shape, check_type
+
 
 def new_axes(ax=None, figsize=(5.0, 4.0)):
     """``ax`` itself, or the axes of a new ``Figure`` (not registered with pyplot)."""
@@ -29,13 +31,11 @@ def contour(xs, ys, Z, ax=None, levels: int = 30, log: bool = False, **kwargs):
     """Contour lines of ``Z[j, i]`` over ``(xs[i], ys[j])``; ``log=True`` spaces the levels geometrically
     between the smallest positive and the largest value. Returns the ``QuadContourSet``."""
     xs, ys, Z = np.asarray(xs, float), np.asarray(ys, float), np.asarray(Z, float)
-    if Z.shape != (ys.size, xs.size):
-        raise ValueError(f"Z has shape {Z.shape}; expected (len(ys), len(xs)) = ({ys.size}, {xs.size})")
+    check_shape("contour", "Z", Z.shape, Z.shape == (ys.size, xs.size), f"(len(ys), len(xs)) = ({ys.size}, {xs.size})")
     ax = new_axes(ax)
     if log:
         pos = Z[np.isfinite(Z) & (Z > 0)]
-        if pos.size == 0:
-            raise ValueError("log contours need some positive values of Z")
+        check_data("contour", "Z", pos.size > 0, "no finite value is positive", "some positive values for log=True")
         levels = np.geomspace(pos.min(), pos.max(), levels if np.isscalar(levels) else len(levels))
     return ax.contour(xs, ys, Z, levels=levels, **kwargs)
 
@@ -61,8 +61,8 @@ def trajectory(traj_or_thetas, ax=None, dims=(0, 1), label: str | None = None, *
     """The path of parameters ``dims`` of a :class:`~optlab.trajectory.Trajectory` (or a ``(steps, n)`` array)
     as a line with markers. Returns the ``Line2D``."""
     thetas = np.asarray(getattr(traj_or_thetas, "thetas", traj_or_thetas), dtype=float)
-    if thetas.ndim != 2 or thetas.shape[0] == 0 or max(dims) >= thetas.shape[1]:
-        raise ValueError(f"need parameters of shape (steps, n > {max(dims)}), got {thetas.shape}")
+    check_shape("trajectory", "thetas", thetas.shape, thetas.ndim == 2 and thetas.shape[0] > 0
+                and max(dims) < thetas.shape[1], f"(steps, n > {max(dims)}) with at least one step")
     ax = new_axes(ax)
     kwargs.setdefault("marker", ".")
     (line,) = ax.plot(thetas[:, dims[0]], thetas[:, dims[1]], label=label or getattr(traj_or_thetas, "name", None),
@@ -76,14 +76,13 @@ def loss_curves(curves, ax=None, log: bool = True):
     With ``log=True`` the y axis is logarithmic (non-positive values cannot be drawn there: a
     ``ValueError`` says which curve has them). Returns the list of ``Line2D``.
     """
-    if not isinstance(curves, dict):
-        raise TypeError(f"curves must be a dict name -> Trajectory or losses, got {type(curves).__name__}")
+    check_type("loss_curves", "curves", curves, isinstance(curves, dict), "a dict name -> Trajectory or losses")
     ax = new_axes(ax)
     lines = []
     for name, c in curves.items():
         losses = np.asarray(getattr(c, "losses", c), dtype=float).reshape(-1)
-        if log and np.any(losses[np.isfinite(losses)] <= 0):
-            raise ValueError(f"curve {name!r} has losses <= 0: use log=False (or plot J - J*)")
+        check_data("loss_curves", "curves", not (log and np.any(losses[np.isfinite(losses)] <= 0)),
+                   f"curve {name!r} has losses <= 0", "positive losses for log=True (or log=False, or plot J - J*)")
         (line,) = ax.plot(np.arange(losses.size), losses, label=str(name))
         lines.append(line)
     if log:
@@ -99,8 +98,7 @@ def spectrum(eigenvalues, ax=None, **kwargs):
     """The eigenvalues sorted in decreasing order against their rank (symlog axis when some are <= 0).
     Returns the ``Line2D``."""
     lam = np.sort(np.asarray(eigenvalues, dtype=float).reshape(-1))[::-1]
-    if lam.size == 0:
-        raise ValueError("spectrum needs at least one eigenvalue")
+    check_shape("spectrum", "eigenvalues", lam.shape, lam.size > 0, "at least one eigenvalue")
     ax = new_axes(ax)
     kwargs.setdefault("marker", "o")
     kwargs.setdefault("linestyle", "none")
