@@ -234,3 +234,23 @@ def test_params_subset_and_unused_parameters():
     torch.testing.assert_close(hv[:-3], H_full @ v[:-3], rtol=1e-8, atol=1e-12)
     with pytest.raises(ValueError, match="requires grad"):
         oc.hvp(model, loss_fn, data, v[:3], params=[torch.zeros(3)])
+
+
+def test_double_backprop_multiplies_one_column_at_a_time_where_autograd_cannot_batch_and_says_so(monkeypatch):
+    import importlib
+
+    hessian_module = importlib.import_module("optlab.curvature.hessian")  # (the package exports a function hessian)
+    model, loss_fn, data = case("mlp-tanh-mse")
+    op = oc.HessianOperator(model, loss_fn, data, method="double-backprop")
+    V = torch.linspace(-1, 1, 3 * op.shape[0], dtype=torch.float64).reshape(op.shape[0], 3)
+    batched = op @ V
+    assert op.batched_columns is True
+
+    def no_batching_rule(*args):
+        raise RuntimeError("Batching rule not implemented for aten::something")
+
+    monkeypatch.setattr(hessian_module, "_grad_dot_hvp_batched", no_batching_rule)
+    with pytest.warns(RuntimeWarning, match=r"one at a time .*batched_columns=False"):
+        looped = op @ V
+    assert op.batched_columns is False
+    torch.testing.assert_close(looped, batched, rtol=1e-10, atol=1e-12)

@@ -241,7 +241,7 @@ class HessianOperator(CurvatureOperator):
         """What products on this batch reuse: the R-pass's :class:`~optlab.curvature.rop.Linearization`
         for supported stacks, else the gradient with its autograd graph (for double backprop)."""
         if self.method == "r-op":
-            return Linearization(self._layers, self.loss_fn, x, y)
+            return Linearization(self._layers, self.loss_fn, x, y, type(self).__name__)
         if self._forced:
             raise value_error(type(self).__name__, "method", "r-op", "'exact' or 'double-backprop': "
                               f"{type(hooked_module(self.model)).__name__} got a forward hook, which the R-pass "

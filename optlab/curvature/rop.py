@@ -71,16 +71,17 @@ class Linearization:
         layers: from :func:`rop_layers`.
         loss_fn: ``loss_fn(outputs, targets)`` returning a scalar.
         x, y: the batch.
+        owner: the public name errors are reported under (a loss that is not a scalar).
 
     :meth:`hvp` maps ``{id(param): V}`` (missing or ``None``: zero) to ``{id(param): (Hv) part}``.
 
     Reference: Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian. Neural Computation.
     """
 
-    def __init__(self, layers: list[nn.Module], loss_fn, x: Tensor, y: Tensor):
+    def __init__(self, layers: list[nn.Module], loss_fn, x: Tensor, y: Tensor, owner: str = "Linearization"):
         self.layers = layers
         second = self._forward(x)
-        g = self._output_gradient(loss_fn, y)
+        g = self._output_gradient(loss_fn, y, owner)
         self._backward_deltas(g, second)
 
     def _forward(self, x: Tensor) -> list:
@@ -101,7 +102,7 @@ class Linearization:
         self._a_out = a
         return second
 
-    def _output_gradient(self, loss_fn, y: Tensor) -> Tensor:
+    def _output_gradient(self, loss_fn, y: Tensor, owner: str) -> Tensor:
         """Stage 2: :math:`\\partial E/\\partial a_L`, in closed form for mean cross-entropy (softmax ``p``)
         and mean squared error; otherwise by autograd, keeping the gradient's graph (``g_out``) for the
         output products."""
@@ -111,7 +112,7 @@ class Linearization:
         closed = self.p is not None or self.mse
         with torch.set_grad_enabled(not closed):
             self.out = a.detach().requires_grad_(not closed)
-            loss = scalar_loss(loss_fn(self.out, y))  # also checks the targets
+            loss = scalar_loss(loss_fn(self.out, y), owner=owner)  # also checks the targets
             if self.p is not None:  # dE/da = (p - onehot(y)) / N
                 g = self.p.clone().scatter_add_(1, y[:, None], a.new_full((a.shape[0], 1), -1.0)).div_(a.shape[0])
             elif self.mse:  # dE/da = 2 (a - y) / numel
