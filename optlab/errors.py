@@ -17,10 +17,13 @@ The first is the format of the optimizers' hyper-parameter checks (``optlab.opti
 bad value, hence a ``ValueError``; ``TypeError`` is for an argument that is not the kind of object
 expected at all (a model that is not a ``torch.nn.Module``, data that is not a pair of tensors).
 
-The helpers below the four forms fix the ``expected`` text of the common conditions (an iteration cap,
-a tolerance, a seed, a choice among names), so that one condition has one message. This module imports
-nothing from optlab, numpy or torch: anything with ``.shape`` is an array, anything ``numbers.Real``
-is a number (a 0-d tensor counts where noted).
+Each form comes as a check (``check``, ``check_type``, ``check_shape``, ``check_data``: raise if not
+``ok``) and as the exception itself (``value_error``, ``type_error``, ``shape_error``, ``data_error``:
+``raise shape_error(...)`` where the condition is tested anyway, e.g. in a loop). The helpers after them
+fix the ``expected`` text of the common conditions (an iteration cap, a tolerance, a seed, a choice
+among names), so that one condition has one message. This module imports nothing from optlab, numpy
+or torch: a shape is any sequence of ints, anything ``numbers.Real`` is a number (a 0-d tensor counts
+where noted).
 
 Example:
     >>> positive_int("top_eigenvalue", "max_iter", 2.5)

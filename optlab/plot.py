@@ -80,7 +80,8 @@ def loss_curves(curves, ax=None, log: bool = True):
     ax = new_axes(ax)
     lines = []
     for name, c in curves.items():
-        losses = np.asarray(getattr(c, "losses", c), dtype=float).reshape(-1)
+        losses = np.asarray(getattr(c, "losses", c), dtype=float)
+        check_shape("loss_curves", f"curves[{name!r}]", losses.shape, losses.ndim == 1, "(steps,), one loss per step")
         check_data("loss_curves", "curves", not (log and np.any(losses[np.isfinite(losses)] <= 0)),
                    f"curve {name!r} has losses <= 0", "positive losses for log=True (or log=False, or plot J - J*)")
         (line,) = ax.plot(np.arange(losses.size), losses, label=str(name))
