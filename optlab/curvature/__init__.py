@@ -13,14 +13,19 @@ module                 contents
 ``ggn``                :func:`jacobian`, :func:`gauss_newton_matrix`, :class:`GGNOperator`
 ``fisher``             :class:`FisherOperator` (true and empirical)
 ``diagonal``           :func:`diagonal_hessian`: exact, Gauss-Newton, Becker-LeCun, Hutchinson
-``power``              :func:`top_eigenvalue` (power method), deflated :func:`top_eigenvalues`
-``lanczos``            :func:`lanczos`, :func:`spectral_density`, :func:`condition_number`
+``power``              :func:`top_eigenvalue` (power method or Lanczos), deflated :func:`top_eigenvalues`
+``lanczos``            the one Lanczos iteration; :func:`lanczos`, :func:`spectral_density`, :func:`condition_number`
 ``stochastic_power``   LeCun, Simard & Pearlmutter's on-line :math:`\lambda_{\max}`
 ``learning_rate``      :func:`max_learning_rate` (2/lambda_max), :func:`optimal_learning_rate` (1/lambda_max)
 ``directional``        directional curvature, Goodfellow's optimal step and Taylor prediction
 ``critical``           :func:`classify_critical_point`
 ``rbf``                :class:`RBF` units (LeNet-5's output layer)
 =====================  ====================================================================
+
+Shared plumbing, imported by the modules above and importing none of them: ``_operator`` (the
+operator interface), ``_eigensolver`` (result records, start vector, argument checks), ``_data``
+(batches, parameters), ``_sequential`` (running an ``nn.Sequential`` layer by layer, for the R-pass
+and the diagonals). Errors follow :mod:`optlab.errors`.
 """
 
 from ._eigensolver import Eigenpair, Eigenpairs
