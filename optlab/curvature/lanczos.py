@@ -337,8 +337,9 @@ def lanczos_top_eigenpair(op_or_tensor, *, which: str = "algebraic", max_iter: i
             :meth:`~optlab.curvature.CurvatureOperator.start_vector`).
 
     Returns:
-        An :class:`~optlab.curvature.Eigenpair` ``(value, vector, iterations)``, iterations = products
-        (``iterations == min(max_iter, n)``: the tolerance was not reached, or the space was exhausted).
+        An :class:`~optlab.curvature.Eigenpair` ``(value, vector, iterations)``, iterations = products.
+        ``iterations == max_iter`` means the tolerance was not reached; the iteration also ends, with an
+        exact value, when the start vector's Krylov space is exhausted (after ``n`` products at most).
 
     References:
         Golub, G. H., Van Loan, C. F. (2013). Matrix Computations, 4th ed., section 10.1.

@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .grade import GradingError, format_table, grade_assignment, write_csv
+from .release import release_assignment
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="optlab-grade", description=__doc__.splitlines()[0])
@@ -30,9 +33,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .grade import GradingError, format_table, grade_assignment, write_csv
-    from .release import release_assignment
-
     try:
         if args.command == "release":
             path, up_to_date = release_assignment(args.assignment, check=args.check)
