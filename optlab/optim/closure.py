@@ -161,3 +161,10 @@ def loss_and_grad_at(owner: str, closure, params) -> tuple[float, Tensor]:
     with torch.enable_grad():
         loss = _scalar(owner, closure())
     return float(loss.detach()), flatten([None if p.grad is None else p.grad.detach() for p in params], params)
+
+
+def leave_gradient(params, grads) -> None:
+    """Write ``grads`` (one tensor or ``None`` per parameter) into ``p.grad``: what the closure's
+    ``backward()``, recorded instead of run by :func:`evaluate`, would have left there."""
+    for p, g in zip(params, grads):
+        p.grad = None if g is None else g.detach().clone()
