@@ -255,7 +255,7 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in [
           invalid=[(dict(sigma=0.0), "sigma", 0.0), (dict(damping=-1.0), "damping", -1.0),
                    (dict(restart=0), "restart", 0)]),
     Entry(oo.SDLM, dict(lr=0.5, damping=0.1, estimate_every=2), ref_sdlm, (dict(lr=0.5, damping=1e-3), 20),
-          (dict(lr=0.05, damping=1e-3), 3),
+          (dict(lr=0.02, damping=0.01), 3),
           invalid=[(dict(damping=-1.0), "damping", -1.0), (dict(gamma=2.0), "gamma", 2.0), (dict(lr=-3.0), "lr", -3.0),
                    (dict(diagonal="fisher"), "diagonal", "fisher"), (dict(estimate_steps=0), "estimate_steps", 0)]),
     # n0 >= 2: the slow start's overestimation C keeps the first rates small (the paper's advice)
