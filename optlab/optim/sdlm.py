@@ -107,7 +107,7 @@ class SDLM(torch.optim.Optimizer):
             :func:`optlab.curvature.diagonal_hessian`: ``"gauss-newton"`` (default; positive for convex
             losses), ``"becker-lecun"``, ``"exact"`` or ``"hutchinson"``.
         estimate_every: start a re-estimation every this many steps (also at step 0); ``None``: only at
-            the start.
+            the start. A parameter without an estimate yet (a group added later) gets one at its first step.
         estimate_steps: each re-estimation folds the diagonals of this many consecutive steps' batches
             into the running average (the slides: "over a few hundred patterns").
 
@@ -192,7 +192,7 @@ class SDLM(torch.optim.Optimizer):
         grads = torch.autograd.grad(ev.loss, params, allow_unused=True)
         counter = self.state[params[0]]
         step = counter.get("step", 0)
-        if self._estimate_due(step):
+        if self._estimate_due(step) or any("h" not in self.state[p] for p in params):
             method = joint_option(type(self).__name__, self.param_groups, "diagonal")
             self.update_diagonal(diagonal_hessian(self.model, self.loss_fn, ev.data, method, params=params).detach())
         grad_of = {id(p): g for p, g in zip(params, grads)}
@@ -200,12 +200,8 @@ class SDLM(torch.optim.Optimizer):
             for group in self.param_groups:
                 for p in group["params"]:
                     g = grad_of[id(p)]
-                    if g is None:
-                        continue
-                    if "h" not in self.state[p]:
-                        raise RuntimeError("SDLM.step: no diagonal estimate for a parameter yet; expected one from "
-                                           "the estimation at step 0 or from update_diagonal()")
-                    p.copy_(sdlm_update(p, g, self.state[p]["h"], eps=group["lr"], mu=group["damping"]))
+                    if g is not None:
+                        p.copy_(sdlm_update(p, g, self.state[p]["h"], eps=group["lr"], mu=group["damping"]))
         leave_gradient(params, grads)
         counter["step"] = step + 1
         return ev.loss.detach()
