@@ -121,8 +121,9 @@ def build_optimizer(optimizer, objective: Objective) -> torch.optim.Optimizer:
     if isinstance(optimizer, torch.optim.Optimizer):
         ids = {id(p) for g in optimizer.param_groups for p in g["params"]}
         if ids != {id(p) for p in objective.params}:
-            raise ValueError("the optimizer's parameters are not the objective's: build it on objective.params, "
-                             "or pass a factory `lambda params: torch.optim.SGD(params, lr=...)`")
+            raise ValueError(f"run: invalid optimizer={type(optimizer).__name__}: its parameters are not the "
+                             f"objective's; expected one built on objective.params, or a factory "
+                             f"`lambda params: torch.optim.SGD(params, lr=...)`")
         return optimizer
     if isinstance(optimizer, type) and getattr(optimizer, "needs", None) == "model":
         if objective.model is None:
@@ -133,10 +134,10 @@ def build_optimizer(optimizer, objective: Objective) -> torch.optim.Optimizer:
     elif callable(optimizer):
         opt = optimizer(objective.params)
     else:
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, an optimizer class or a factory "
-                        f"params -> optimizer, got {type(optimizer).__name__}")
+        raise TypeError(f"run: invalid optimizer={optimizer!r:.60}; expected a torch.optim.Optimizer, an optimizer "
+                        f"class or a factory params -> optimizer")
     if not isinstance(opt, torch.optim.Optimizer):
-        raise TypeError(f"the optimizer factory must return a torch.optim.Optimizer, got {type(opt).__name__}")
+        raise TypeError(f"run: the optimizer factory returned {opt!r:.60}; expected a torch.optim.Optimizer")
     return opt
 
 
@@ -160,12 +161,12 @@ def step_closure(objective: Objective, opt: torch.optim.Optimizer, use_closure: 
 
 def _check_run_arguments(steps, explode, diagnostics: dict) -> None:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        raise ValueError(f"run: invalid steps={steps!r}; expected an integer >= 0")
     if explode is not None and (not np.isscalar(explode) or not explode > 1):
-        raise ValueError(f"explode must be a number > 1 or None, got {explode!r}")
+        raise ValueError(f"run: invalid explode={explode!r}; expected a number > 1 or None")
     for name, fn in diagnostics.items():
         if not callable(fn):
-            raise TypeError(f"diagnostic {name!r} must be a function of a StepInfo, got {type(fn).__name__}")
+            raise TypeError(f"run: invalid diagnostics[{name!r}]={fn!r:.60}; expected a function of a StepInfo")
 
 
 class _Recorder:
@@ -253,7 +254,7 @@ def run(objective: Objective, optimizer, steps: int, *, diagnostics: dict | None
     opt = build_optimizer(optimizer, objective)
     sched = scheduler(opt) if scheduler is not None else None
     if sched is not None and not callable(getattr(sched, "step", None)):
-        raise TypeError(f"scheduler must build an object with .step(), got {type(sched).__name__}")
+        raise TypeError(f"run: invalid scheduler: it built {sched!r:.60}; expected an object with .step()")
     closure = step_closure(objective, opt, use_closure)
     record = _Recorder(objective, diagnostics, record_params, explode)
     bar = None

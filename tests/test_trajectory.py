@@ -123,7 +123,7 @@ def test_a_built_optimizer_is_accepted_when_it_owns_the_objectives_params():
     t = run(obj, torch.optim.SGD(obj.params, lr=0.15), steps=5)
     np.testing.assert_allclose(t.thetas, q.gd_iterates(0.15, 5), rtol=1e-12)
     other = torch.zeros(2, requires_grad=True)
-    with pytest.raises(ValueError, match="not the objective's"):
+    with pytest.raises(ValueError, match="run: invalid optimizer=SGD: its parameters are not the objective's"):
         run(q.objective(), torch.optim.SGD([other], lr=0.1), steps=5)
 
 
@@ -144,13 +144,13 @@ def test_record_params_off_keeps_losses():
 
 
 @pytest.mark.parametrize("kwargs, err, match", [
-    (dict(steps=-1), ValueError, "steps"),
-    (dict(steps=2.5), ValueError, "steps"),
-    (dict(steps=3, explode=0.5), ValueError, "explode"),
-    (dict(steps=3, diagnostics={"x": 1.0}), TypeError, "diagnostic 'x'"),
-    (dict(steps=3, optimizer="sgd"), TypeError, "optimizer"),
-    (dict(steps=3, optimizer=lambda p: None), TypeError, "factory"),
-    (dict(steps=3, scheduler=lambda o: 3), TypeError, "scheduler"),
+    (dict(steps=-1), ValueError, "run: invalid steps=-1; expected an integer >= 0"),
+    (dict(steps=2.5), ValueError, "run: invalid steps=2.5"),
+    (dict(steps=3, explode=0.5), ValueError, "run: invalid explode=0.5; expected a number > 1 or None"),
+    (dict(steps=3, diagnostics={"x": 1.0}), TypeError, r"run: invalid diagnostics\['x'\]=1.0; expected a function"),
+    (dict(steps=3, optimizer="sgd"), TypeError, "run: invalid optimizer='sgd'; expected"),
+    (dict(steps=3, optimizer=lambda p: None), TypeError, "run: the optimizer factory returned None; expected"),
+    (dict(steps=3, scheduler=lambda o: 3), TypeError, "run: invalid scheduler: it built 3; expected"),
 ])
 def test_bad_arguments(kwargs, err, match):
     q = Quadratic(**QUAD)
