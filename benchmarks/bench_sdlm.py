@@ -4,8 +4,8 @@ The slides (LeCun, "Stochastic Diagonal Levenberg-Marquardt") claim SDLM "is usu
 than carefully tuned stochastic gradient". This script measures it on scikit-learn's digits (the
 offline stand-in for the slides' handwritten digits): the same seeded MLP, the same mini-batch order,
 a learning-rate sweep for SGD and an (epsilon, mu) sweep for SDLM with the Gauss-Newton diagonal
-(``optlab.curvature.diagonal_hessian``) estimated on a few hundred patterns at the start and
-re-estimated every epoch. It prints the epochs each run needs (evaluated every quarter epoch) and the
+(``optlab.curvature.diagonal_hessian``, which SDLM runs on the training batches) estimated on the first
+batches of every epoch (a few hundred patterns). Every optimizer is stepped with torch's closure. It prints the epochs each run needs (evaluated every quarter epoch) and the
 ratio best SGD / best SDLM. A diverged run counts as "never".
 
 Usage: python benchmarks/bench_sdlm.py [--sizes 64 30 10] [--activation tanh] [--target 0.05]
@@ -23,7 +23,7 @@ from optlab.curvature import diagonal_hessian
 from optlab.optim import SDLM
 from optlab.problems import load_digits_data, mlp
 
-ce = torch.nn.functional.cross_entropy
+ce = torch.nn.CrossEntropyLoss()
 
 
 def epochs_to_target(make_opt, net, X, y, *, target, epochs, batch, seed=1, checks_per_epoch=4):
@@ -36,10 +36,15 @@ def epochs_to_target(make_opt, net, X, y, *, target, epochs, batch, seed=1, chec
         perm = torch.randperm(len(X), generator=g)
         for b in range(n_batches):
             idx = perm[b * batch:(b + 1) * batch]
-            opt.zero_grad()
-            ce(net(X[idx]), y[idx]).backward()
+
+            def closure():
+                opt.zero_grad()
+                loss = ce(net(X[idx]), y[idx])
+                loss.backward()
+                return loss
+
             try:
-                opt.step()
+                opt.step(closure)
             except ValueError:  # SDLM refuses a non-finite diagonal: the run diverged
                 return math.inf
             if (b + 1) % check_every == 0:
@@ -52,15 +57,12 @@ def epochs_to_target(make_opt, net, X, y, *, target, epochs, batch, seed=1, chec
     return math.inf
 
 
-def sdlm_factory(X, y, *, lr, mu, gamma, n_estimate, estimate_every, seed=2):
+def sdlm_factory(*, lr, damping, gamma, estimate_steps, estimate_every):
+    """SDLM on the net, its Gauss-Newton diagonal folded in over ``estimate_steps`` batches every
+    ``estimate_every`` steps."""
     def make(net):
-        ge = torch.Generator().manual_seed(seed)
-
-        def diagonal():  # Gauss-Newton diagonal on n_estimate random training patterns
-            idx = torch.randperm(len(X), generator=ge)[:n_estimate]
-            return diagonal_hessian(net, ce, (X[idx], y[idx]), method="gauss-newton")
-
-        return SDLM(net.parameters(), lr=lr, mu=mu, gamma=gamma, diagonal_fn=diagonal, estimate_every=estimate_every)
+        return SDLM(net.parameters(), lr=lr, damping=damping, gamma=gamma, model=net, loss_fn=ce,
+                    diagonal="gauss-newton", estimate_every=estimate_every, estimate_steps=estimate_steps)
     return make
 
 
@@ -73,9 +75,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--sgd-lrs", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
     ap.add_argument("--sdlm-lrs", type=float, nargs="+", default=[0.002, 0.003, 0.005, 0.007, 0.01, 0.02])
-    ap.add_argument("--mus", type=float, nargs="+", default=[0.0001, 0.0003, 0.001, 0.003, 0.01])
+    ap.add_argument("--dampings", type=float, nargs="+", default=[0.0001, 0.0003, 0.001, 0.003, 0.01])
     ap.add_argument("--gamma", type=float, default=0.2)
-    ap.add_argument("--n-estimate", type=int, default=200)
+    ap.add_argument("--estimate-steps", type=int, default=12, help="batches per re-estimation")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     d = load_digits_data()
@@ -92,8 +94,8 @@ def main(argv=None):
         print(f"  SGD  lr={lr:<6}            epochs to target: {sgd[lr]:.2f}")
     sdlm = {}
     for lr in args.sdlm_lrs:
-        for mu in args.mus:
-            make = sdlm_factory(X, y, lr=lr, mu=mu, gamma=args.gamma, n_estimate=args.n_estimate,
+        for mu in args.dampings:
+            make = sdlm_factory(lr=lr, damping=mu, gamma=args.gamma, estimate_steps=args.estimate_steps,
                                 estimate_every=steps_per_epoch)
             sdlm[lr, mu] = epochs_to_target(make, mlp(args.sizes, args.activation, seed=0), X, y,
                                             target=args.target, epochs=args.epochs, batch=args.batch)

@@ -1,7 +1,9 @@
 r"""Run any ``torch.optim``-style optimizer on any problem and record what happens.
 
 :func:`run` takes an :class:`~optlab.problems.Objective` (parameters + loss closure; every problem of
-:mod:`optlab.problems` makes one) and an optimizer, takes ``steps`` steps and returns a
+:mod:`optlab.problems` makes one) and an optimizer (any ``torch.optim.Optimizer``: every optimizer of
+:mod:`optlab.optim`, stepped as its ``needs`` attribute says, torch's own, or a foreign one), takes
+``steps`` steps and returns a
 :class:`Trajectory`: the parameters :math:`\theta_0..\theta_K`, the losses :math:`J(\theta_k)`, the gradient
 norms :math:`\|\nabla J(\theta_k)\|`, optional per-step diagnostics, and whether it **diverged** (a
 non-finite loss, gradient or parameter, or :math:`|J(\theta_k)| > \text{explode} \cdot \max(|J(\theta_0)|, 1)`).
@@ -13,8 +15,8 @@ Built-in diagnostics (each a function of a :class:`StepInfo`, computed after the
   need to make the same move; shows what momentum and adaptive methods really do).
 * :func:`alpha_lambda_max`: :math:`\alpha\lambda_{\max}` with the optimizer's current ``lr``; GD on a
   quadratic is stable iff it is < 2 (Zemel lecture 4; LeCun deck 000 "max learning rate").
-* :func:`condition_number`: :math:`\lambda_{\max}/\lambda_{\min}` of the Hessian at :math:`\theta_k` (dense;
-  small problems only).
+* :func:`condition_number`: :math:`\lambda_{\max}/\lambda_{\min}` of the Hessian at :math:`\theta_k` (dense,
+  from :class:`optlab.curvature.LossHessianOperator`; small problems only).
 
 The progress bar (tqdm) is off by default so notebooks and tests print nothing; pass ``progress=True``.
 
@@ -32,7 +34,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .problems.base import Objective, flat
+from .curvature import LossHessianOperator
+from .flat import flatten
+from .optim.closure import NEEDS
+from .problems.base import Objective
 
 
 @dataclass
@@ -105,25 +110,101 @@ def _evaluate(objective: Objective) -> tuple[float, Tensor]:
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise ValueError(f"objective.loss() must return a scalar tensor, got {loss!r:.80}")
         loss.backward()
-    g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1)
-                   for p in objective.params])
-    return float(loss.detach()), g
+    return float(loss.detach()), flatten([None if p.grad is None else p.grad.detach() for p in objective.params],
+                                         objective.params)
 
 
-def _build_optimizer(optimizer, objective: Objective) -> torch.optim.Optimizer:
+def build_optimizer(optimizer, objective: Objective) -> torch.optim.Optimizer:
+    """The optimizer ``run`` steps: ``optimizer`` itself if it is built on ``objective.params``; else the
+    result of ``optimizer(objective.params)`` (a factory or a class), where a class with
+    ``needs = "model"`` is built as ``cls(objective.params, model=objective.model, loss_fn=objective.loss_fn)``."""
     if isinstance(optimizer, torch.optim.Optimizer):
         ids = {id(p) for g in optimizer.param_groups for p in g["params"]}
         if ids != {id(p) for p in objective.params}:
-            raise ValueError("the optimizer's parameters are not the objective's: build it on objective.params, "
-                             "or pass a factory `lambda params: torch.optim.SGD(params, lr=...)`")
+            raise ValueError(f"run: invalid optimizer={type(optimizer).__name__}: its parameters are not the "
+                             f"objective's; expected one built on objective.params, or a factory "
+                             f"`lambda params: torch.optim.SGD(params, lr=...)`")
         return optimizer
-    if callable(optimizer):
+    if isinstance(optimizer, type) and getattr(optimizer, "needs", None) == "model":
+        if objective.model is None:
+            raise ValueError(f"{optimizer.__name__} needs the model and loss_fn of the objective, and objective "
+                             f"{objective.name!r} has none: build it with optlab.problems.model_objective (or "
+                             f"pass a factory `lambda params: {optimizer.__name__}(params, model=..., loss_fn=...)`)")
+        opt = optimizer(objective.params, model=objective.model, loss_fn=objective.loss_fn)
+    elif callable(optimizer):
         opt = optimizer(objective.params)
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise TypeError(f"the optimizer factory must return a torch.optim.Optimizer, got {type(opt).__name__}")
-        return opt
-    raise TypeError(f"optimizer must be a torch.optim.Optimizer or a factory params -> optimizer, "
-                    f"got {type(optimizer).__name__}")
+    else:
+        raise TypeError(f"run: invalid optimizer={optimizer!r:.60}; expected a torch.optim.Optimizer, an optimizer "
+                        f"class or a factory params -> optimizer")
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError(f"run: the optimizer factory returned {opt!r:.60}; expected a torch.optim.Optimizer")
+    return opt
+
+
+def step_closure(objective: Objective, opt: torch.optim.Optimizer, use_closure: bool):
+    """torch's closure for ``opt.step`` when ``opt`` needs one (``needs`` other than ``"gradient"``, or
+    ``use_closure`` for foreign optimizers such as ``torch.optim.LBFGS``); ``None`` otherwise."""
+    needs = getattr(opt, "needs", "gradient")
+    if needs not in NEEDS:
+        raise ValueError(f"{type(opt).__name__}: invalid needs={needs!r}; expected one of {NEEDS}")
+    if needs == "gradient" and not use_closure:
+        return None
+
+    def closure():
+        opt.zero_grad()
+        loss = objective.loss()
+        loss.backward()
+        return loss
+
+    return closure
+
+
+def _check_run_arguments(steps, explode, diagnostics: dict) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"run: invalid steps={steps!r}; expected an integer >= 0")
+    if explode is not None and (not np.isscalar(explode) or not explode > 1):
+        raise ValueError(f"run: invalid explode={explode!r}; expected a number > 1 or None")
+    for name, fn in diagnostics.items():
+        if not callable(fn):
+            raise TypeError(f"run: invalid diagnostics[{name!r}]={fn!r:.60}; expected a function of a StepInfo")
+
+
+class _Recorder:
+    """The growing record of a run: what :class:`Trajectory` is built from."""
+
+    def __init__(self, objective: Objective, diagnostics: dict, record_params: bool, explode: float | None):
+        self.objective, self.diagnostics = objective, diagnostics
+        self.record_params, self.explode = record_params, explode
+        self.thetas, self.losses, self.gnorms, self.lrs = [], [], [], []
+        self.diag = {name: [] for name in diagnostics}
+        self.diverged_at, self.reason = None, ""
+
+    def point(self, k: int) -> tuple[Tensor, Tensor, float]:
+        """Record :math:`\\theta_k, J(\\theta_k), \\|g_k\\|`; returns ``(theta, g, loss)``, and sets ``reason``
+        when the run diverged there."""
+        theta = self.objective.theta
+        loss, g = _evaluate(self.objective)
+        gnorm = float(g.norm())
+        if self.record_params:
+            self.thetas.append(theta.double().numpy())
+        self.losses.append(loss)
+        self.gnorms.append(gnorm)
+        self.reason = _check_divergence(loss, gnorm, theta, self.losses[0], self.explode)
+        if self.reason:
+            self.diverged_at = k
+        return theta, g, loss
+
+    def after_step(self, info: StepInfo) -> None:
+        for name, fn in self.diagnostics.items():
+            self.diag[name].append(float(fn(info)))
+
+    def trajectory(self) -> Trajectory:
+        n = self.objective.theta.numel()
+        return Trajectory(thetas=np.array(self.thetas) if self.record_params else np.zeros((0, n)),
+                          losses=np.array(self.losses), grad_norms=np.array(self.gnorms),
+                          diagnostics={name: np.array(v) for name, v in self.diag.items()}, lrs=np.array(self.lrs),
+                          steps=len(self.losses) - 1, diverged=self.diverged_at is not None,
+                          diverged_at=self.diverged_at, reason=self.reason, name=self.objective.name)
 
 
 def run(objective: Objective, optimizer, steps: int, *, diagnostics: dict | None = None,
@@ -135,8 +216,11 @@ def run(objective: Objective, optimizer, steps: int, *, diagnostics: dict | None
     Args:
         objective: parameters and loss (e.g. ``Quadratic(...).objective()``, ``Digits().objective(model)``).
             Its parameters are trained in place.
-        optimizer: a ``torch.optim.Optimizer`` built on ``objective.params``, or a factory
-            ``params -> Optimizer`` (e.g. ``lambda p: torch.optim.SGD(p, lr=0.1)``).
+        optimizer: a ``torch.optim.Optimizer`` built on ``objective.params``, a factory
+            ``params -> Optimizer`` (e.g. ``lambda p: torch.optim.SGD(p, lr=0.1)``), or an optimizer class
+            (built with its defaults; a class with ``needs = "model"``, e.g. ``optlab.optim.GaussNewton``,
+            as ``cls(objective.params, model=objective.model, loss_fn=objective.loss_fn)``, a
+            ``ValueError`` if the objective has no model).
         steps: number of steps (>= 0).
         diagnostics: name -> function of a :class:`StepInfo` returning a number, computed after each step
             (see :func:`effective_lr`, :func:`alpha_lambda_max`, :func:`condition_number`).
@@ -145,8 +229,10 @@ def run(objective: Objective, optimizer, steps: int, *, diagnostics: dict | None
         record_params: keep every :math:`\theta_k` (turn off for big models).
         explode: the run is declared diverged when :math:`|J| > \text{explode}\cdot\max(|J(\theta_0)|, 1)`;
             ``None`` checks only for non-finite values.
-        use_closure: pass a closure to ``optimizer.step`` (needed by L-BFGS-like optimizers; torch's SGD
-            would then compute the gradient twice).
+        use_closure: give torch's closure to an optimizer that does not declare ``needs`` (foreign
+            optimizers such as ``torch.optim.LBFGS``). optlab's optimizers need no flag: those with
+            ``needs = "closure"`` or ``"model"`` always get the closure (:mod:`optlab.optim.closure`), those
+            with ``needs = "gradient"`` step on the gradient ``run`` has just computed.
         progress: show a tqdm progress bar.
 
     Returns:
@@ -159,60 +245,32 @@ def run(objective: Objective, optimizer, steps: int, *, diagnostics: dict | None
         >>> t = run(q.objective(), lambda p: torch.optim.SGD(p, lr=0.25), steps=20)
         >>> t.diverged, t.reason[:16]
         (True, 'exploding loss: ')
+        >>> from optlab.optim import Newton
+        >>> run(q.objective(), Newton, steps=1).final_loss   # Newton: the minimum in one step
+        0.0
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    if explode is not None and (not np.isscalar(explode) or not explode > 1):
-        raise ValueError(f"explode must be a number > 1 or None, got {explode!r}")
     diagnostics = dict(diagnostics or {})
-    for name, fn in diagnostics.items():
-        if not callable(fn):
-            raise TypeError(f"diagnostic {name!r} must be a function of a StepInfo, got {type(fn).__name__}")
-    opt = _build_optimizer(optimizer, objective)
+    _check_run_arguments(steps, explode, diagnostics)
+    opt = build_optimizer(optimizer, objective)
     sched = scheduler(opt) if scheduler is not None else None
     if sched is not None and not callable(getattr(sched, "step", None)):
-        raise TypeError(f"scheduler must build an object with .step(), got {type(sched).__name__}")
-
-    thetas, losses, gnorms, lrs = [], [], [], []
-    diag = {name: [] for name in diagnostics}
-    closure = None
-    if use_closure:
-        def closure():
-            opt.zero_grad()
-            loss = objective.loss()
-            loss.backward()
-            return loss
-
+        raise TypeError(f"run: invalid scheduler: it built {sched!r:.60}; expected an object with .step()")
+    closure = step_closure(objective, opt, use_closure)
+    record = _Recorder(objective, diagnostics, record_params, explode)
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=steps, desc=objective.name, leave=False)
-
-    loss0 = None
-    diverged_at, reason, k = None, "", 0
     try:
         for k in range(steps + 1):
-            theta = objective.theta
-            loss, g = _evaluate(objective)
-            gnorm = float(g.norm())
-            loss0 = loss if loss0 is None else loss0
-            if record_params:
-                thetas.append(theta.double().numpy())
-            losses.append(loss)
-            gnorms.append(gnorm)
-            reason = _check_divergence(loss, gnorm, theta, loss0, explode)
-            if reason:
-                diverged_at = k
-                break
-            if k == steps:
+            theta, g, loss = record.point(k)
+            if record.reason or k == steps:
                 break
             lr = float(opt.param_groups[0].get("lr", float("nan")))
-            lrs.append(lr)
+            record.lrs.append(lr)
             opt.step(closure) if closure is not None else opt.step()
             if diagnostics:
-                info = StepInfo(k, theta, objective.theta, g, loss, lr, opt, objective)
-                for name, fn in diagnostics.items():
-                    diag[name].append(float(fn(info)))
+                record.after_step(StepInfo(k, theta, objective.theta, g, loss, lr, opt, objective))
             if sched is not None:
                 sched.step()
             if bar is not None:
@@ -221,12 +279,7 @@ def run(objective: Objective, optimizer, steps: int, *, diagnostics: dict | None
     finally:
         if bar is not None:
             bar.close()
-    n = objective.theta.numel()
-    return Trajectory(thetas=np.array(thetas) if record_params else np.zeros((0, n)), losses=np.array(losses),
-                      grad_norms=np.array(gnorms), diagnostics={k_: np.array(v) for k_, v in diag.items()},
-                      lrs=np.array(lrs),
-                      steps=len(losses) - 1, diverged=diverged_at is not None, diverged_at=diverged_at,
-                      reason=reason, name=objective.name)
+    return record.trajectory()
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -239,14 +292,9 @@ def effective_lr(info: StepInfo) -> float:
 
 
 def objective_hessian(objective: Objective) -> Tensor:
-    r"""The dense Hessian :math:`\nabla^2 J` at the current parameters, column by column from exact
-    Hessian-vector products (:func:`optlab.curvature.loss_hvp`). Small problems only."""
-    from .curvature import loss_hvp
-
-    n = objective.theta.numel()
-    eye = torch.eye(n, dtype=objective.params[0].dtype)
-    H = torch.stack([loss_hvp(objective.loss, objective.params, eye[i]) for i in range(n)], dim=1)
-    return 0.5 * (H + H.T)
+    r"""The dense Hessian :math:`\nabla^2 J` at the current parameters:
+    :class:`optlab.curvature.LossHessianOperator` of ``objective.loss``, ``to_dense()``. Small problems only."""
+    return LossHessianOperator(objective.loss, objective.params).to_dense()
 
 
 def alpha_lambda_max(lambda_max: float | None = None) -> Callable[[StepInfo], float]:

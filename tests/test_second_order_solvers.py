@@ -84,23 +84,38 @@ def quadratic(n=6, seed=0):
     return A, b, w, (lambda: 0.5 * w @ A @ w - b @ w)
 
 
+def torch_closure(opt, f):
+    """torch's closure convention (as for torch.optim.LBFGS): zero_grad, the loss, backward, return it."""
+    def closure():
+        opt.zero_grad()
+        loss = f()
+        loss.backward()
+        return loss
+    return closure
+
+
 @pytest.mark.parametrize("solver", ["dense", "cg"])
 def test_newton_converges_in_one_step_on_a_quadratic(solver):
     A, b, w, f = quadratic()
-    Newton([w], solver=solver).step(f)
+    opt = Newton([w], solver=solver)
+    opt.step(torch_closure(opt, f))
     torch.testing.assert_close(w.detach(), torch.linalg.solve(A, b), rtol=1e-9, atol=1e-9)
+    if solver == "cg":  # CG's result counters are kept in the state
+        assert opt.state[w]["cg_converged"] and 1 <= opt.state[w]["cg_iterations"] <= 60
 
 
 def test_damped_newton_step_equals_the_equation_and_param_groups_scale_parts():
     A, b, w, f = quadratic(4)
     w0 = w.detach().clone()
-    Newton([w], lr=0.5, damping=2.0).step(f)
+    opt = Newton([w], lr=0.5, damping=2.0)
+    opt.step(torch_closure(opt, f))
     expected = w0 - 0.5 * torch.linalg.solve(A + 2.0 * torch.eye(4, dtype=DT), A @ w0 - b)
     torch.testing.assert_close(w.detach(), expected)
+    torch.testing.assert_close(w.grad, A @ w0 - b)  # p.grad: the gradient where the step started
     # two groups: the same joint solve, each part scaled by its own lr
     u = torch.nn.Parameter(w0[:2].clone()); v = torch.nn.Parameter(w0[2:].clone())
     opt = Newton([{"params": [u], "lr": 1.0}, {"params": [v], "lr": 0.0}])
-    opt.step(lambda: 0.5 * torch.cat([u, v]) @ A @ torch.cat([u, v]) - b @ torch.cat([u, v]))
+    opt.step(torch_closure(opt, lambda: 0.5 * torch.cat([u, v]) @ A @ torch.cat([u, v]) - b @ torch.cat([u, v])))
     full = torch.linalg.solve(A, b)
     step = full - w0  # the pure Newton step on all four coordinates
     torch.testing.assert_close(u.detach(), w0[:2] + step[:2])
@@ -114,21 +129,44 @@ def test_newton_direction_kernel():
     torch.testing.assert_close((H + 0.5 * torch.eye(2, dtype=DT)) @ d, -g)
 
 
-def test_newton_closure_that_calls_backward_gets_a_clear_error():
+def test_newton_takes_torch_closure_and_names_a_missing_one():
+    """torch's closure (with backward) and a closure that only returns the loss give the same step: the
+    loss's graph is kept either way (optlab.optim.closure.evaluate)."""
     A, b, w, f = quadratic(3)
-
-    def closure():
-        loss = f()
-        loss.backward()
-        return loss
-
-    with pytest.raises(RuntimeError, match="without"):
-        Newton([w]).step(closure)
-    with pytest.raises(TypeError, match="closure"):
+    w2 = torch.nn.Parameter(w.detach().clone())
+    opt = Newton([w], damping=0.5)
+    loss = opt.step(torch_closure(opt, f))
+    Newton([w2], damping=0.5).step(lambda: 0.5 * w2 @ A @ w2 - b @ w2)
+    assert torch.equal(w.detach(), w2.detach()) and loss.grad_fn is None
+    with pytest.raises(TypeError, match="Newton: step\\(\\) needs torch's closure"):
         Newton([w]).step()
 
 
-# ---------------------------------------------------------------- Gauss-Newton and LM
+def test_newton_cg_refuses_an_indefinite_system():
+    w = torch.nn.Parameter(torch.tensor([1.0, 1.0], dtype=DT))
+    opt = Newton([w], solver="cg")
+    with pytest.raises(ValueError, match="positive-definite"):
+        opt.step(torch_closure(opt, lambda: w[0] ** 2 - w[1] ** 2))
+
+
+# ---------------------------------------------------------------- Gauss-Newton and LM (model= and loss_fn=)
+pending = pytest.mark.xfail(getattr(GaussNewton, "needs", None) != "model", strict=True,
+                            reason="GaussNewton and LevenbergMarquardt do not take model= and loss_fn= yet")
+
+
+class HalfSquaredError(torch.nn.Module):
+    r""":math:`\tfrac12\|r\|^2` with residuals :math:`r = N(\theta) - D`: the slides' least-squares loss."""
+
+    def forward(self, outputs, targets):
+        return 0.5 * ((outputs - targets) ** 2).sum()
+
+
+def least_squares(model, X, y):
+    """Gauss-Newton's problem as a model: ``loss_fn(model(X), y) = 1/2 |model(X) - y|^2``."""
+    loss_fn = HalfSquaredError()
+    return loss_fn, (lambda opt: torch_closure(opt, lambda: loss_fn(model(X), y)))
+
+
 def linear_least_squares(seed=0, m=20, n=5):
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(m, n, generator=g, dtype=DT)
@@ -137,24 +175,44 @@ def linear_least_squares(seed=0, m=20, n=5):
     return X, y, w
 
 
+class Linear(torch.nn.Module):
+    def __init__(self, w, activation=None):
+        super().__init__()
+        self.w, self.activation = w, activation
+
+    def forward(self, X):
+        z = X @ self.w
+        return z if self.activation is None else self.activation(z)
+
+
+@pending
 @pytest.mark.parametrize("solver", ["dense", "cg"])
 def test_gauss_newton_equals_newton_on_linear_least_squares(solver):
     X, y, w = linear_least_squares()
     w2 = torch.nn.Parameter(w.detach().clone())
-    GaussNewton([w], solver=solver, lr=0.7, damping=0.1).step(lambda: X @ w - y)
-    Newton([w2], lr=0.7, damping=0.1).step(lambda: 0.5 * ((X @ w2 - y) ** 2).sum())
+    model = Linear(w)
+    loss_fn, closure = least_squares(model, X, y)
+    opt = GaussNewton([w], model=model, loss_fn=loss_fn, solver=solver, lr=0.7, damping=0.1)
+    opt.step(closure(opt))
+    newton = Newton([w2], lr=0.7, damping=0.1)
+    newton.step(torch_closure(newton, lambda: 0.5 * ((X @ w2 - y) ** 2).sum()))
     torch.testing.assert_close(w.detach(), w2.detach(), rtol=1e-9, atol=1e-10)
-    GaussNewton([w], solver=solver).step(lambda: X @ w - y)  # undamped: the least-squares solution
+    opt = GaussNewton([w], model=model, loss_fn=loss_fn, solver=solver)  # undamped: the least-squares solution
+    opt.step(closure(opt))
     torch.testing.assert_close(w.detach(), torch.linalg.lstsq(X, y.unsqueeze(1)).solution.squeeze(1))
 
 
+@pending
 def test_gauss_newton_drops_the_second_order_term_on_a_nonlinear_model():
     """On r = tanh(X w) - y, GN's matrix is J^T J (checked against a dense Jacobian), not the Hessian."""
     X, y, w = linear_least_squares(1, m=8, n=3)
     w0 = w.detach().clone()
     J = torch.autograd.functional.jacobian(lambda v: torch.tanh(X @ v) - y, w0)
     r0 = torch.tanh(X @ w0) - y
-    GaussNewton([w], damping=0.01).step(lambda: torch.tanh(X @ w) - y)
+    model = Linear(w, torch.tanh)
+    loss_fn, closure = least_squares(model, X, y)
+    opt = GaussNewton([w], model=model, loss_fn=loss_fn, damping=0.01)
+    opt.step(closure(opt))
     torch.testing.assert_close(w.detach() - w0, -torch.linalg.solve(J.T @ J + 0.01 * torch.eye(3, dtype=DT), J.T @ r0))
 
 
@@ -182,30 +240,45 @@ def test_lm_damping_rule():
     assert lm_damping_update(1.0, 0.5) == 1.0
 
 
-def test_lm_fits_a_nonlinear_curve_and_adapts_mu():
-    """Fit y = a exp(b t): LM from a poor start reaches the generating parameters; mu shrinks on good steps."""
+class Exponential(torch.nn.Module):
+    """y = a exp(b t) with theta = (a, b)."""
+
+    def __init__(self, theta):
+        super().__init__()
+        self.theta = theta
+
+    def forward(self, t):
+        return self.theta[0] * torch.exp(self.theta[1] * t)
+
+
+@pending
+def test_lm_fits_a_nonlinear_curve_and_never_increases_the_loss():
+    """Fit y = a exp(b t): LM from a poor start reaches the generating parameters; rejected steps stay put."""
     t = torch.linspace(0, 1, 30, dtype=DT)
     y = 2.0 * torch.exp(-1.5 * t)
     theta = torch.nn.Parameter(torch.tensor([0.5, 1.0], dtype=DT))
-    opt = LevenbergMarquardt([theta], damping=10.0)
-    losses, mus = [], []
-    for _ in range(40):
-        losses.append(float(opt.step(lambda: theta[0] * torch.exp(theta[1] * t) - y)))
-        mus.append(opt.state[theta]["mu"])
+    model = Exponential(theta)
+    loss_fn, closure = least_squares(model, t, y)
+    opt = LevenbergMarquardt([theta], model=model, loss_fn=loss_fn, damping=10.0)
+    losses = [float(opt.step(closure(opt))) for _ in range(40)]
     torch.testing.assert_close(theta.detach(), torch.tensor([2.0, -1.5], dtype=DT), rtol=1e-7, atol=1e-7)
     assert all(b <= a + 1e-15 for a, b in zip(losses, losses[1:]))  # rejected steps never increase the loss
-    assert min(mus) < 10.0 * (1 / 3) ** 5
 
 
+@pending
 def test_lm_rejects_a_bad_step():
-    """With a tiny mu on a strongly nonlinear residual the first trial overshoots: LM must undo it."""
+    """With a tiny damping on a strongly nonlinear residual the first trial overshoots: LM must undo it (or,
+    if it accepted the step, the loss went down)."""
     theta = torch.nn.Parameter(torch.tensor([3.0], dtype=DT))
-    opt = LevenbergMarquardt([theta], damping=1e-8)
+
+    class Sine(torch.nn.Module):
+        def forward(self, x):
+            return torch.sin(theta * x)
+
+    model = Sine()
+    model.theta = theta
+    loss_fn, closure = least_squares(model, torch.ones(1, dtype=DT), torch.ones(1, dtype=DT))
+    opt = LevenbergMarquardt([theta], model=model, loss_fn=loss_fn, damping=1e-8)
     before = theta.detach().clone()
-    closure = lambda: torch.stack([torch.sin(theta[0]) - 1.0])  # noqa: E731
-    opt.step(closure)
-    if opt.state[theta]["rho"] <= 0:
-        torch.testing.assert_close(theta.detach(), before)
-        assert opt.state[theta]["mu"] == pytest.approx(2e-8)
-    else:  # accepted: the loss must then have decreased
-        assert (torch.sin(theta[0]) - 1) ** 2 < (torch.sin(before[0]) - 1) ** 2
+    opt.step(closure(opt))
+    assert torch.equal(theta.detach(), before) or (torch.sin(theta[0]) - 1) ** 2 < (torch.sin(before[0]) - 1) ** 2

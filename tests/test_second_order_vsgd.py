@@ -10,6 +10,7 @@ import torch
 from optlab.optim import vsgd as vsgd_module
 from optlab.optim.vsgd import (VSGD, VSGDState, running_average, vsgd_memory, vsgd_rate, vsgd_slow_start,
                                vsgd_update)
+from optlab.problems.base import PointModel
 
 DT = torch.float64
 
@@ -63,6 +64,38 @@ def test_the_memory_tau():
     assert float(s.tau.median()) > 100  # pure noise: long memory, learning rate annealed
 
 
+class SampleLoss(torch.nn.Module):
+    r""":math:`\tfrac12\sum_i h_i\theta_i^2 + c^\top\theta` with ``targets = [c, h]`` (one row): at :math:`\theta` the
+    gradient is :math:`h\odot\theta + c` and the (Gauss-Newton) curvature is :math:`h`, so each step's batch
+    is one chosen sample (gradient, curvature)."""
+
+    def forward(self, outputs, targets):
+        c, h = targets[0].chunk(2)
+        return 0.5 * (h * outputs[0] ** 2).sum() + (c * outputs[0]).sum()
+
+
+class Sampled:
+    """A point model stepped on chosen (gradient, curvature) samples, with torch's closure."""
+
+    def __init__(self, theta0, **kwargs):
+        self.model, self.loss_fn = PointModel(torch.as_tensor(theta0, dtype=DT)), SampleLoss()
+        self.w = self.model.theta
+        self.opt = VSGD(self.model.parameters(), model=self.model, loss_fn=self.loss_fn, **kwargs)
+
+    def step(self, g, h):
+        """One step whose gradient at the current point is ``g`` and whose curvature sample is ``h``."""
+        targets = torch.cat([g - h * self.w.detach(), h])[None]
+        nothing = torch.empty(1, 0, dtype=DT)
+
+        def closure():
+            self.opt.zero_grad()
+            loss = self.loss_fn(self.model(nothing), targets)
+            loss.backward()
+            return loss
+
+        return self.opt.step(closure)
+
+
 def test_slow_start_initialization():
     grads = [t(1.0, -2.0), t(3.0, 0.0), t(-1.0, 1.0)]
     hs = [t(2.0, -1.0), t(4.0, 1.0), t(0.0, 4.0)]
@@ -75,41 +108,47 @@ def test_slow_start_initialization():
         vsgd_slow_start([], [], C=1.0)
 
     # the optimizer: the first n0 steps only collect samples, then the state is the slow start's
-    w = torch.nn.Parameter(t(0.5, 0.5))
-    calls = []
-    opt = VSGD([w], diagonal_fn=lambda: calls.append(1) or [hs[len(calls) - 1]], n0=3, C=5.0)
+    run = Sampled(t(0.5, 0.5), n0=3, C=5.0)
     for k in range(3):
-        w.grad = grads[k].clone()
-        opt.step()
-        assert torch.equal(w.detach(), t(0.5, 0.5))
+        run.step(grads[k], hs[k])
+        assert torch.equal(run.w.detach(), t(0.5, 0.5))
     for key in ("g_bar", "v_bar", "h_bar", "tau"):
-        torch.testing.assert_close(opt.state[w][key], getattr(s, key))
+        torch.testing.assert_close(run.opt.state[run.w][key], getattr(s, key))
     # the next step is one kernel step from there
-    w.grad = t(2.0, 1.0)
-    hs.append(t(1.0, 1.0))
-    expected, _, _ = vsgd_update(t(0.5, 0.5), t(2.0, 1.0), t(1.0, 1.0), s, eps=opt.param_groups[0]["eps"])
-    opt.step()
-    torch.testing.assert_close(w.detach(), expected)
-    assert len(calls) == 4
+    expected, _, _ = vsgd_update(t(0.5, 0.5), t(2.0, 1.0), t(1.0, 1.0), s, eps=run.opt.param_groups[0]["eps"])
+    run.step(t(2.0, 1.0), t(1.0, 1.0))
+    torch.testing.assert_close(run.w.detach(), expected)
+    torch.testing.assert_close(run.w.grad, t(2.0, 1.0))  # p.grad: the gradient the step used
     # the paper's default C = d/10, at least 1
-    assert VSGD([torch.nn.Parameter(torch.zeros(500))], diagonal_fn=lambda: None).C == 50.0
-    assert VSGD([torch.nn.Parameter(torch.zeros(5))], diagonal_fn=lambda: None).C == 1.0
+    assert Sampled(torch.zeros(500)).opt.param_groups[0]["C"] == 50.0
+    assert Sampled(torch.zeros(5)).opt.param_groups[0]["C"] == 1.0
 
 
 def noisy_quadratic_run(h, sigma, theta0, steps, *, make_opt, seed=0):
     """Minimize E[h/2 (theta - 3)^2] from gradient samples h (theta - 3) + sigma N(0, 1); returns the optimizer,
-    the parameter and the trajectory of (theta - 3, eta)."""
+    the parameter and the trajectory of (theta - 3, eta). ``make_opt(model, loss_fn)`` builds the optimizer."""
     gen = torch.Generator().manual_seed(seed)
-    w = torch.nn.Parameter(torch.full_like(h, theta0))
-    opt = make_opt(w)
+    model, loss_fn = PointModel(torch.full_like(h, theta0)), SampleLoss()
+    w = model.theta
+    opt = make_opt(model, loss_fn)
+    nothing = torch.empty(1, 0, dtype=DT)
     traj = []
     for _ in range(steps):
-        w.grad = h * (w.detach() - 3.0) + sigma * torch.randn(h.shape, generator=gen, dtype=DT)
-        opt.step()
+        targets = torch.cat([-3.0 * h + sigma * torch.randn(h.shape, generator=gen, dtype=DT), h])[None]
+
+        def closure():
+            opt.zero_grad()
+            loss = loss_fn(model(nothing), targets)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
         traj.append(((w.detach() - 3.0).clone(), opt.state[w].get("eta")))
     return opt, w, traj
 
 
+def vsgd(**kwargs):
+    return lambda model, loss_fn: VSGD(model.parameters(), model=model, loss_fn=loss_fn, **kwargs)
 def paper_optimum(d, h, sigma):
     """The paper's optimal rate on the noisy quadratic: (theta - theta*)^2 h / ((theta - theta*)^2 h^2 + sigma^2)."""
     return d ** 2 * h / (d ** 2 * h ** 2 + sigma ** 2)
@@ -117,8 +156,7 @@ def paper_optimum(d, h, sigma):
 
 def test_far_from_the_optimum_the_rate_is_one_over_h_per_parameter():
     h, sigma = t(1.0, 100.0), 1.0
-    opt, w, traj = noisy_quadratic_run(h, sigma, -7.0, 11, make_opt=lambda w: VSGD(
-        [w], diagonal_fn=lambda: [h], n0=10, C=1.0, eps=0.0))
+    opt, w, traj = noisy_quadratic_run(h, sigma, -7.0, 11, make_opt=vsgd(n0=10, C=1.0, eps=0.0))
     d_before = traj[-2][0]
     assert torch.all(d_before == -10.0)  # the slow start did not move
     eta = traj[-1][1]
@@ -129,7 +167,7 @@ def test_far_from_the_optimum_the_rate_is_one_over_h_per_parameter():
 
 def test_near_the_optimum_the_rate_anneals_and_vsgd_converges_without_a_learning_rate():
     h, sigma = t(2.0), 1.0
-    opt, w, traj = noisy_quadratic_run(h, sigma, -7.0, 3000, make_opt=lambda w: VSGD([w], diagonal_fn=lambda: [h]))
+    opt, w, traj = noisy_quadratic_run(h, sigma, -7.0, 3000, make_opt=vsgd())
     etas = torch.cat([e for _, e in traj[10:]])
     dists = torch.cat([d for d, _ in traj[10:]])
     # the rate shrinks from 1/h towards 0 as the gradient becomes mostly noise, as the paper's optimum does
@@ -143,7 +181,8 @@ def test_near_the_optimum_the_rate_anneals_and_vsgd_converges_without_a_learning
     # it converges: the last 500 iterates within 0.05 of theta*, far better than SGD at the fixed rate 1/h,
     # whose iterates keep a spread sigma / h = 0.5
     assert float(dists[-500:].abs().max()) < 0.05
-    _, _, sgd = noisy_quadratic_run(h, sigma, -7.0, 3000, make_opt=lambda w: torch.optim.SGD([w], lr=0.5))
+    _, _, sgd = noisy_quadratic_run(h, sigma, -7.0, 3000, make_opt=lambda model, _: torch.optim.SGD(
+        model.parameters(), lr=0.5))
     sgd_spread = torch.cat([d for d, _ in sgd[-500:]]).abs().mean()
     assert float(dists[-500:].abs().mean()) < 0.05 * float(sgd_spread)
 
@@ -151,15 +190,13 @@ def test_near_the_optimum_the_rate_anneals_and_vsgd_converges_without_a_learning
 def test_trains_a_digits_mlp_without_tuning():
     """600 digits, a 64-16-16-10 tanh MLP, mini-batches of 16, the Gauss-Newton diagonal of optlab.curvature on
     each mini-batch, all hyper-parameters at their defaults (n0=10, C=d/10). Measured: 2.32 -> 0.36 in 3 epochs."""
-    from optlab.curvature import diagonal_hessian
     from optlab.problems import load_digits_data, mlp
 
-    ce = torch.nn.functional.cross_entropy
+    ce = torch.nn.CrossEntropyLoss()
     d = load_digits_data(n=600)
     X, y = d.X_train, d.y_train
     net = mlp((64, 16, 16, 10), "tanh", seed=0)
-    batch = {}
-    opt = VSGD(net.parameters(), diagonal_fn=lambda: diagonal_hessian(net, ce, batch["xy"], method="gauss-newton"))
+    opt = VSGD(net.parameters(), model=net, loss_fn=ce)
     with torch.no_grad():
         start = float(ce(net(X), y))
     gen = torch.Generator().manual_seed(1)
@@ -167,10 +204,14 @@ def test_trains_a_digits_mlp_without_tuning():
         perm = torch.randperm(len(X), generator=gen)
         for b in range(len(X) // 16):
             idx = perm[b * 16:(b + 1) * 16]
-            batch["xy"] = (X[idx], y[idx])
-            opt.zero_grad()
-            ce(net(X[idx]), y[idx]).backward()
-            opt.step()
+
+            def closure():
+                opt.zero_grad()
+                loss = ce(net(X[idx]), y[idx])
+                loss.backward()
+                return loss
+
+            opt.step(closure)
     with torch.no_grad():
         end = float(ce(net(X), y))
     assert end < 0.5 * start, (start, end)
@@ -178,58 +219,68 @@ def test_trains_a_digits_mlp_without_tuning():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(n0=0), "n0=0"), (dict(n0=2.5), "n0=2.5"), (dict(C=0.5), "C=0.5"), (dict(C=float("inf")), "C=inf"),
-    (dict(eps=-1.0), "eps=-1.0"), (dict(lr=-0.1), "lr=-0.1"), (dict(diagonal_fn=None), "diagonal_fn=None"),
+    (dict(eps=-1.0), "eps=-1.0"), (dict(lr=-0.1), "lr=-0.1"), (dict(diagonal="bbprop"), "diagonal='bbprop'"),
 ])
 def test_invalid_hyper_parameters(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        VSGD([torch.nn.Parameter(torch.zeros(1))], **{"diagonal_fn": lambda: [torch.ones(1)], **kwargs})
+    model = PointModel(torch.zeros(1, dtype=DT))
+    with pytest.raises(ValueError, match=f"VSGD: invalid {match}"):
+        VSGD(model.parameters(), model=model, loss_fn=SampleLoss(), **kwargs)
+    with pytest.raises(TypeError, match="loss_fn="):
+        VSGD(model.parameters(), model=model, loss_fn=lambda out, y: out.sum())
 
 
-def test_bad_curvature_samples_raise():
-    w = torch.nn.Parameter(torch.zeros(2))
-    for bad, match in [([torch.ones(3)], "shape"), ([torch.tensor([1.0, float("nan")])], "non-finite"),
-                       ([torch.ones(2), torch.ones(2)], "expected 1")]:
-        opt = VSGD([w], diagonal_fn=lambda bad=bad: bad, n0=1)
-        w.grad = torch.ones(2)
-        with pytest.raises(ValueError, match=match):
-            opt.step()
+def test_a_non_finite_curvature_sample_raises():
+    from optlab.problems.base import SurfaceLoss
+
+    model = PointModel(torch.tensor([800.0], dtype=DT))
+    loss_fn = SurfaceLoss(lambda theta: torch.exp(theta).sum())  # exp(800) overflows: the curvature is inf
+    opt = VSGD(model.parameters(), model=model, loss_fn=loss_fn, diagonal="exact", n0=1)
+    nothing = torch.empty(1, 0, dtype=DT)
+    with pytest.raises(ValueError, match="VSGD: the exact curvature sample has non-finite entries"):
+        opt.step(lambda: loss_fn(model(nothing), nothing))
 
 
-def test_flat_curvature_and_param_groups():
-    a, b = torch.nn.Parameter(torch.ones(2, dtype=DT)), torch.nn.Parameter(torch.ones(3, dtype=DT))
-    opt = VSGD([{"params": [a]}, {"params": [b], "lr": 0.0}], diagonal_fn=lambda: torch.ones(5, dtype=DT), n0=1)
+class TwoTensors(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Parameter(torch.ones(2, dtype=DT)), torch.nn.Parameter(torch.ones(3, dtype=DT))
+
+    def forward(self, x):
+        return torch.cat([self.a, self.b])[None]
+
+
+def test_param_groups_and_one_flat_curvature_for_all():
+    model, loss_fn = TwoTensors(), SampleLoss()
+    targets = torch.cat([torch.ones(5, dtype=DT), torch.ones(5, dtype=DT)])[None]  # gradient theta + 1, h = 1
+    opt = VSGD([{"params": [model.a]}, {"params": [model.b], "lr": 0.0}], model=model, loss_fn=loss_fn, n0=1)
+    nothing = torch.empty(1, 0, dtype=DT)
     for _ in range(3):
-        a.grad, b.grad = a.detach() + 1.0, b.detach() + 1.0
-        opt.step()
-    assert torch.equal(b.detach(), torch.ones(3, dtype=DT))  # lr=0 freezes the group
-    assert not torch.equal(a.detach(), torch.ones(2, dtype=DT))
-    assert opt.state[a]["h_bar"].shape == (2,) and opt.state[b]["h_bar"].shape == (3,)
+        opt.step(lambda: loss_fn(model(nothing), targets))
+    assert torch.equal(model.b.detach(), torch.ones(3, dtype=DT))  # lr=0 freezes the group
+    assert not torch.equal(model.a.detach(), torch.ones(2, dtype=DT))
+    assert opt.state[model.a]["h_bar"].shape == (2,) and opt.state[model.b]["h_bar"].shape == (3,)
 
 
 @pytest.mark.parametrize("save_after", [2, 6])  # inside the slow start, and after it
 def test_state_dict_round_trip_continues_identically(save_after):
     h = t(1.0, 10.0, 0.5)
 
-    def run(w, opt, gen, steps):
+    def run(sampled, gen, steps):
         for _ in range(steps):
-            w.grad = h * w.detach() + torch.randn(3, generator=gen, dtype=DT)
-            opt.step()
+            sampled.step(h * sampled.w.detach() + torch.randn(3, generator=gen, dtype=DT), h)
 
     gen = torch.Generator().manual_seed(0)
-    w_a = torch.nn.Parameter(t(1.0, 2.0, 3.0))
-    opt_a = VSGD([w_a], diagonal_fn=lambda: [h], n0=4)
-    run(w_a, opt_a, gen, save_after)
-    w_b = torch.nn.Parameter(torch.zeros(3, dtype=DT))
-    opt_b = VSGD([w_b], diagonal_fn=lambda: [h], n0=9, C=7.0)  # loading restores n0 and C too
-    with torch.no_grad():
-        w_b.copy_(w_a)
-    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
-    assert (opt_b.n0, opt_b.C) == (4, 1.0)
+    a = Sampled(t(1.0, 2.0, 3.0), n0=4)
+    run(a, gen, save_after)
+    b = Sampled(torch.zeros(3, dtype=DT), n0=9, C=7.0)  # loading restores n0 and C too (param_groups)
+    b.model.load_state_dict(a.model.state_dict())
+    b.opt.load_state_dict(copy.deepcopy(a.opt.state_dict()))
+    assert (b.opt.param_groups[0]["n0"], b.opt.param_groups[0]["C"]) == (4, 1.0)
     gen_b = copy.deepcopy(gen)
-    run(w_a, opt_a, gen, 5)
-    run(w_b, opt_b, gen_b, 5)
-    torch.testing.assert_close(w_a, w_b, rtol=0, atol=0)
-    assert not torch.equal(w_a.detach(), t(1.0, 2.0, 3.0))
+    run(a, gen, 5)
+    run(b, gen_b, 5)
+    assert torch.equal(a.w, b.w)
+    assert not torch.equal(a.w.detach(), t(1.0, 2.0, 3.0))
 
 
 def test_docstring_examples():

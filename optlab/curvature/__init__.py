@@ -39,6 +39,7 @@ from .finite_difference import finite_difference_hessian, finite_difference_hvp
 from .fisher import FisherOperator
 from .ggn import GGNOperator, gauss_newton_matrix, jacobian, output_hessian
 from .hessian import HessianOperator, hessian, hvp, loss_hvp
+from .closure_hessian import LossHessianOperator
 from .lanczos import LanczosResult, SpectralDensity, condition_number, lanczos, spectral_density
 from .learning_rate import lambda_max, max_learning_rate, optimal_learning_rate
 from .power import top_eigenvalue, top_eigenvalues

@@ -2,7 +2,8 @@
 
 Every optimizer module holds one algorithm: its kernel (a function on plain tensors, named with the
 slides' symbols) and its ``Optimizer`` class (torch's constructor signature where torch has the
-algorithm).
+algorithm). Every optimizer is stepped with torch's closure and declares what else it needs in its
+``needs`` class attribute (``"gradient"``, ``"closure"`` or ``"model"``): see :mod:`optlab.optim.closure`.
 """
 
 # --- first-order optimizers (issue 3) ---
@@ -31,8 +32,9 @@ from .gauss_newton import GaussNewton, LevenbergMarquardt, gauss_newton_directio
 from .hessian_free import HessianFree, ggn_product
 from .natural_gradient import NaturalGradient, empirical_fisher, natural_gradient_direction, true_fisher
 from .newton import Newton, newton_direction, newton_update
+from .line_search import LineSearchResult, strong_wolfe
 from .nonlinear_cg import (NonlinearCG, ScaledCG, conjugate_direction, fletcher_reeves_beta, polak_ribiere_beta,
-                           scg_scale_update)
+                           scg_scale_update, scg_scaled_curvature)
 from .prong import PRONG, WhitenedLinear, whiten_sequential, whitening
 from .saddle_free_newton import SaddleFreeNewton, abs_hessian, saddle_free_direction
 from .sdlm import SDLM, running_diagonal, sdlm_rates, sdlm_update
@@ -43,7 +45,9 @@ __all__ += [
     "HessianFree", "ggn_product",
     "NaturalGradient", "empirical_fisher", "natural_gradient_direction", "true_fisher",
     "Newton", "newton_direction", "newton_update",
+    "LineSearchResult", "strong_wolfe",
     "NonlinearCG", "ScaledCG", "conjugate_direction", "fletcher_reeves_beta", "polak_ribiere_beta", "scg_scale_update",
+    "scg_scaled_curvature",
     "PRONG", "WhitenedLinear", "whiten_sequential", "whitening",
     "SaddleFreeNewton", "abs_hessian", "saddle_free_direction",
     "SDLM", "running_diagonal", "sdlm_rates", "sdlm_update",

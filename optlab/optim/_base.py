@@ -69,6 +69,7 @@ class KernelOptimizer(torch.optim.Optimizer):
     """
 
     supports_sparse = False
+    needs = "gradient"  # step() reads p.grad (optlab.optim.closure)
 
     def __init__(self, params, defaults: dict, *, reference: bool = False):
         name = type(self).__name__

@@ -17,13 +17,19 @@ What a method needs beyond that is declared in one class attribute, ``needs``, w
 =============  ===========================================================================================
 ``needs``      what ``step`` is given
 =============  ===========================================================================================
-``"gradient"`` nothing: ``step()`` reads ``p.grad`` (first-order methods; a closure is optional)
-``"closure"``  torch's closure (line searches, Newton's Hessian, re-evaluating trial points)
+``"gradient"`` nothing: ``step()`` reads ``p.grad`` (a closure is optional): the first-order methods,
+               PRONG (SGD on whitened layers)
+``"closure"``  torch's closure: Newton and saddle-free Newton (the Hessian of its loss), nonlinear CG and
+               scaled CG (line search, trial points)
 ``"model"``    torch's closure, and the optimizer was built with ``model=`` and ``loss_fn=`` (an
                ``nn.Module`` loss): Gauss-Newton, Levenberg-Marquardt, Hessian-free's Gauss-Newton
-               products, natural gradient. The batch is the one the closure feeds ``model`` and
-               ``loss_fn``, seen through forward hooks while :func:`evaluate` runs the closure.
+               products, natural gradient, SDLM and vSGD (a curvature diagonal of the batch). The batch
+               is the one the closure feeds ``model`` and ``loss_fn``, seen through forward hooks while
+               :func:`evaluate` runs the closure.
 =============  ===========================================================================================
+
+:func:`optlab.trajectory.run` gives the closure to every optimizer whose ``needs`` is not ``"gradient"``
+and builds a class with ``needs = "model"`` from the objective's ``model`` and ``loss_fn``.
 
 Second-order methods run the closure through :func:`evaluate`: inside it ``loss.backward()`` records
 the loss instead of consuming its graph, so the method differentiates the loss itself (with
@@ -161,3 +167,10 @@ def loss_and_grad_at(owner: str, closure, params) -> tuple[float, Tensor]:
     with torch.enable_grad():
         loss = _scalar(owner, closure())
     return float(loss.detach()), flatten([None if p.grad is None else p.grad.detach() for p in params], params)
+
+
+def leave_gradient(params, grads) -> None:
+    """Write ``grads`` (one tensor or ``None`` per parameter) into ``p.grad``: what the closure's
+    ``backward()``, recorded instead of run by :func:`evaluate`, would have left there."""
+    for p, g in zip(params, grads):
+        p.grad = None if g is None else g.detach().clone()

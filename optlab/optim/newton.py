@@ -13,9 +13,10 @@ the space"): :math:`\delta W = H^{-1} \partial L/\partial W`. On a quadratic wit
 it lands on the minimum in one step; when H has eigenvalues of both signs it is attracted to saddle
 points as much as to minima (see :mod:`optlab.optim.saddle_free_newton`).
 
-The system is solved with the dense Hessian (``solver="dense"``, n Hessian-vector products) or
-matrix-free by linear conjugate gradient on Hessian-vector products (``solver="cg"``, which needs
-:math:`H + \mu I` positive definite).
+The Hessian is :class:`optlab.curvature.LossHessianOperator` of the closure's loss (one forward pass,
+exact Hessian-vector products). The system is solved with its dense matrix (``solver="dense"``, from
+``H.to_dense()``) or matrix-free by :func:`optlab.curvature.cg` on Hessian-vector products
+(``solver="cg"``, which needs :math:`H + \mu I` positive definite).
 
 References:
     Y. LeCun, "Optimization Methods for Non-Linear/Non-Convex Learning Problems" (slides).
@@ -25,12 +26,15 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from ._flat import add_flat, dense_hessian, hvp, loss_and_grad, store_grad
+from ..curvature import LossHessianOperator, cg
+from ..flat import add_, unflatten
 from ._validate import check, non_negative, positive_int_or_none
-from ..curvature.cg import cg
+from .closure import evaluate, leave_gradient
 
 SOLVERS = ("dense", "cg")
 
@@ -78,13 +82,41 @@ def _all_params(param_groups) -> list[Tensor]:
     return [p for group in param_groups for p in group["params"]]
 
 
-def check_solver_args(name: str, lr, damping, solver, cg_maxiter, cg_rtol) -> None:
+def joint_option(owner: str, param_groups, key: str):
+    """The value of ``key`` that all parameter groups share (one solve couples them all)."""
+    value = param_groups[0][key]
+    for i, group in enumerate(param_groups[1:], 1):
+        check(owner, f"param_groups[{i}]['{key}']", group[key], group[key] == value,
+              f"{value!r} as in param_groups[0] (one solve couples all the groups)")
+    return value
+
+
+def check_solver_args(name: str, lr, damping, solver, cg_max_iter, cg_rtol) -> None:
     """The hyper-parameters shared by the Newton family (Newton, Gauss-Newton, Levenberg-Marquardt)."""
     non_negative(name, "lr", lr)
     non_negative(name, "damping", damping)
     check(name, "solver", solver, solver in SOLVERS, f"one of {SOLVERS}")
-    positive_int_or_none(name, "cg_maxiter", cg_maxiter)
+    positive_int_or_none(name, "cg_max_iter", cg_max_iter)
     non_negative(name, "cg_rtol", cg_rtol)
+
+
+def hessian_step(optimizer: torch.optim.Optimizer, closure,
+                 direction: Callable[[LossHessianOperator, Tensor], Tensor]) -> Tensor:
+    r"""The step of the Hessian-driven optimizers: :math:`\theta \leftarrow \theta + \alpha \odot d`.
+
+    Runs torch's ``closure`` once through :func:`~optlab.optim.closure.evaluate`, builds the Hessian
+    operator of its loss, asks ``direction(H, mu)`` for :math:`d` (``mu``: each group's ``damping`` per
+    coordinate), moves each group's part by its ``lr``, leaves the gradient at the starting point in
+    ``p.grad`` and counts the step in ``state[first param]["step"]``. Returns the loss at the start.
+    """
+    params = _all_params(optimizer.param_groups)
+    H = LossHessianOperator(lambda: evaluate(type(optimizer).__name__, closure).loss, params)
+    d = direction(H, _group_vector(optimizer.param_groups, "damping", H.gradient))
+    add_(params, _group_vector(optimizer.param_groups, "lr", d) * d)
+    leave_gradient(params, unflatten(H.gradient, params))
+    state = optimizer.state[params[0]]
+    state["step"] = state.get("step", 0) + 1
+    return H.loss
 
 
 class Newton(torch.optim.Optimizer):
@@ -92,49 +124,53 @@ class Newton(torch.optim.Optimizer):
 
     Each step: :math:`\theta \leftarrow \theta - \alpha (H + \mu I)^{-1} g`. With several parameter groups,
     each group's ``lr`` (alpha) scales its part of the step and its ``damping`` (mu) is added to its part
-    of the diagonal.
+    of the diagonal; ``solver``, ``cg_max_iter`` and ``cg_rtol`` are shared by all groups.
 
     Args:
         params: parameters or parameter groups.
         lr: the step size alpha (1 is the pure Newton step).
         damping: mu >= 0 added to the Hessian's diagonal.
         solver: ``"dense"`` (build H, solve) or ``"cg"`` (conjugate gradient on Hessian-vector products).
-        cg_maxiter: CG iterations at most (default: 10 times the number of parameters).
+        cg_max_iter: CG iterations at most (default: 10 times the number of parameters).
         cg_rtol: CG's relative residual tolerance.
 
-    ``step(closure)`` needs a closure that recomputes the loss and returns it *without* calling
-    ``backward`` (the Hessian is taken from its graph); after the step ``p.grad`` holds the gradient at
-    the point where the step started.
+    ``needs = "closure"``: ``step(closure)`` takes torch's closure (``zero_grad``, loss, ``backward()``,
+    return the loss) and runs it once, keeping the loss's graph for the Hessian
+    (:mod:`optlab.optim.closure`). After the step ``p.grad`` holds the gradient at the starting point;
+    with ``solver="cg"``, ``state[first param]`` holds CG's ``cg_iterations`` and ``cg_converged``.
 
     Reference: Nocedal & Wright (2006), Numerical Optimization, section 3.3; the module docstring.
 
     Example:
         >>> w = torch.nn.Parameter(torch.tensor([3.0, -1.0], dtype=torch.float64))
         >>> opt = Newton([w])
-        >>> _ = opt.step(lambda: (w[0] - 1) ** 2 + 10 * (w[1] + 2) ** 2)
+        >>> def closure():
+        ...     opt.zero_grad()
+        ...     loss = (w[0] - 1) ** 2 + 10 * (w[1] + 2) ** 2
+        ...     loss.backward()
+        ...     return loss
+        >>> opt.step(closure)
+        tensor(14., dtype=torch.float64)
         >>> w.data
         tensor([ 1., -2.], dtype=torch.float64)
     """
 
-    def __init__(self, params, lr: float = 1.0, damping: float = 0.0, *, solver: str = "dense",
-                 cg_maxiter: int | None = None, cg_rtol: float = 1e-10):
-        check_solver_args(type(self).__name__, lr, damping, solver, cg_maxiter, cg_rtol)
-        super().__init__(params, dict(lr=lr, damping=damping))
-        self.solver, self.cg_maxiter, self.cg_rtol = solver, cg_maxiter, cg_rtol
+    needs = "closure"
 
-    def _direction(self, g: Tensor, params: list[Tensor], mu: Tensor) -> Tensor:
-        if self.solver == "dense":
-            return newton_direction(g.detach(), dense_hessian(g, params), mu)
-        return cg(lambda v: hvp(g, params, v) + mu * v, -g.detach(), rtol=self.cg_rtol, max_iter=self.cg_maxiter).x
+    def __init__(self, params, lr: float = 1.0, damping: float = 0.0, *, solver: str = "dense",
+                 cg_max_iter: int | None = None, cg_rtol: float = 1e-10):
+        check_solver_args(type(self).__name__, lr, damping, solver, cg_max_iter, cg_rtol)
+        super().__init__(params, dict(lr=lr, damping=damping, solver=solver, cg_max_iter=cg_max_iter, cg_rtol=cg_rtol))
+
+    def _direction(self, H: LossHessianOperator, mu: Tensor) -> Tensor:
+        name, groups = type(self).__name__, self.param_groups
+        if joint_option(name, groups, "solver") == "dense":
+            return newton_direction(H.gradient, H.to_dense(), mu)
+        result = cg(lambda v: H @ v + mu * v, -H.gradient, rtol=joint_option(name, groups, "cg_rtol"),
+                    max_iter=joint_option(name, groups, "cg_max_iter"))
+        self.state[H.params[0]].update(cg_iterations=result.iterations, cg_converged=result.converged)
+        return result.x
 
     def step(self, closure=None):
-        """Take one Newton step; ``closure`` returns the loss (no ``backward`` inside). Returns that loss."""
-        params = _all_params(self.param_groups)
-        loss, g = loss_and_grad(type(self).__name__, closure, params, create_graph=True)
-        mu = _group_vector(self.param_groups, "damping", g)
-        d = self._direction(g, params, mu)
-        add_flat(params, _group_vector(self.param_groups, "lr", g) * d)
-        store_grad(params, g)
-        state = self.state[params[0]]
-        state["step"] = state.get("step", 0) + 1
-        return loss.detach()
+        """Take one Newton step with torch's closure; returns the loss at the starting point."""
+        return hessian_step(self, closure, self._direction)

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ._validate import check, non_negative
+from .newton import joint_option
 
 
 def whitening(h: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -157,11 +158,16 @@ class PRONG(torch.optim.Optimizer):
         eps: the eigenvalue regularizer epsilon added to each covariance.
 
     The first whitening happens in the constructor (t = 0, Algorithm 1), the next ones after every T-th
-    ``step``; ``step(closure=None)`` otherwise is plain SGD from ``p.grad``. ``reparametrize()`` can be
-    called at any time and never changes the network's function.
+    ``step``. ``needs = "gradient"``: ``step(closure=None)`` is plain SGD from ``p.grad``, like
+    ``torch.optim.SGD`` (the optional closure is torch's); the whitening statistics come from
+    ``sample_fn``, not from the step's batch. ``reparametrize()`` can be called at any time and never
+    changes the network's function. ``reparam_every`` and ``eps`` are in ``param_groups`` (shared by all
+    groups), the update counter is ``state[first param]["t"]``.
 
     Reference: Desjardins, Simonyan, Pascanu, Kavukcuoglu (2015). Natural Neural Networks. NIPS.
     """
+
+    needs = "gradient"
 
     def __init__(self, params, layers: Sequence[WhitenedLinear], sample_fn: Callable[[], object], lr: float = 0.01, *,
                  reparam_every: int = 100, eps: float = 0.1):
@@ -176,9 +182,8 @@ class PRONG(torch.optim.Optimizer):
         check(name, "layers", layers, len(layers) > 0 and all(isinstance(m, WhitenedLinear) for m in layers),
               "a non-empty list of WhitenedLinear layers")
         check(name, "sample_fn", sample_fn, callable(sample_fn), "a callable running the model on N_s samples")
-        super().__init__(params, dict(lr=lr))
-        self.layers, self.sample_fn, self.reparam_every, self.eps = layers, sample_fn, reparam_every, eps
-        self._t = 0
+        super().__init__(params, dict(lr=lr, reparam_every=reparam_every, eps=eps))
+        self.layers, self.sample_fn = layers, sample_fn
         self.reparametrize()
 
     @torch.no_grad()
@@ -196,7 +201,7 @@ class PRONG(torch.optim.Optimizer):
             if i not in inputs:
                 raise RuntimeError(f"PRONG.reparametrize: layer {i} was not called by sample_fn")
             h = inputs[i].reshape(-1, inputs[i].shape[-1])
-            layer.set_whitening(*whitening(h, self.eps))
+            layer.set_whitening(*whitening(h, joint_option(type(self).__name__, self.param_groups, "eps")))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -205,21 +210,13 @@ class PRONG(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        params = [p for group in self.param_groups for p in group["params"]]
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
                     p.add_(p.grad, alpha=-group["lr"])
-        self._t += 1
-        if self._t % self.reparam_every == 0:
+        counter = self.state[params[0]]
+        counter["t"] = counter.get("t", 0) + 1
+        if counter["t"] % joint_option(type(self).__name__, self.param_groups, "reparam_every") == 0:
             self.reparametrize()
         return loss
-
-    def state_dict(self):
-        sd = super().state_dict()
-        sd["prong_t"] = self._t
-        return sd
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        self._t = state_dict.pop("prong_t", 0)
-        super().load_state_dict(state_dict)

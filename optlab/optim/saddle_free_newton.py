@@ -11,8 +11,9 @@ Saddle-free Newton rescales by :math:`|\lambda_i|` instead:
 
 so it keeps Newton's step lengths but always moves downhill, and escapes a saddle along its negative
 curvature. Dauphin et al. derive it as the minimizer of a first-order model inside a trust region
-measured by :math:`|H|`. Here :math:`|H|` is computed by a dense eigendecomposition (small models only;
-the paper uses a Krylov subspace for large ones), with a damping :math:`\mu` for near-zero eigenvalues.
+measured by :math:`|H|`. Here :math:`|H|` is computed by a dense eigendecomposition of
+:class:`optlab.curvature.LossHessianOperator`'s matrix (small models only; the paper uses a Krylov
+subspace for large ones), with a damping :math:`\mu` for near-zero eigenvalues.
 
 Reference: Y. Dauphin, R. Pascanu, C. Gulcehre, K. Cho, S. Ganguli, Y. Bengio (2014). Identifying and
 attacking the saddle point problem in high-dimensional non-convex optimization. NIPS.
@@ -23,9 +24,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._flat import add_flat, dense_hessian, loss_and_grad, store_grad
+from ..curvature import LossHessianOperator
 from ._validate import non_negative
-from .newton import _all_params, _group_vector
+from .newton import hessian_step
 
 
 def abs_hessian(H: Tensor) -> Tensor:
@@ -70,7 +71,8 @@ class SaddleFreeNewton(torch.optim.Optimizer):
         lr: the step size alpha.
         damping: mu >= 0 added to :math:`|H|` (guards against near-zero eigenvalues).
 
-    ``step(closure)``: the closure returns the loss without calling ``backward``.
+    ``needs = "closure"``: ``step(closure)`` takes torch's closure and runs it once, keeping the loss's
+    graph for the Hessian (:mod:`optlab.optim.closure`); ``p.grad`` is then the gradient at the start.
 
     Reference: Dauphin et al. (2014). Identifying and attacking the saddle point problem in
     high-dimensional non-convex optimization. NIPS.
@@ -78,27 +80,28 @@ class SaddleFreeNewton(torch.optim.Optimizer):
     Example:
         >>> w = torch.nn.Parameter(torch.tensor([1.0, 0.1], dtype=torch.float64))
         >>> opt = SaddleFreeNewton([w])
-        >>> _ = opt.step(lambda: w[0] ** 2 - w[1] ** 2)   # x -> 0, y doubles: away from the saddle
+        >>> def closure():
+        ...     opt.zero_grad()
+        ...     loss = w[0] ** 2 - w[1] ** 2
+        ...     loss.backward()
+        ...     return loss
+        >>> _ = opt.step(closure)   # x -> 0, y doubles: away from the saddle
         >>> w.data
         tensor([0.0000, 0.2000], dtype=torch.float64)
     """
+
+    needs = "closure"
 
     def __init__(self, params, lr: float = 1.0, damping: float = 0.0):
         non_negative(type(self).__name__, "lr", lr)
         non_negative(type(self).__name__, "damping", damping)
         super().__init__(params, dict(lr=lr, damping=damping))
 
-    def step(self, closure=None):
-        """One saddle-free Newton step; returns the loss at the starting point."""
-        params = _all_params(self.param_groups)
-        loss, g = loss_and_grad(type(self).__name__, closure, params, create_graph=True)
-        H = dense_hessian(g, params)
-        mu = _group_vector(self.param_groups, "damping", g)
-        if len(self.param_groups) == 1:
+    def _direction(self, H: LossHessianOperator, mu: Tensor) -> Tensor:
+        if len(self.param_groups) == 1:  # one damping for all: it stays diagonal in H's eigenbasis
             mu = mu[0]
-        d = saddle_free_direction(g.detach(), H, mu)
-        add_flat(params, _group_vector(self.param_groups, "lr", g) * d)
-        store_grad(params, g)
-        state = self.state[params[0]]
-        state["step"] = state.get("step", 0) + 1
-        return loss.detach()
+        return saddle_free_direction(H.gradient, H.to_dense(), mu)
+
+    def step(self, closure=None):
+        """One saddle-free Newton step with torch's closure; returns the loss at the starting point."""
+        return hessian_step(self, closure, self._direction)

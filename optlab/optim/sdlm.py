@@ -16,8 +16,9 @@ than carefully tuned stochastic gradient").
 
 Here the running average starts from the first estimate (rather than from 0, which would give
 :math:`\eta = \varepsilon/\mu` to every weight until the average warms up). The instantaneous estimates
-come from a user-supplied function -- typically ``optlab.curvature.diagonal_hessian`` on a mini-batch --
-so any of its methods (Gauss-Newton, Becker-LeCun, Hutchinson) can drive SDLM.
+:math:`\partial^2 E^p / \partial\omega^2` are :func:`optlab.curvature.diagonal_hessian` of the model's
+loss on the batch the step's closure feeds it (Gauss-Newton by default; Becker-LeCun's backpropagated
+diagonal, the exact diagonal or Hutchinson's estimate on request): SDLM has ``needs = "model"``.
 
 References:
     Y. LeCun, L. Bottou, G. Orr, K.-R. Muller (1998). Efficient BackProp. Neural Networks: Tricks of the
@@ -30,17 +31,24 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from ._flat import unflatten
+from ..curvature import diagonal_hessian
+from ..curvature.diagonal import METHODS as DIAGONALS
+from ..flat import unflatten
 from ._validate import check, non_negative
+from .closure import check_model_and_loss, evaluate, leave_gradient
+from .newton import joint_option
 
 
 def sdlm_rates(h: Tensor, *, eps: float, mu: float) -> Tensor:
     r"""The per-weight learning rates :math:`\eta = \varepsilon / (h + \mu)`.
+
+    Example:
+        >>> sdlm_rates(torch.tensor([0.0, 9.0]), eps=1.0, mu=1.0)
+        tensor([1.0000, 0.1000])
 
     Args:
         h: the running diagonal estimate.
@@ -81,64 +89,80 @@ def running_diagonal(h: Tensor | None, h_p: Tensor, *, gamma: float) -> Tensor:
     return h_p.clone() if h is None else (1 - gamma) * h + gamma * h_p
 
 
+def _positive_int(owner: str, name: str, value, *, none: bool = False) -> None:
+    ok = (none and value is None) or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+    check(owner, name, value, ok, "None or a positive integer" if none else "a positive integer")
+
+
 class SDLM(torch.optim.Optimizer):
     r"""Stochastic diagonal Levenberg-Marquardt: SGD with per-weight rates :math:`\varepsilon / (h + \mu)`.
 
     Args:
         params: parameters or parameter groups.
         lr: the global learning rate epsilon.
-        mu: the Levenberg-Marquardt damping (> 0).
+        damping: the Levenberg-Marquardt damping mu (> 0).
         gamma: the running-average constant in (0, 1].
-        diagonal_fn: a function with no argument returning one instantaneous diagonal estimate
-            :math:`\partial^2 E^p / \partial\omega^2`: a list of tensors, one per parameter of the optimizer
-            in order, or one flat vector (e.g. ``lambda: diagonal_hessian(model, loss_fn, next(batches),
-            method="gauss-newton")`` from :mod:`optlab.curvature`).
-            ``None``: feed estimates yourself with :meth:`update_diagonal`.
-        estimate_every: re-estimate every this many steps (also at step 0); ``None``: only at the start.
-        estimate_batches: how many calls of ``diagonal_fn`` each estimation averages with gamma.
+        model, loss_fn: the ``nn.Module`` model and loss the closure calls (``loss_fn(model(inputs), targets)``).
+        diagonal: how the diagonal is estimated on the step's batch, a method of
+            :func:`optlab.curvature.diagonal_hessian`: ``"gauss-newton"`` (default; positive for convex
+            losses), ``"becker-lecun"``, ``"exact"`` or ``"hutchinson"``.
+        estimate_every: start a re-estimation every this many steps (also at step 0); ``None``: only at
+            the start. A parameter without an estimate yet (a group added later) gets one at its first step.
+        estimate_steps: each re-estimation folds the diagonals of this many consecutive steps' batches
+            into the running average (the slides: "over a few hundred patterns").
 
-    ``step(closure=None)`` uses ``p.grad`` like ``torch.optim.SGD``; the optional closure recomputes the
-    loss and calls ``backward``. The running diagonal of ``p`` is ``state[p]["h"]``.
+    ``needs = "model"``: ``step(closure)`` takes torch's closure, runs it once through
+    :func:`optlab.optim.closure.evaluate` (the gradient comes from its loss, the batch from its call of
+    ``model`` and ``loss_fn``), re-estimates the diagonal when it is due, and updates every parameter
+    with a gradient. ``p.grad`` is left holding the gradient; the running diagonal of ``p`` is
+    ``state[p]["h"]``, the step counter ``state[first param]["step"]``.
 
     Reference: LeCun, Bottou, Orr & Muller (1998). Efficient BackProp, section 9.1.
 
     Example:
-        >>> w = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
-        >>> opt = SDLM([w], lr=0.5, mu=0.1, diagonal_fn=lambda: [torch.tensor([1.0, 100.0])])
+        >>> model, loss_fn = torch.nn.Linear(2, 1), torch.nn.MSELoss()
+        >>> x, y = torch.randn(8, 2), torch.randn(8, 1)
+        >>> opt = SDLM(model.parameters(), lr=0.5, damping=0.1, model=model, loss_fn=loss_fn)
+        >>> def closure():
+        ...     opt.zero_grad()
+        ...     loss = loss_fn(model(x), y)
+        ...     loss.backward()
+        ...     return loss
+        >>> loss0 = opt.step(closure)
+        >>> bool(opt.step(closure) < loss0)
+        True
     """
 
-    def __init__(self, params, lr: float = 0.01, mu: float = 0.1, gamma: float = 0.1, *,
-                 diagonal_fn: Callable[[], Sequence[Tensor]] | None = None, estimate_every: int | None = None,
-                 estimate_batches: int = 1):
+    needs = "model"
+
+    def __init__(self, params, lr: float = 0.01, damping: float = 0.1, gamma: float = 0.1, *, model, loss_fn,
+                 diagonal: str = "gauss-newton", estimate_every: int | None = None, estimate_steps: int = 1):
         name = type(self).__name__
         non_negative(name, "lr", lr)
-        check(name, "mu", mu, isinstance(mu, (int, float)) and not isinstance(mu, bool) and 0 < mu < math.inf,
-              "a finite number > 0 (it keeps eps / (h + mu) finite)")
+        check(name, "damping", damping, isinstance(damping, (int, float)) and not isinstance(damping, bool)
+              and 0 < damping < math.inf, "a finite number > 0 (it keeps eps / (h + damping) finite)")
         check(name, "gamma", gamma, isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and 0 < gamma <= 1,
               "a number in (0, 1]")
-        check(name, "diagonal_fn", diagonal_fn, diagonal_fn is None or callable(diagonal_fn), "None or a callable")
-        check(name, "estimate_every", estimate_every,
-              estimate_every is None or (isinstance(estimate_every, int) and not isinstance(estimate_every, bool)
-                                         and estimate_every > 0), "None or a positive integer")
-        check(name, "estimate_batches", estimate_batches,
-              isinstance(estimate_batches, int) and not isinstance(estimate_batches, bool) and estimate_batches > 0,
-              "a positive integer")
-        super().__init__(params, dict(lr=lr, mu=mu, gamma=gamma))
-        self.diagonal_fn, self.estimate_every, self.estimate_batches = diagonal_fn, estimate_every, estimate_batches
-        self._steps = 0
+        check_model_and_loss(name, model, loss_fn)
+        check(name, "diagonal", diagonal, diagonal in DIAGONALS, f"one of {DIAGONALS}")
+        _positive_int(name, "estimate_every", estimate_every, none=True)
+        _positive_int(name, "estimate_steps", estimate_steps)
+        super().__init__(params, dict(lr=lr, damping=damping, gamma=gamma, diagonal=diagonal,
+                                      estimate_every=estimate_every, estimate_steps=estimate_steps))
+        self.model, self.loss_fn = model, loss_fn
 
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
     @torch.no_grad()
-    def update_diagonal(self, h_p: Sequence[Tensor]) -> None:
+    def update_diagonal(self, h_p) -> None:
         r"""Fold one instantaneous estimate into :math:`h \leftarrow (1-\gamma)h + \gamma h^p`.
 
         ``h_p`` is one tensor per parameter, or one flat vector over all the parameters in order.
         """
         params = self._params()
         if isinstance(h_p, Tensor) and h_p.dim() == 1 and h_p.numel() == sum(p.numel() for p in params):
-            h_p = unflatten(params, h_p)  # a flat diagonal, as optlab.curvature.diagonal_hessian returns
+            h_p = unflatten(h_p, params)  # a flat diagonal, as optlab.curvature.diagonal_hessian returns
         h_p = list(h_p)
         if len(h_p) != len(params):
             raise ValueError(f"SDLM.update_diagonal: got {len(h_p)} tensors; expected {len(params)}, one per parameter")
@@ -156,43 +180,28 @@ class SDLM(torch.optim.Optimizer):
                 state["h"] = running_diagonal(state.get("h"), hp, gamma=group["gamma"])
                 i += 1
 
-    def estimate_diagonal(self) -> None:
-        """Run ``diagonal_fn`` ``estimate_batches`` times and fold the estimates into the running diagonal."""
-        if self.diagonal_fn is None:
-            raise ValueError("SDLM.estimate_diagonal: no diagonal_fn was given to the constructor")
-        for _ in range(self.estimate_batches):
-            with torch.enable_grad():
-                h_p = self.diagonal_fn()
-            self.update_diagonal(h_p.detach() if isinstance(h_p, Tensor) else [t.detach() for t in h_p])
+    def _estimate_due(self, step: int) -> bool:
+        name, groups = type(self).__name__, self.param_groups
+        every, steps = joint_option(name, groups, "estimate_every"), joint_option(name, groups, "estimate_steps")
+        return step < steps if every is None else step % every < steps
 
-    @torch.no_grad()
     def step(self, closure=None):
-        """One SDLM step from ``p.grad``; re-estimates the diagonal first when it is due."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        if self.diagonal_fn is not None and (
-                self._steps == 0 or (self.estimate_every is not None and self._steps % self.estimate_every == 0)):
-            self.estimate_diagonal()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "h" not in state:
-                    raise RuntimeError("SDLM.step: no diagonal estimate for a parameter yet; pass diagonal_fn to the "
-                                       "constructor or call update_diagonal() before stepping")
-                p.copy_(sdlm_update(p, p.grad, state["h"], eps=group["lr"], mu=group["mu"]))
-        self._steps += 1
-        return loss
-
-    def state_dict(self):
-        sd = super().state_dict()
-        sd["sdlm_steps"] = self._steps
-        return sd
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        self._steps = state_dict.pop("sdlm_steps", 0)
-        super().load_state_dict(state_dict)
+        """One SDLM step with torch's closure; re-estimates the diagonal first when it is due. Returns the loss."""
+        params = self._params()
+        ev = evaluate(type(self).__name__, closure, model=self.model, loss_fn=self.loss_fn)
+        grads = torch.autograd.grad(ev.loss, params, allow_unused=True)
+        counter = self.state[params[0]]
+        step = counter.get("step", 0)
+        if self._estimate_due(step) or any("h" not in self.state[p] for p in params):
+            method = joint_option(type(self).__name__, self.param_groups, "diagonal")
+            self.update_diagonal(diagonal_hessian(self.model, self.loss_fn, ev.data, method, params=params).detach())
+        grad_of = {id(p): g for p, g in zip(params, grads)}
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    g = grad_of[id(p)]
+                    if g is not None:
+                        p.copy_(sdlm_update(p, g, self.state[p]["h"], eps=group["lr"], mu=group["damping"]))
+        leave_gradient(params, grads)
+        counter["step"] = step + 1
+        return ev.loss.detach()

@@ -34,9 +34,9 @@ overestimation only slows anything down with ``n0 >= 2``.
 
 Departures from the paper, all documented where they occur:
 
-* ``h^bbprop`` comes from a user-supplied ``diagonal_fn`` (e.g. ``optlab.curvature.diagonal_hessian`` with
-  ``method="gauss-newton"`` or ``"becker-lecun"``, the latter being the paper's bbprop); as in the paper its
-  absolute value is averaged.
+* ``h^bbprop`` is :func:`optlab.curvature.diagonal_hessian` of the model's loss on the batch the step's
+  closure feeds it (so VSGD has ``needs = "model"``), with ``diagonal="gauss-newton"`` by default or
+  ``"becker-lecun"``, the paper's bbprop; as in the paper its absolute value is averaged.
 * :math:`\bar v` and :math:`\bar h` are guarded by a small ``eps`` in the denominators,
   :math:`\eta^* = \bar g^2 / ((\bar h + \epsilon)(\bar v + \epsilon))` and
   :math:`\tau \leftarrow (1 - \bar g^2/(\bar v + \epsilon))\tau + 1`, so that a parameter with an exactly
@@ -57,14 +57,18 @@ Reference:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from ._flat import unflatten
+from ..curvature import diagonal_hessian
+from ..curvature.diagonal import METHODS as DIAGONALS
+from ..flat import unflatten
 from ._validate import check, non_negative
+from .closure import check_model_and_loss, evaluate, leave_gradient
+from .newton import joint_option
 
 
 class VSGDState(NamedTuple):
@@ -174,10 +178,10 @@ class VSGD(torch.optim.Optimizer):
 
     Args:
         params: parameters or parameter groups.
-        diagonal_fn: a function with no argument returning one diagonal-curvature sample at the current
-            parameters: a list of tensors, one per parameter of the optimizer in order, or one flat vector
-            (e.g. ``lambda: diagonal_hessian(model, loss_fn, batch, method="gauss-newton")`` from
-            :mod:`optlab.curvature`). Called once per ``step``.
+        model, loss_fn: the ``nn.Module`` model and loss the closure calls (``loss_fn(model(inputs), targets)``).
+        diagonal: the curvature sample :math:`h^{\mathrm{bbprop}}`, a method of
+            :func:`optlab.curvature.diagonal_hessian` run on the step's batch: ``"gauss-newton"``
+            (default), ``"becker-lecun"`` (the paper's bbprop), ``"exact"`` or ``"hutchinson"``.
         n0: number of samples (steps) of the slow start; the parameters do not move during them. The
             authors' code uses 10; the overestimation ``C`` only acts with ``n0 >= 2``.
         C: the slow start's overestimation of :math:`\bar v` and :math:`\bar h`, a number >= 1; ``None``:
@@ -185,94 +189,85 @@ class VSGD(torch.optim.Optimizer):
         eps: guard added to :math:`\bar v` and :math:`\bar h` in the denominators (0: the paper exactly).
         lr: a factor on :math:`\eta^*`, 1 as published; 0 freezes a group. Not a learning rate to tune.
 
-    ``step(closure=None)`` uses ``p.grad`` like ``torch.optim.SGD`` (the optional closure recomputes the loss
-    and calls ``backward``) and a curvature sample from ``diagonal_fn``. The first ``n0`` calls only collect
-    samples; the next ones update. Per parameter, ``state[p]`` holds ``g_bar, v_bar, h_bar, tau`` and the last
-    rates ``eta``.
+    ``needs = "model"``: ``step(closure)`` takes torch's closure and runs it once through
+    :func:`optlab.optim.closure.evaluate`: the gradient sample comes from its loss, the curvature sample
+    from its batch. The first ``n0`` steps only collect samples; the next ones update. Per parameter,
+    ``state[p]`` holds ``g_bar, v_bar, h_bar, tau`` and the last rates ``eta``; ``p.grad`` is left
+    holding the gradient. ``n0``, ``C``, ``eps``, ``lr`` and ``diagonal`` are in ``param_groups``.
 
     Reference: T. Schaul, S. Zhang, Y. LeCun (2013). No more pesky learning rates. ICML.
 
     Example:
-        >>> w = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
-        >>> opt = VSGD([w], diagonal_fn=lambda: [torch.tensor([1.0, 100.0])], n0=2)
+        >>> model, loss_fn = torch.nn.Linear(2, 1), torch.nn.MSELoss()
+        >>> x, y = torch.randn(8, 2), torch.randn(8, 1)
+        >>> opt = VSGD(model.parameters(), model=model, loss_fn=loss_fn, n0=2)
+        >>> def closure():
+        ...     opt.zero_grad()
+        ...     loss = loss_fn(model(x), y)
+        ...     loss.backward()
+        ...     return loss
+        >>> losses = [float(opt.step(closure)) for _ in range(4)]
+        >>> losses[0] == losses[1] > losses[3]   # the slow start does not move; then the loss goes down
+        True
     """
 
-    def __init__(self, params, *, diagonal_fn: Callable[[], Sequence[Tensor]], n0: int = 10,
+    needs = "model"
+
+    def __init__(self, params, *, model, loss_fn, diagonal: str = "gauss-newton", n0: int = 10,
                  C: float | None = None, eps: float = 1e-9, lr: float = 1.0):
         name = type(self).__name__
-        check(name, "diagonal_fn", diagonal_fn, callable(diagonal_fn),
-              "a callable returning one diagonal-curvature sample per step")
+        check_model_and_loss(name, model, loss_fn)
+        check(name, "diagonal", diagonal, diagonal in DIAGONALS, f"one of {DIAGONALS}")
         check(name, "n0", n0, isinstance(n0, int) and not isinstance(n0, bool) and n0 > 0, "a positive integer")
         check(name, "C", C, C is None or (isinstance(C, (int, float)) and not isinstance(C, bool)
                                           and 1 <= C < math.inf), "None or a finite number >= 1")
         non_negative(name, "eps", eps)
         non_negative(name, "lr", lr)
-        super().__init__(params, dict(lr=lr, eps=eps))
+        super().__init__(params, dict(lr=lr, eps=eps, n0=n0, C=C, diagonal=diagonal))
         d = sum(p.numel() for p in self._params())
-        self.diagonal_fn, self.n0 = diagonal_fn, n0
-        self.C = float(max(1.0, d / 10) if C is None else C)
+        for group in self.param_groups:  # the authors' default C, from the optimizer's number of parameters
+            if group["C"] is None:
+                group["C"] = float(max(1.0, d / 10))
+        self.model, self.loss_fn = model, loss_fn
 
     def _params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
-    def _curvature(self) -> list[Tensor]:
-        """One curvature sample from ``diagonal_fn``, checked and split per parameter."""
-        params = self._params()
-        with torch.enable_grad():
-            h = self.diagonal_fn()
-        if isinstance(h, Tensor) and h.dim() == 1 and h.numel() == sum(p.numel() for p in params):
-            h = unflatten(params, h)  # a flat diagonal, as optlab.curvature.diagonal_hessian returns
-        h = [h] if isinstance(h, Tensor) else list(h)
-        if len(h) != len(params):
-            raise ValueError(f"VSGD: diagonal_fn returned {len(h)} tensors; expected {len(params)}, one per parameter")
-        out = []
-        for i, (p, hi) in enumerate(zip(params, h)):
-            hi = torch.as_tensor(hi, dtype=p.dtype, device=p.device).detach()
-            if hi.shape != p.shape:
-                raise ValueError(f"VSGD: curvature sample {i} has shape {tuple(hi.shape)}; expected {tuple(p.shape)}")
-            if not torch.all(torch.isfinite(hi)):
-                raise ValueError(f"VSGD: curvature sample {i} has non-finite entries; expected finite numbers")
-            out.append(hi)
-        return out
+    def _curvature(self, data, params: list[Tensor]) -> list[Tensor]:
+        """One curvature sample on the step's batch, checked and split per parameter."""
+        method = joint_option(type(self).__name__, self.param_groups, "diagonal")
+        h = diagonal_hessian(self.model, self.loss_fn, data, method, params=params).detach()
+        if not torch.all(torch.isfinite(h)):
+            raise ValueError(f"VSGD: the {method} curvature sample has non-finite entries; expected finite numbers")
+        return unflatten(h, params)
 
-    @torch.no_grad()
     def step(self, closure=None):
-        """Collect a slow-start sample, or take one vSGD-l step, from ``p.grad`` and one ``diagonal_fn`` sample."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        grads = [None if p.grad is None else p.grad.detach().clone() for p in self._params()]
-        hs = iter(self._curvature())  # after reading p.grad, in case diagonal_fn touches it
-        grads = iter(grads)
-        for group in self.param_groups:
-            for p in group["params"]:
-                g, h = next(grads), next(hs)
-                if g is None:
-                    continue
-                state = self.state[p]
-                if "tau" not in state:  # slow start: collect n0 samples, do not move
-                    state.setdefault("g_samples", []).append(g)
-                    state.setdefault("h_samples", []).append(h)
-                    if len(state["g_samples"]) == self.n0:
-                        s = vsgd_slow_start(state.pop("g_samples"), state.pop("h_samples"), C=self.C)
-                        state.update(s._asdict())
-                    continue
-                s = VSGDState(state["g_bar"], state["v_bar"], state["h_bar"], state["tau"])
-                theta, s, eta = vsgd_update(p, g, h, s, eps=group["eps"], lr=group["lr"])
-                p.copy_(theta)
+        """Collect a slow-start sample, or take one vSGD-l step, with torch's closure; returns the loss."""
+        params = self._params()
+        ev = evaluate(type(self).__name__, closure, model=self.model, loss_fn=self.loss_fn)
+        grads = torch.autograd.grad(ev.loss, params, allow_unused=True)
+        sample = {id(p): (g, h) for p, g, h in zip(params, grads, self._curvature(ev.data, params))}
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    g, h = sample[id(p)]
+                    if g is not None:
+                        self._update(p, g, h, group)
+        leave_gradient(params, grads)
+        return ev.loss.detach()
+
+    def _update(self, p: Tensor, g: Tensor, h: Tensor, group: dict) -> None:
+        """The slow start (collect ``n0`` samples, do not move), then :func:`vsgd_update`."""
+        state = self.state[p]
+        if "tau" not in state:
+            state.setdefault("g_samples", []).append(g)
+            state.setdefault("h_samples", []).append(h)
+            if len(state["g_samples"]) == group["n0"]:
+                s = vsgd_slow_start(state.pop("g_samples"), state.pop("h_samples"), C=group["C"])
                 state.update(s._asdict())
-                state["eta"] = eta
-        return loss
-
-    def state_dict(self):
-        sd = super().state_dict()
-        sd["vsgd"] = dict(n0=self.n0, C=self.C)
-        return sd
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        extra = state_dict.pop("vsgd", None)
-        if extra is not None:
-            self.n0, self.C = extra["n0"], extra["C"]
-        super().load_state_dict(state_dict)
+            return
+        s = VSGDState(state["g_bar"], state["v_bar"], state["h_bar"], state["tau"])
+        theta, s, eta = vsgd_update(p, g, h, s, eps=group["eps"], lr=group["lr"])
+        p.copy_(theta)
+        state.update(s._asdict())
+        state["eta"] = eta
