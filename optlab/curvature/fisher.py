@@ -69,6 +69,19 @@ def check_likelihood(owner: str, loss_fn) -> None:
                          f"negative log-likelihood (or use kind='empirical')")
 
 
+def check_fisher_loss(owner: str, loss_fn, kind: str) -> None:
+    """The checks a Fisher of ``kind`` makes on ``loss_fn`` (shared by :class:`FisherOperator` and
+    :class:`~optlab.optim.NaturalGradient`): a known kind, a mean-reduced loss, a known likelihood for
+    ``"true"``."""
+    if kind not in KINDS:
+        raise ValueError(f"{owner}: invalid kind={kind!r}; expected one of {KINDS}")
+    if getattr(loss_fn, "reduction", "mean") != "mean":
+        raise ValueError(f"{owner}: invalid loss_fn.reduction={loss_fn.reduction!r}; expected 'mean' (the Fisher "
+                         f"averages over samples as the mean loss does)")
+    if kind == "true":
+        check_likelihood(f"{owner}(kind='true')", loss_fn)
+
+
 def output_fisher_product(loss_fn, outputs: Tensor, targets: Tensor) -> Callable[[Tensor], Tensor]:
     r"""The function :math:`u \mapsto F_{\text{out}} u` for one batch of ``N`` outputs: the block diagonal
     :math:`\frac1N \mathrm{diag}(F_{\text{out},1}, \dots, F_{\text{out},N})` of the module docstring's table.
@@ -135,14 +148,7 @@ class FisherOperator(GGNOperator):
 
     def __init__(self, model: nn.Module, loss_fn, data, params=None, *, kind: str = "true", method: str = "exact",
                  cache_graph: bool | None = None):
-        name = type(self).__name__
-        if kind not in KINDS:
-            raise ValueError(f"{name}: invalid kind={kind!r}; expected one of {KINDS}")
-        if getattr(loss_fn, "reduction", "mean") != "mean":
-            raise ValueError(f"{name}: invalid loss_fn.reduction={loss_fn.reduction!r}; expected 'mean' (the Fisher "
-                             f"averages over samples as the mean loss does)")
-        if kind == "true":
-            check_likelihood(f"{name}(kind='true')", loss_fn)
+        check_fisher_loss(type(self).__name__, loss_fn, kind)
         self.kind = kind
         self._G, self._G_versions = None, None
         super().__init__(model, loss_fn, data, params, method=method, cache_graph=cache_graph)

@@ -307,6 +307,7 @@ class _RPassState:
     def __init__(self, lin: Linearization, output_product):
         self.lin, self.output_product = lin, output_product
 
+    @torch.no_grad()
     def products(self, params, V: Tensor) -> Tensor:
         cols = []
         for j in range(V.shape[1]):
