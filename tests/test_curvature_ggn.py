@@ -153,13 +153,13 @@ def test_ggn_models_the_r_pass_does_not_cover_use_autograd_and_hooks_are_not_byp
 
 # ----- the Fisher: one scaling, true = GGN, both against per-sample gradients by a python loop --------
 
-def _per_sample_gradient(model, loss_fn, x, y):
+def per_sample_gradient(model, loss_fn, x, y):
     model.zero_grad()
     loss_fn(model(x), y).backward()
     return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
 
 
-def _true_fisher_by_definition(model, loss_fn, x, y):
+def true_fisher_by_definition(model, loss_fn, x, y):
     r"""(1/N) sum_n E_{y ~ p(.|f_n)}[grad l_n(y) grad l_n(y)^T], the expectation written as a finite sum
     over labels: every class (categorical), both outcomes (Bernoulli), and for the Gaussian N(f, O/2 I)
     the 2 O points f +- sqrt(O/2 * O) e_o (weights 1/(2O)), exact because the score is linear in y."""
@@ -180,7 +180,7 @@ def _true_fisher_by_definition(model, loss_fn, x, y):
             draws = [(1 / (2 * O), f + sign * step * torch.eye(O, dtype=f.dtype)[o].view_as(f))
                      for o in range(O) for sign in (1, -1)]
         for weight, label in draws:
-            g = _per_sample_gradient(model, loss_fn, xn, label)
+            g = per_sample_gradient(model, loss_fn, xn, label)
             F = F + weight * torch.outer(g, g)
     return F / x.shape[0]
 
@@ -203,7 +203,7 @@ def _fisher_case(name):
 def test_true_fisher_is_its_definition_and_equals_the_ggn(name):
     model, loss_fn, (x, y) = _fisher_case(name)
     F = oc.FisherOperator(model, loss_fn, (x, y), kind="true")
-    F_ref = _true_fisher_by_definition(model, loss_fn, x, y)
+    F_ref = true_fisher_by_definition(model, loss_fn, x, y)
     atol = 1e-10 * float(F_ref.abs().max())
     torch.testing.assert_close(F.to_dense(), F_ref, rtol=1e-8, atol=atol)
     torch.testing.assert_close(F_ref, dense_ggn(model, loss_fn, (x, y)), rtol=1e-8, atol=atol)  # the one scaling
@@ -212,14 +212,14 @@ def test_true_fisher_is_its_definition_and_equals_the_ggn(name):
 
 
 @pytest.mark.parametrize("name", list(FISHER_CASES))
-def test_empirical_fisher_is_the_mean_outer_product_of_per_sample_gradients(name):
+def test_empirical_fisher_is_the_mean_outer_product_ofper_sample_gradients(name):
     model, loss_fn, (x, y) = _fisher_case(name)
-    Gs = torch.stack([_per_sample_gradient(model, loss_fn, x[n:n + 1], y[n:n + 1]) for n in range(x.shape[0])])
+    Gs = torch.stack([per_sample_gradient(model, loss_fn, x[n:n + 1], y[n:n + 1]) for n in range(x.shape[0])])
     F = oc.FisherOperator(model, loss_fn, (x, y), kind="empirical")
     torch.testing.assert_close(F.to_dense(), Gs.T @ Gs / x.shape[0], rtol=1e-10, atol=1e-14)
     with torch.no_grad():  # recomputed after the parameters move
         next(model.parameters()).mul_(0.5)
-    Gs = torch.stack([_per_sample_gradient(model, loss_fn, x[n:n + 1], y[n:n + 1]) for n in range(x.shape[0])])
+    Gs = torch.stack([per_sample_gradient(model, loss_fn, x[n:n + 1], y[n:n + 1]) for n in range(x.shape[0])])
     torch.testing.assert_close(F.to_dense(), Gs.T @ Gs / x.shape[0], rtol=1e-10, atol=1e-14)
 
 

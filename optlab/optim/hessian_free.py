@@ -27,7 +27,9 @@ ingredients of the paper, one stage of :meth:`HessianFree.step` each:
    rejected (:math:`\theta` unchanged) if no step length decreases the loss (:func:`armijo_backtracking`).
 
 ``curvature="hessian"`` uses exact Hessian-vector products (:class:`~optlab.curvature.HessianOperator`,
-on the same batch) instead; CG then stops where it meets negative curvature.
+on the same batch) instead. CG stops where it meets negative curvature (:math:`p^\top B p \le 0`: an
+indefinite Hessian, or the Gauss-Newton matrix of a loss that is not convex in the outputs) and keeps
+the iterate it has; ``state["cg_reason"]`` says why CG stopped.
 
 References:
     J. Martens (2010). Deep learning via Hessian-free optimization. ICML.
@@ -180,7 +182,8 @@ class HessianFree(torch.optim.Optimizer):
     ``step(closure)`` with torch's closure; the closure is called again (without gradients) at every
     trial point. It returns the loss before the step and leaves its gradient in ``p.grad``.
     ``state[first param]`` holds the current ``damping`` (lambda), the CG solution ``d`` (the next warm
-    start), ``rho``, ``alpha``, ``loss`` (after the step), ``cg_iterations`` and ``step``.
+    start), ``rho``, ``alpha``, ``loss`` (after the step), ``cg_iterations``, ``cg_reason`` (``"callback"``:
+    Martens' rule, ``"max_iter"``, ``"converged"`` or ``"negative curvature"``) and ``step``.
 
     Example:
         >>> torch.manual_seed(0)
@@ -257,8 +260,7 @@ class HessianFree(torch.optim.Optimizer):
         x0 = group["warm_start"] * d_prev if d_prev is not None else torch.zeros_like(g)
         with curvature.many_products():
             run = martens_cg(lambda v: curvature @ v + lam * v, g, x0, max_iter=group["cg_max_iter"],
-                             epsilon=group["epsilon"],
-                             negative_curvature="stop" if group["curvature"] == "hessian" else "raise")
+                             epsilon=group["epsilon"], negative_curvature="stop")
 
         # 3. CG backtracking on the true loss
         theta0 = flatten([p.detach() for p in params])
@@ -278,7 +280,7 @@ class HessianFree(torch.optim.Optimizer):
                                            c1=group["c1"], shrink=group["shrink"], min_alpha=group["min_alpha"],
                                            f_alpha=E_p if group["lr"] == 1.0 else None)
         assign(params, theta0 + alpha * p)
-        state.update(d=run.x, rho=rho, alpha=alpha, loss=E_new, cg_iterations=run.iterations,
+        state.update(d=run.x, rho=rho, alpha=alpha, loss=E_new, cg_iterations=run.iterations, cg_reason=run.reason,
                      step=state.get("step", 0) + 1)
         store_gradient(params, g)
         return ev.loss.detach()
