@@ -50,7 +50,6 @@ from torch import Tensor, nn
 
 from ._data import Batches, flatten, num_params, preserved_buffers, resolve_params, scalar_loss, unflatten
 from ._operator import CurvatureOperator
-from .diagonal._layers import hooked_module
 from .rop import Linearization, _accumulate, _input_rgrad, _layer_rop, _weight_rgrad, rop_layers
 
 METHODS = ("exact", "r-op", "double-backprop")
@@ -245,9 +244,15 @@ class GGNOperator(CurvatureOperator):
     def method(self) -> str:
         """``"r-op"`` or ``"double-backprop"``: how the next product is computed (a forward hook
         registered after construction switches to autograd, which runs it)."""
-        if self._layers is None or hooked_module(self.model) is not None:
-            return "double-backprop"
-        return "r-op"
+        return "double-backprop" if self._layers is None or self._rpass_obstacle() else "r-op"
+
+    def _rpass_obstacle(self) -> str:
+        """Why the R-pass cannot run the model now (e.g. a forward hook registered since), or ``""``."""
+        try:
+            rop_layers(self.model)
+        except TypeError as e:
+            return str(e)
+        return ""
 
     def _output_product(self, outputs: Tensor, targets: Tensor) -> Callable[[Tensor], Tensor]:
         r"""The middle matrix of :math:`J^\top M J` as a function :math:`u \mapsto Mu`: here the loss
@@ -274,8 +279,8 @@ class GGNOperator(CurvatureOperator):
             lin = Linearization(self._layers, self.loss_fn, x, y)
             return _RPassState(lin, self._output_product(lin.out.detach(), y))
         if self._forced:
-            raise ValueError(f"{type(self).__name__}: method='r-op': {type(hooked_module(self.model)).__name__} "
-                             f"got a forward hook, which the R-pass would bypass")
+            raise ValueError(f"{type(self).__name__}: method='r-op' no longer applies to this model: "
+                             f"{self._rpass_obstacle()}")
         return _AutogradState(self.model, x, self.params, self._output_product, y)
 
     def _states_now(self):
