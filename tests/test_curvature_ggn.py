@@ -243,3 +243,24 @@ def test_fisher_refuses_losses_that_are_not_a_likelihood():
     with pytest.raises(ValueError, match="class indices"):
         F = oc.FisherOperator(model, nn.CrossEntropyLoss(), (x, torch.softmax(torch.randn(10, 3, dtype=torch.float64), 1)))
         F @ torch.ones(F.shape[0], dtype=torch.float64)
+
+
+class _Whitened(nn.Module):
+    """A linear layer reading a fixed buffer in its forward pass (as PRONG's whitened layers do)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2).double()
+        self.register_buffer("U", torch.eye(3, dtype=torch.float64) * 2)
+
+    def forward(self, x):
+        return self.lin(x @ self.U)
+
+
+def test_a_kept_graph_survives_buffers_the_forward_pass_reads():
+    torch.manual_seed(0)
+    model = _Whitened()
+    x, y = _data(6, (3,), 12, out=(2,))
+    op = oc.GGNOperator(model, nn.MSELoss(), (x, y))
+    with op.many_products():
+        torch.testing.assert_close(op.to_dense(), dense_ggn(model, nn.MSELoss(), (x, y)), rtol=RTOL, atol=1e-12)

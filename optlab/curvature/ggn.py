@@ -286,7 +286,7 @@ class GGNOperator(CurvatureOperator):
     def _states_now(self):
         versions = tuple(p._version for p in self.params)
         if self._states is None or versions != self._versions:
-            with preserved_buffers(self.model):
+            with _changed_buffers_restored(self.model):
                 self._states = [(self._batch_state(x, y), w) for x, y, w in self.batches]
             self._versions = versions
         return self._states
@@ -304,6 +304,24 @@ class GGNOperator(CurvatureOperator):
             for x, y, w in self.batches:
                 out += w * self._batch_state(x, y).products(self.params, V)
         return out
+
+
+@contextlib.contextmanager
+def _changed_buffers_restored(model: torch.nn.Module):
+    """Run the block, then put back the buffers it changed (BatchNorm running statistics in train mode).
+
+    Unlike :func:`~optlab.curvature._data.preserved_buffers` it leaves the other buffers untouched: a
+    kept autograd graph may have saved them (e.g. a fixed whitening matrix), and writing even their own
+    values back would invalidate it.
+    """
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, s in saved:
+                if not torch.equal(b, s):
+                    b.copy_(s)
 
 
 class _RPassState:
