@@ -112,6 +112,21 @@ def test_r_pass_ggn_with_frozen_and_selected_parameters():
     torch.testing.assert_close(r, d, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["cnn-stride-padding-dilation", "linear-on-sequences-relu-mse"])
+def test_r_pass_columns_in_chunks_and_bias_only_directions(name):
+    make, loss_fn, make_data = STACKS[name]
+    model, data = make(), make_data()
+    op = oc.GGNOperator(model, loss_fn, data)
+    op.max_pass_entries = 100  # a few columns per pass
+    G_ref = dense_ggn(model, loss_fn, data)
+    torch.testing.assert_close(op.to_dense(), G_ref, rtol=RTOL, atol=RTOL * G_ref.abs().max())
+    biases = [m.bias for m in model if getattr(m, "bias", None) is not None]
+    v = torch.linspace(-1, 1, sum(b.numel() for b in biases), dtype=torch.float64)
+    torch.testing.assert_close(oc.GGNOperator(model, loss_fn, data, params=biases) @ v,
+                               oc.GGNOperator(model, loss_fn, data, params=biases, method="double-backprop") @ v,
+                               rtol=1e-10, atol=1e-12)
+
+
 def test_ggn_cache_follows_parameter_changes_and_batches_are_weighted():
     make, loss_fn, _ = STACKS["no-bias-elu-huber"]
     model = make()

@@ -84,7 +84,8 @@ def check_fisher_loss(owner: str, loss_fn, kind: str) -> None:
 
 def output_fisher_product(loss_fn, outputs: Tensor, targets: Tensor) -> Callable[[Tensor], Tensor]:
     r"""The function :math:`u \mapsto F_{\text{out}} u` for one batch of ``N`` outputs: the block diagonal
-    :math:`\frac1N \mathrm{diag}(F_{\text{out},1}, \dots, F_{\text{out},N})` of the module docstring's table.
+    :math:`\frac1N \mathrm{diag}(F_{\text{out},1}, \dots, F_{\text{out},N})` of the module docstring's table
+    (``u`` shaped like the outputs, or ``(k, *outputs.shape)`` for ``k`` vectors at once).
 
     Example:
         >>> f = torch.zeros(1, 2)                            # p = (1/2, 1/2)
@@ -153,7 +154,7 @@ class FisherOperator(GGNOperator):
         self._G, self._G_versions = None, None
         super().__init__(model, loss_fn, data, params, method=method, cache_graph=cache_graph)
 
-    def _output_product(self, outputs: Tensor, targets: Tensor) -> Callable[[Tensor], Tensor]:
+    def _output_product(self, outputs: Tensor, targets: Tensor, lin=None) -> Callable[[Tensor], Tensor]:
         return output_fisher_product(self.loss_fn, outputs, targets)
 
     def per_sample_gradients(self) -> Tensor:

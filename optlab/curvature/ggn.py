@@ -46,11 +46,13 @@ import contextlib
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+import torch.nn.grad as nng
 from torch import Tensor, nn
 
 from ._data import Batches, flatten, num_params, preserved_buffers, resolve_params, scalar_loss, unflatten
 from ._operator import CurvatureOperator
-from .rop import Linearization, _accumulate, _input_rgrad, _layer_rop, _weight_rgrad, rop_layers
+from .rop import Linearization, rop_layers
 
 METHODS = ("exact", "r-op", "double-backprop")
 
@@ -143,45 +145,107 @@ def gauss_newton_matrix(model: torch.nn.Module, loss_fn, data, *, params=None) -
     return G
 
 
-# ---------------------------------------------------------------- J v and J^T w from the R-pass
-def rpass_jvp(lin: Linearization, vs: dict[int, Tensor]) -> Tensor | None:
-    r""":math:`Jv`: the forward R-pass through the stored linearization (``None`` when :math:`v` is zero
-    on every layer); ``vs`` maps ``id(param)`` to that parameter's part of :math:`v`.
+# ---------------------------------------------------------------- J V and J^T U from the R-pass, k columns at once
+def jvp(lin: Linearization, vs: dict[int, Tensor], k: int) -> Tensor | None:
+    r""":math:`JV` for ``k`` directions at once: the forward R-pass through the stored linearization.
+
+    ``vs`` maps ``id(param)`` to that parameter's part of the ``k`` directions, shaped ``(k, *param.shape)``
+    (missing: zero). Returns ``(k, *outputs.shape)``, or ``None`` when every direction is zero on every layer.
 
     .. math:: \mathcal{R}z_l = W_l\,\mathcal{R}a_{l-1} + V_l a_{l-1} + v_{b,l},\qquad
               \mathcal{R}a_l = f'(z_l)\odot\mathcal{R}z_l
     """
     Ra = None
-    for m, a, f1 in zip(lin.layers, lin.inputs, lin.f1):
+    for j, (m, a) in enumerate(zip(lin.layers, lin.inputs)):
         if isinstance(m, (nn.Linear, nn.Conv2d)):
-            Ra = _layer_rop(m, a, Ra, vs.get(id(m.weight)), vs.get(id(m.bias)) if m.bias is not None else None)
+            Rz = _direction_term(m, a, vs.get(id(m.weight)), vs.get(id(m.bias)) if m.bias is not None else None,
+                                 k, _output_shape(lin, j))
+            if Ra is not None:
+                WRa = _weight_term(m, Ra)
+                Rz = WRa if Rz is None else Rz + WRa
+            Ra = Rz
         elif Ra is not None:
-            Ra = m(Ra) if isinstance(m, nn.Flatten) else f1 * Ra
+            Ra = Ra.reshape(k, *_output_shape(lin, j)) if isinstance(m, nn.Flatten) else lin.f1[j] * Ra
     return Ra
 
 
-def rpass_vjp(lin: Linearization, w: Tensor) -> dict[int, Tensor]:
-    r""":math:`J^\top w`: backpropagation of the output-space vector ``w`` through the stored
-    linearization; returns ``{id(param): part}``.
+def vjp(lin: Linearization, U: Tensor) -> dict[int, Tensor]:
+    r""":math:`J^\top U` for ``k`` output-space vectors at once (``U`` shaped ``(k, *outputs.shape)``):
+    backpropagation through the stored linearization; returns ``{id(param): (k, *param.shape)}``.
 
     .. math:: \delta_{z_l} = f'(z_l)\odot\delta_{a_l},\quad
-              (J^\top w)_{W_l} = \delta_{z_l}\, a_{l-1}^\top,\quad (J^\top w)_{b_l} = \textstyle\sum_n \delta_{z_l},\quad
+              (J^\top u)_{W_l} = \delta_{z_l}\, a_{l-1}^\top,\quad (J^\top u)_{b_l} = \textstyle\sum_n \delta_{z_l},\quad
               \delta_{a_{l-1}} = W_l^\top \delta_{z_l}
     """
     out: dict[int, Tensor] = {}
     first = next(j for j, m in enumerate(lin.layers) if isinstance(m, (nn.Linear, nn.Conv2d)))
-    d = w
+    d, k = U, U.shape[0]
     for j in range(len(lin.layers) - 1, first - 1, -1):
         m, a = lin.layers[j], lin.inputs[j]
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            _accumulate(out, m, *_weight_rgrad(m, a, None, None, d))
+        if isinstance(m, nn.Linear):
+            d2 = d.reshape(k, -1, m.out_features)
+            out[id(m.weight)] = d2.transpose(1, 2) @ a.reshape(-1, m.in_features)
+            if m.bias is not None:
+                out[id(m.bias)] = d2.sum(1)
             if j > first:
-                d = _input_rgrad(m, a, d, None, None)
+                d = d @ m.weight
+        elif isinstance(m, nn.Conv2d):
+            kw = _conv_kwargs(m)
+            stacked = d.movedim(0, 1).flatten(1, 2)  # (N, k * out, H, W): the k columns as output channels
+            out[id(m.weight)] = nng.conv2d_weight(a, (k * m.out_channels, *m.weight.shape[1:]), stacked,
+                                                  **kw).unflatten(0, (k, m.out_channels))
+            if m.bias is not None:
+                out[id(m.bias)] = d.sum((1, 3, 4))
+            if j > first:
+                d = nng.conv2d_input((k * a.shape[0], *a.shape[1:]), m.weight, d.flatten(0, 1), **kw).unflatten(0, (k, a.shape[0]))
         elif isinstance(m, nn.Flatten):
-            d = d.reshape(a.shape)
+            d = d.reshape(k, *a.shape)
         else:
             d = lin.f1[j] * d
     return out
+
+
+def _output_shape(lin: Linearization, j: int) -> torch.Size:
+    return lin.inputs[j + 1].shape if j + 1 < len(lin.layers) else lin.out.shape
+
+
+def _conv_kwargs(m: nn.Conv2d) -> dict:
+    return dict(stride=m.stride, padding=m.padding, dilation=m.dilation)
+
+
+def _direction_term(m, a: Tensor, V: Tensor | None, Vb: Tensor | None, k: int, shape) -> Tensor | None:
+    r""":math:`V a + v_b` of a Linear or Conv2d layer for ``k`` directions, ``(k, *shape)`` (``None``: zero)."""
+    if V is None and Vb is None:
+        return None
+    if isinstance(m, nn.Linear):
+        lead = [1] * (len(shape) - 1)
+        Rz = None if V is None else F.linear(a, V.reshape(-1, m.in_features)).unflatten(-1, (k, m.out_features)).movedim(-2, 0)
+        b = None if Vb is None else Vb.reshape(k, *lead, m.out_features)
+    else:
+        Rz = None if V is None else F.conv2d(a, V.flatten(0, 1), None, **_conv_kwargs(m)).unflatten(1, (k, m.out_channels)).movedim(1, 0)
+        b = None if Vb is None else Vb.reshape(k, 1, m.out_channels, 1, 1)
+    if b is None:
+        return Rz
+    return b.expand(k, *shape) if Rz is None else Rz + b
+
+
+def _weight_term(m, Ra: Tensor) -> Tensor:
+    r""":math:`W\,\mathcal{R}a` of a Linear or Conv2d layer for ``k`` directions (``Ra`` shaped ``(k, N, ...)``)."""
+    if isinstance(m, nn.Linear):
+        return F.linear(Ra, m.weight)
+    return F.conv2d(Ra.flatten(0, 1), m.weight, None, **_conv_kwargs(m)).unflatten(0, Ra.shape[:2])
+
+
+def _closed_form_loss_hessian(lin: Linearization) -> Callable[[Tensor], Tensor] | None:
+    r""":math:`U \mapsto H_\ell U` in closed form where the linearization found one (mean cross-entropy:
+    :math:`\frac1N(p\odot u - p\,(p^\top u))` per sample; mean squared error: :math:`\frac{2}{\text{numel}}u`)."""
+    if lin.p is not None:
+        p, N = lin.p, lin.p.shape[0]
+        return lambda U: (p * U - p * (p * U).sum(-1, keepdim=True)) / N
+    if lin.mse:
+        c = 2.0 / lin.out.numel()
+        return lambda U: c * U
+    return None
 
 
 class GGNOperator(CurvatureOperator):
@@ -198,10 +262,10 @@ class GGNOperator(CurvatureOperator):
             ``loss_fn`` is any function of ``(outputs, targets)``).
         method: how :math:`Jv` and :math:`J^\top w` are computed, always exactly. ``"r-op"``: the
             R-pass's linearization (``nn.Sequential`` stacks of Linear, Conv2d, Flatten and element-wise
-            activations, ``ValueError`` for other models); ``"double-backprop"``: autograd (any model);
-            ``"exact"`` (default): the R-pass where it applies (the faster, measured in
-            ``benchmarks/bench_second_order.py``), autograd otherwise. The attribute ``method`` tells
-            which one is used.
+            activations, ``ValueError`` for other models), several columns per pass; ``"double-backprop"``:
+            autograd, one column at a time (any model); ``"exact"`` (default): the R-pass where it
+            applies (the faster, measured in ``benchmarks/bench_second_order.py``), autograd otherwise.
+            The attribute ``method`` tells which one is used.
         cache_graph: as in :class:`~optlab.curvature.HessianOperator`: ``True`` keeps each batch's
             linearization (or autograd graph) until a parameter changes; ``None`` (default) keeps it
             only inside :meth:`many_products` (what CG and the eigensolvers use); ``False`` never.
@@ -216,6 +280,10 @@ class GGNOperator(CurvatureOperator):
     Reference: Schraudolph, N. N. (2002). Fast curvature matrix-vector products for second-order
     gradient descent. Neural Computation 14(7).
     """
+
+    #: the most entries of one layer's activations times columns that one R-pass holds (to_dense of a
+    #: big batch runs in chunks of columns)
+    max_pass_entries = 2 ** 22
 
     def __init__(self, model: torch.nn.Module, loss_fn, data, params=None, *, method: str = "exact",
                  cache_graph: bool | None = None):
@@ -254,10 +322,16 @@ class GGNOperator(CurvatureOperator):
             return str(e)
         return ""
 
-    def _output_product(self, outputs: Tensor, targets: Tensor) -> Callable[[Tensor], Tensor]:
-        r"""The middle matrix of :math:`J^\top M J` as a function :math:`u \mapsto Mu`: here the loss
-        Hessian :math:`H_\ell` (the Fisher operator puts the output distribution's Fisher here)."""
-        return loss_hessian_product(self.loss_fn, outputs, targets)
+    def _output_product(self, outputs: Tensor, targets: Tensor,
+                        lin: Linearization | None = None) -> Callable[[Tensor], Tensor]:
+        r"""The middle matrix of :math:`J^\top M J` as a function :math:`U \mapsto MU` on ``(k, *outputs.shape)``:
+        here the loss Hessian :math:`H_\ell` (the Fisher operator puts the output distribution's Fisher
+        here); in closed form where the R-pass's linearization has one, else by autograd."""
+        closed = None if lin is None else _closed_form_loss_hessian(lin)
+        if closed is not None:
+            return closed
+        product = loss_hessian_product(self.loss_fn, outputs, targets)
+        return lambda U: torch.stack([product(u) for u in U])
 
     @contextlib.contextmanager
     def many_products(self):
@@ -274,10 +348,10 @@ class GGNOperator(CurvatureOperator):
             self._states, self._versions = None, None
 
     def _batch_state(self, x: Tensor, y: Tensor):
-        """What every product on this batch reuses: the linearization and :math:`u \\mapsto Mu`."""
+        """What every product on this batch reuses: the linearization and :math:`U \\mapsto MU`."""
         if self.method == "r-op":
             lin = Linearization(self._layers, self.loss_fn, x, y)
-            return _RPassState(lin, self._output_product(lin.out.detach(), y))
+            return _RPassState(lin, self._output_product(lin.out.detach(), y, lin), self.max_pass_entries)
         if self._forced:
             raise ValueError(f"{type(self).__name__}: method='r-op' no longer applies to this model: "
                              f"{self._rpass_obstacle()}")
@@ -325,22 +399,25 @@ def _changed_buffers_restored(model: torch.nn.Module):
 
 
 class _RPassState:
-    """One batch's linearization and output-space product: :math:`J^\\top M J v` by two passes."""
+    """One batch's linearization and output-space product: :math:`J^\\top M J V`, columns in chunks."""
 
-    def __init__(self, lin: Linearization, output_product):
+    def __init__(self, lin: Linearization, output_product, max_pass_entries: int):
         self.lin, self.output_product = lin, output_product
+        widest = max([a.numel() for a in lin.inputs[1:]] + [lin.out.numel()])  # what k columns multiply
+        self.chunk = max(1, max_pass_entries // widest)
 
     @torch.no_grad()
     def products(self, params, V: Tensor) -> Tensor:
-        cols = []
-        for j in range(V.shape[1]):
-            Jv = rpass_jvp(self.lin, {id(p): vp for p, vp in zip(params, unflatten(V[:, j], params))})
-            if Jv is None:
-                cols.append(torch.zeros_like(V[:, j]))
-                continue
-            parts = rpass_vjp(self.lin, self.output_product(Jv))
-            cols.append(flatten([parts.get(id(p)) for p in params], params))
-        return torch.stack(cols, dim=1)
+        return torch.cat([self._chunk(params, V[:, i:i + self.chunk]) for i in range(0, V.shape[1], self.chunk)], 1)
+
+    def _chunk(self, params, V: Tensor) -> Tensor:
+        k = V.shape[1]
+        JV = jvp(self.lin, {id(p): Vp for p, Vp in zip(params, _unflatten_columns(V, params))}, k)
+        if JV is None:
+            return torch.zeros_like(V)
+        parts = vjp(self.lin, self.output_product(JV))
+        return torch.cat([(parts[id(p)] if id(p) in parts else V.new_zeros(k, *p.shape)).reshape(k, -1)
+                          for p in params], dim=1).T
 
 
 class _AutogradState:
@@ -366,15 +443,14 @@ class _AutogradState:
             with torch.enable_grad():
                 (Jv,) = torch.autograd.grad(self.JTu, self.u, grad_outputs=[vs[i] for i in self.used],
                                             retain_graph=True)
-                JTw = torch.autograd.grad(self.out, params, grad_outputs=self.output_product(Jv), retain_graph=True,
-                                          allow_unused=True)
+                JTw = torch.autograd.grad(self.out, params, grad_outputs=self.output_product(Jv[None])[0],
+                                          retain_graph=True, allow_unused=True)
             cols.append(flatten(JTw, params))
         return torch.stack(cols, dim=1)
 
 
 def _unflatten_columns(V: Tensor, params) -> list[Tensor]:
-    """Split the ``(P, k)`` matrix ``V`` into ``k``-batched tensors shaped ``(k, *p.shape)`` (the Hessian
-    operator's batched double backprop uses it)."""
+    """Split the ``(P, k)`` matrix ``V`` into ``k``-batched tensors shaped ``(k, *p.shape)``."""
     out, i = [], 0
     for p in params:
         out.append(V[i:i + p.numel()].T.reshape(V.shape[1], *p.shape))
