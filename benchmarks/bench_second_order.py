@@ -19,12 +19,16 @@ Gauss-Newton and Levenberg-Marquardt fit one-hot targets by least squares: befor
 the residuals r (E = 1/2 ||r||^2, damping mu); after, ``loss_fn=MSELoss(reduction="sum")`` (E = ||r||^2,
 damping 2 mu: the same step). The others use the mean cross-entropy on both sides. Newton's damping is
 1e-4 (the weights of the always-blank pixels have a zero Hessian), damped Newton's 10 (CG then meets no
-negative curvature). Every timed repeat
-starts from the same parameters with a freshly built optimizer and times one ``step`` (so
-Hessian-free's CG has no warm start, vSGD's step is its first slow-start sample, PRONG's includes a
-re-whitening with ``reparam_every=1``). The last column compares the two sides' steps,
-``|d_after - d_before| / |d_before|`` (0 up to rounding where the algorithm is the same; nonlinear CG's
-line search and the conversions of SDLM/vSGD to the model's diagonal may legitimately differ).
+negative curvature). Every timed repeat starts from the same parameters with a freshly built optimizer
+and times one ``step`` (so Hessian-free's CG has no warm start, vSGD's step is the first of its n0 = 2
+slow-start samples, PRONG's includes a re-whitening with ``reparam_every=1``). The last rows time the
+operators themselves: ten GGN-vector products on one batch (as inside a CG solve), and the dense GGN and
+Fisher matrices the dense solvers build.
+
+The last column compares the two sides' results, ``|d_after - d_before| / |d_before|`` for the steps
+(the operators' products for the operator rows): 0 up to rounding where the algorithm is the same.
+Nonlinear CG's line search and SDLM's and vSGD's diagonals may legitimately differ after their
+conversion; truncated CG on an ill-conditioned system amplifies rounding differences.
 
 Timing: medians over ``--rounds`` x ``--repeats`` steps per side (one warm-up step per process); with the
 default ``--threads 1`` the clock is the calling thread's CPU time (``time.thread_time``), which other
@@ -233,6 +237,15 @@ def _build(side: str, case: str, model, x, y, kind: str):
     raise ValueError(f"unknown case {case!r}")
 
 
+def _sketch(result):
+    """A dense matrix as its product with 8 fixed random vectors (enough to compare two sides)."""
+    import torch
+    if result.dim() < 2:
+        return result.reshape(-1)
+    R = torch.randn(result.shape[1], 8, generator=torch.Generator().manual_seed(0), dtype=result.dtype)
+    return (result @ R).reshape(-1)
+
+
 def worker(side: str, repeats: int, threads: int, out: str) -> None:
     import torch
     import optlab
@@ -253,10 +266,11 @@ def worker(side: str, repeats: int, threads: int, out: str) -> None:
                 opt, closure = _build(side, case, model, x, y, kind)
                 theta0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
                 t0 = clock()
-                opt.step(closure)
+                result = opt.step(closure)
                 t = clock() - t0
-                if r == 0:
-                    step = torch.cat([p.detach().reshape(-1) for p in model.parameters()]) - theta0
+                if r == 0:  # what the sides must agree on: the step, or the operator's product
+                    step = (_sketch(result.detach()) if kind == "operator" else
+                            torch.cat([p.detach().reshape(-1) for p in model.parameters()]) - theta0)
                 else:
                     times.append(t)
             results[case] = {"times": times, "step": step.tolist(),
@@ -310,7 +324,7 @@ def main() -> None:
             runs[side].append(run_side(side, tree, args))
     print(f"\nbefore: {runs['before'][0]['optlab']}\nafter:  {runs['after'][0]['optlab']}")
     print(f"median step time over {args.rounds} x {args.repeats} steps, {args.threads} thread(s), float64\n")
-    header = f"{'optimizer':<36} {'problem':<7} {'params':>6} {'before ms':>10} {'after ms':>10} {'after/before':>12} {'|d_a-d_b|/|d_b|':>16}"
+    header = f"{'optimizer / operator':<36} {'problem':<7} {'params':>6} {'before ms':>10} {'after ms':>10} {'after/before':>12} {'|d_a-d_b|/|d_b|':>16}"
     print(header)
     print("-" * len(header))
     for case, problem, _ in CASES:
@@ -330,8 +344,8 @@ def main() -> None:
         (tb, rb), (ta, ra) = sides["before"], sides["after"]
         db, da = rb["step"], ra["step"]
         norm = sum(v * v for v in db) ** 0.5
-        diff = sum((a - b) ** 2 for a, b in zip(da, db)) ** 0.5 / norm if norm > 0 else float("nan")
-        print(f"{case:<36} {problem:<7} {ra['params']:>6} {cells[0]} {cells[1]} {ta / tb:12.2f} {diff:16.1e}")
+        diff = f"{sum((a - b) ** 2 for a, b in zip(da, db)) ** 0.5 / norm:16.1e}" if norm > 0 else f"{'(no step)':>16}"
+        print(f"{case:<36} {problem:<7} {ra['params']:>6} {cells[0]} {cells[1]} {ta / tb:12.2f} {diff}")
 
 
 if __name__ == "__main__":
