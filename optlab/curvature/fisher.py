@@ -14,24 +14,26 @@ score over labels drawn from the model, the empirical Fisher over the observed l
 
 **One scaling**: both average over the samples the outer products of the gradients of the same
 per-sample loss :math:`\ell_n` (``loss_fn`` on that sample alone, mean-reduced), which is how the mean
-loss :math:`E` and its Hessian and Gauss-Newton matrix are scaled. The likelihood is implied by
+loss :math:`E`, its Hessian and its Gauss-Newton matrix are scaled. The likelihood is implied by
 ``loss_fn``, and :math:`F_{\text{out},n} = \mathbb{E}_{\hat y}[\nabla_f\ell_n\nabla_f\ell_n^\top]` is
 written out:
 
-==========================  ===========================================  ==========================================
-``loss_fn`` (mean)          likelihood :math:`p(y\mid f_n)`               :math:`F_{\text{out},n}`
-==========================  ===========================================  ==========================================
-``CrossEntropyLoss``        categorical, :math:`p = \mathrm{softmax}(f_n)` :math:`\sum_c p_c (p - e_c)(p - e_c)^\top = \mathrm{diag}(p) - pp^\top`
-``MSELoss`` (O outputs)     Gaussian :math:`\mathcal N(f_n, \tfrac O2 I)`  :math:`\tfrac{2}{O} I` (then :math:`\ell_n = \tfrac1O\|f_n - y\|^2` exactly)
-``BCEWithLogitsLoss``       Bernoulli, :math:`p = \sigma(f_n)`, one output  :math:`p(1-p)`
-==========================  ===========================================  ==========================================
+- ``CrossEntropyLoss``: categorical, :math:`p = \mathrm{softmax}(f_n)`;
+  :math:`F_{\text{out},n} = \sum_c p_c (p - e_c)(p - e_c)^\top = \mathrm{diag}(p) - pp^\top`.
+- ``MSELoss`` with :math:`O` outputs per sample: Gaussian :math:`\mathcal N(f_n, \tfrac O2 I)`, whose
+  negative log-likelihood is exactly :math:`\ell_n = \tfrac1O\|f_n - y\|^2` (+ a constant);
+  :math:`F_{\text{out},n} = \tfrac{2}{O} I`.
+- ``BCEWithLogitsLoss`` with one output per sample: Bernoulli, :math:`p = \sigma(f_n)`;
+  :math:`F_{\text{out},n} = p(1-p)`. (With several outputs the mean over them is not a sample's
+  negative log-likelihood: the true Fisher refuses it.)
 
 Each :math:`F_{\text{out},n}` is the loss's Hessian in output space :math:`\partial^2\ell_n/\partial f^2`
-for these losses (exponential families in their natural parameters), so **the true Fisher equals the generalized Gauss-Newton matrix** of :math:`E`
-(Martens 2020; tested against :class:`~optlab.curvature.GGNOperator`). It is computed as the GGN is,
-:math:`J^\top F_{\text{out}} (J v)` by the R-pass's linearization. The empirical Fisher is not a
-curvature of :math:`E` (Kunstner et al. 2019 show where it fails); it is computed from per-sample
-gradients (one forward/backward per sample: use eval mode for models with BatchNorm).
+for these losses (exponential families in their natural parameters), so **the true Fisher equals the
+generalized Gauss-Newton matrix** of :math:`E` (Martens 2020; tested against
+:class:`~optlab.curvature.GGNOperator`). It is computed as the GGN is, :math:`J^\top F_{\text{out}} (J v)`
+by the R-pass's linearization. The empirical Fisher is not a curvature of :math:`E` (Kunstner et al.
+2019 show where it fails); it is computed from per-sample gradients (one forward/backward per sample:
+use eval mode for models with BatchNorm).
 
 References:
     Amari, S. (1998). Natural gradient works efficiently in learning. Neural Computation 10(2).

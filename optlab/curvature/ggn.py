@@ -23,13 +23,17 @@ dense is built for a product; each factor is one pass:
 - :math:`Jv`, the change of the outputs along :math:`v`: the forward R-pass of
   :mod:`optlab.curvature.rop` (:math:`\mathcal{R}z_l = W_l\,\mathcal{R}a_{l-1} + V_l a_{l-1} + v_{b,l}`,
   :math:`\mathcal{R}a_l = f'(z_l)\odot\mathcal{R}z_l`);
-- :math:`H_\ell u`: a Hessian-vector product of the loss in output space (autograd, on the outputs only);
+- :math:`H_\ell u`: the loss's Hessian in output space times :math:`u` (closed forms for mean
+  cross-entropy, :math:`\frac1N(p\odot u - p\,p^\top u)` per sample, and mean squared error,
+  :math:`\frac{2}{\text{numel}}u`; otherwise a Hessian-vector product by autograd on the outputs only);
 - :math:`J^\top w`: ordinary backpropagation of :math:`w` through the same linearization
   (:math:`\delta_{z_l} = f'(z_l)\odot\delta_{a_l}`, :math:`\delta_{a_{l-1}} = W_l^\top\delta_{z_l}`,
   :math:`(J^\top w)_{W_l} = \delta_{z_l} a_{l-1}^\top`).
 
 For ``nn.Sequential`` stacks the R-pass's :class:`~optlab.curvature.rop.Linearization` (layer inputs and
-:math:`f'`) is computed once per batch and every product reuses it. Other models get :math:`Jv` by the
+:math:`f'`) is computed once per batch and every product reuses it; :func:`jvp` and :func:`vjp` carry
+``k`` columns at once (the columns of ``to_dense()`` go through the layers as one batch of ``k``
+directions, in chunks that bound the memory). Other models get :math:`Jv` by the
 double-vjp trick (differentiate the backward pass :math:`u \mapsto J^\top u` with respect to :math:`u`) and
 :math:`J^\top w` by autograd's backward pass.
 
