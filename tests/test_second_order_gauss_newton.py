@@ -218,7 +218,8 @@ def test_the_closure_contract_errors():
         opt.step(lambda: SUM(model(x), y) + SUM(model(x), y))
     with pytest.raises(TypeError, match="loss_fn=.*must be the torch.nn.Module loss"):
         GaussNewton(model.parameters(), model=model, loss_fn=lambda a, b: ((a - b) ** 2).sum())
-    with pytest.raises(ValueError, match=r"params'\]\[0\].*is not a parameter of model"):
+    with pytest.raises(ValueError, match=r"invalid param_groups\[0\]\['params'\]\[0\]=<tensor of shape \(2,\), not in "
+                                         r"model>; expected a parameter of model="):
         GaussNewton([nn.Parameter(torch.zeros(2, dtype=DT))], model=model, loss_fn=SUM)
 
 

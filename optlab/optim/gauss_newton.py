@@ -160,9 +160,9 @@ def check_model_params(owner: str, model, loss_fn, param_groups) -> None:
     for i, group in enumerate(param_groups):
         for j, p in enumerate(group["params"]):
             if id(p) not in own:
-                raise ValueError(f"{owner}: param_groups[{i}]['params'][{j}] (shape {tuple(p.shape)}) is not a "
-                                 f"parameter of model; expected the parameters of model= (the curvature is "
-                                 f"taken through it)")
+                raise ValueError(f"{owner}: invalid param_groups[{i}]['params'][{j}]=<tensor of shape "
+                                 f"{tuple(p.shape)}, not in model>; expected a parameter of model= (the curvature "
+                                 f"is taken through it)")
 
 
 def all_params(param_groups) -> list[Tensor]:
