@@ -1,22 +1,39 @@
 r"""The Fisher information matrix of a network, true and empirical, as a linear operator.
 
-Reading the loss as a negative log-likelihood, :math:`\ell(f, y) = -\log p(y \mid f)`, the (true)
-Fisher averages the outer product of the score over labels drawn from the model, the empirical Fisher
-over the observed labels:
+Reading the per-sample loss as a negative log-likelihood, :math:`\ell_n(y) = \ell(f_n, y) = -\log p(y \mid f_n)`
+(+ a constant), with :math:`f_n` the network's output for sample :math:`n` and the loss the mean
+:math:`E = \frac1N\sum_n \ell_n(y_n)`, the (true) Fisher averages the outer product of the per-sample
+score over labels drawn from the model, the empirical Fisher over the observed labels:
 
 .. math::
 
-    F = \frac1N\sum_n J_n^\top\, \mathbb{E}_{\hat y \sim p(\cdot\mid f_n)}\!\big[\nabla_f\ell(f_n,\hat y)\,
-        \nabla_f\ell(f_n,\hat y)^\top\big]\, J_n, \qquad
-    F_{\text{emp}} = \frac1N\sum_n \nabla_\omega \ell_n\, \nabla_\omega \ell_n^\top
+    F = \frac1N\sum_n \mathbb{E}_{\hat y \sim p(\cdot\mid f_n)}\!\big[\nabla_\omega\ell_n(\hat y)\,
+        \nabla_\omega\ell_n(\hat y)^\top\big]
+      = \frac1N\sum_n J_n^\top\, F_{\text{out},n}\, J_n, \qquad
+    F_{\text{emp}} = \frac1N\sum_n \nabla_\omega \ell_n(y_n)\, \nabla_\omega \ell_n(y_n)^\top
 
-For the mean-reduced losses supported here the output-space expectation is written out:
-cross-entropy (categorical, enumerated over the classes:
-:math:`\sum_c p_c (p - e_c)(p - e_c)^\top = \operatorname{diag}(p) - pp^\top`), MSE (a Gaussian of
-variance :math:`O/2` per output, :math:`\frac{2}{O} I`) and ``BCEWithLogitsLoss`` (Bernoulli,
-:math:`\operatorname{diag}(p(1-p))`). For these exponential-family losses the true Fisher equals the
-generalized Gauss-Newton matrix (Martens 2020). The empirical Fisher is computed from per-sample
-gradients (one forward/backward per sample: use eval mode for models with BatchNorm).
+**One scaling**: both average over the samples the outer products of the gradients of the same
+per-sample loss :math:`\ell_n` (``loss_fn`` on that sample alone, mean-reduced), which is how the mean
+loss :math:`E`, its Hessian and its Gauss-Newton matrix are scaled. The likelihood is implied by
+``loss_fn``, and :math:`F_{\text{out},n} = \mathbb{E}_{\hat y}[\nabla_f\ell_n\nabla_f\ell_n^\top]` is
+written out:
+
+- ``CrossEntropyLoss``: categorical, :math:`p = \mathrm{softmax}(f_n)`;
+  :math:`F_{\text{out},n} = \sum_c p_c (p - e_c)(p - e_c)^\top = \mathrm{diag}(p) - pp^\top`.
+- ``MSELoss`` with :math:`O` outputs per sample: Gaussian :math:`\mathcal N(f_n, \tfrac O2 I)`, whose
+  negative log-likelihood is exactly :math:`\ell_n = \tfrac1O\|f_n - y\|^2` (+ a constant);
+  :math:`F_{\text{out},n} = \tfrac{2}{O} I`.
+- ``BCEWithLogitsLoss`` with one output per sample: Bernoulli, :math:`p = \sigma(f_n)`;
+  :math:`F_{\text{out},n} = p(1-p)`. (With several outputs the mean over them is not a sample's
+  negative log-likelihood: the true Fisher refuses it.)
+
+Each :math:`F_{\text{out},n}` is the loss's Hessian in output space :math:`\partial^2\ell_n/\partial f^2`
+for these losses (exponential families in their natural parameters), so **the true Fisher equals the
+generalized Gauss-Newton matrix** of :math:`E` (Martens 2020; tested against
+:class:`~optlab.curvature.GGNOperator`). It is computed as the GGN is, :math:`J^\top F_{\text{out}} (J v)`
+by the R-pass's linearization. The empirical Fisher is not a curvature of :math:`E` (Kunstner et al.
+2019 show where it fails); it is computed from per-sample gradients (one forward/backward per sample:
+use eval mode for models with BatchNorm).
 
 References:
     Amari, S. (1998). Natural gradient works efficiently in learning. Neural Computation 10(2).
@@ -27,37 +44,79 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from ._data import Batches, batch_loss, flatten, num_params, preserved_buffers, resolve_params
-from ._operator import CurvatureOperator
-from .ggn import ggn_batch_matmat
+from ._data import batch_loss, flatten, preserved_buffers
+from .ggn import GGNOperator
 
 KINDS = ("true", "empirical")
+LIKELIHOODS = (nn.CrossEntropyLoss, nn.MSELoss, nn.BCEWithLogitsLoss)
 
 
-def output_fisher_matvec(loss_fn, f: Tensor, y: Tensor, u: Tensor) -> Tensor:
-    r"""Output-space Fisher times ``u`` for one batch of outputs ``f`` (mean-reduced loss, batch of ``N``)."""
-    N = f.shape[0]
-    if isinstance(loss_fn, nn.CrossEntropyLoss) and f.dim() == 2:
-        p = torch.softmax(f, dim=1)
-        out = torch.zeros_like(u)
-        for c in range(f.shape[1]):  # E_{c ~ p}[(p - e_c)(p - e_c)^T u]
-            s = p.clone()
-            s[:, c] -= 1
-            out += p[:, c:c + 1] * s * (s * u).sum(1, keepdim=True)
-        return out / N
+def check_likelihood(owner: str, loss_fn) -> None:
+    """``loss_fn`` must be a mean-reduced negative log-likelihood the true Fisher knows (a table row of
+    the module docstring), without weights or smoothing that would make it another function."""
+    if not isinstance(loss_fn, LIKELIHOODS):
+        raise TypeError(f"{owner}: no likelihood known for loss_fn={type(loss_fn).__name__}; expected one of "
+                        f"{', '.join(c.__name__ for c in LIKELIHOODS)} (or kind='empirical')")
+    changed = [name for name, default in (("weight", None), ("pos_weight", None), ("label_smoothing", 0.0))
+               if getattr(loss_fn, name, default) is not None and getattr(loss_fn, name, default) != default]
+    if changed:
+        name = changed[0]
+        raise ValueError(f"{owner}: invalid loss_fn.{name}={getattr(loss_fn, name)!r}; expected the default "
+                         f"({'None' if name != 'label_smoothing' else '0.0'}): with it the loss is no longer a "
+                         f"negative log-likelihood (or use kind='empirical')")
+
+
+def check_fisher_loss(owner: str, loss_fn, kind: str) -> None:
+    """The checks a Fisher of ``kind`` makes on ``loss_fn`` (shared by :class:`FisherOperator` and
+    :class:`~optlab.optim.NaturalGradient`): a known kind, a mean-reduced loss, a known likelihood for
+    ``"true"``."""
+    if kind not in KINDS:
+        raise ValueError(f"{owner}: invalid kind={kind!r}; expected one of {KINDS}")
+    if getattr(loss_fn, "reduction", "mean") != "mean":
+        raise ValueError(f"{owner}: invalid loss_fn.reduction={loss_fn.reduction!r}; expected 'mean' (the Fisher "
+                         f"averages over samples as the mean loss does)")
+    if kind == "true":
+        check_likelihood(f"{owner}(kind='true')", loss_fn)
+
+
+def output_fisher_product(loss_fn, outputs: Tensor, targets: Tensor) -> Callable[[Tensor], Tensor]:
+    r"""The function :math:`u \mapsto F_{\text{out}} u` for one batch of ``N`` outputs: the block diagonal
+    :math:`\frac1N \mathrm{diag}(F_{\text{out},1}, \dots, F_{\text{out},N})` of the module docstring's table
+    (``u`` shaped like the outputs, or ``(k, *outputs.shape)`` for ``k`` vectors at once).
+
+    Example:
+        >>> f = torch.zeros(1, 2)                            # p = (1/2, 1/2)
+        >>> output_fisher_product(torch.nn.CrossEntropyLoss(), f, torch.tensor([0]))(torch.tensor([[1.0, 0.0]]))
+        tensor([[ 0.2500, -0.2500]])
+    """
+    N = outputs.shape[0]
+    if isinstance(loss_fn, nn.CrossEntropyLoss):
+        if outputs.dim() != 2 or targets.dim() != 1 or targets.is_floating_point() or bool((targets < 0).any()):
+            raise ValueError(f"true Fisher of CrossEntropyLoss: outputs of shape {tuple(outputs.shape)}, targets of "
+                             f"shape {tuple(targets.shape)} and dtype {targets.dtype}; expected logits (N, C) and "
+                             f"class indices >= 0 of shape (N,)")
+        p = torch.softmax(outputs, dim=-1)
+        return lambda u: (p * u - p * (p * u).sum(-1, keepdim=True)) / N   # E_c[(p - e_c)(p - e_c)^T] u
     if isinstance(loss_fn, nn.MSELoss):
-        return 2.0 * u / f.numel()
-    if isinstance(loss_fn, nn.BCEWithLogitsLoss):
-        p = torch.sigmoid(f)
-        return p * (1 - p) * u / f.numel()
-    raise TypeError(f"true Fisher: no likelihood known for {type(loss_fn).__name__}; expected CrossEntropyLoss, "
-                    "MSELoss or BCEWithLogitsLoss (or use kind='empirical')")
+        if targets.shape != outputs.shape:
+            raise ValueError(f"true Fisher of MSELoss: targets of shape {tuple(targets.shape)}; expected the outputs' "
+                             f"shape {tuple(outputs.shape)}")
+        c = 2.0 / outputs.numel()
+        return lambda u: c * u
+    if outputs.numel() != N:
+        raise ValueError(f"true Fisher of BCEWithLogitsLoss: outputs of shape {tuple(outputs.shape)}; expected one "
+                         f"output per sample, (N,) or (N, 1): the mean over several Bernoulli outputs is not a "
+                         f"sample's negative log-likelihood (use kind='empirical')")
+    s = torch.sigmoid(outputs)
+    return lambda u: s * (1 - s) * u / N
 
 
-class FisherOperator(CurvatureOperator):
+class FisherOperator(GGNOperator):
     r"""The Fisher information matrix, ``kind="true"`` or ``"empirical"``, as a linear operator.
 
     .. math::
@@ -65,10 +124,24 @@ class FisherOperator(CurvatureOperator):
         F v = \frac1N\sum_n J_n^\top F_{\text{out},n} J_n v \quad\text{(true)},\qquad
         F_{\text{emp}} v = \frac1N\sum_n \nabla\ell_n (\nabla\ell_n^\top v) \quad\text{(empirical)}
 
+    scaled as the mean loss (the module docstring): the true Fisher equals the Gauss-Newton matrix
+    :class:`~optlab.curvature.GGNOperator` for the supported likelihoods.
+
     Args:
         model, loss_fn, data, params: as in :class:`~optlab.curvature.HessianOperator`; ``loss_fn`` must
-            be mean-reduced (``reduction="mean"``).
-        kind: ``"true"`` (labels from the model) or ``"empirical"`` (observed labels).
+            be mean-reduced (``reduction="mean"``), and for ``kind="true"`` one of ``CrossEntropyLoss``
+            (class-index targets), ``MSELoss`` or ``BCEWithLogitsLoss`` (one output per sample), which
+            imply the likelihood.
+        kind: ``"true"`` (labels drawn from the model, expectation in closed form) or ``"empirical"``
+            (observed labels).
+        method, cache_graph: for ``kind="true"``, as in :class:`~optlab.curvature.GGNOperator`.
+
+    Example:
+        >>> model = torch.nn.Linear(2, 3).double()
+        >>> x, y = torch.randn(8, 2, dtype=torch.float64), torch.randint(0, 3, (8,))
+        >>> F = FisherOperator(model, torch.nn.CrossEntropyLoss(), (x, y))
+        >>> bool(torch.allclose(F.to_dense(), GGNOperator(model, torch.nn.CrossEntropyLoss(), (x, y)).to_dense()))
+        True
 
     References:
         Amari, S. (1998). Natural gradient works efficiently in learning. Neural Computation 10(2).
@@ -76,42 +149,31 @@ class FisherOperator(CurvatureOperator):
         for natural gradient descent. NeurIPS.
     """
 
-    def __init__(self, model: nn.Module, loss_fn, data, params=None, *, kind: str = "true"):
-        if kind not in KINDS:
-            raise ValueError(f"FisherOperator: kind={kind!r}; expected one of {KINDS}")
-        if getattr(loss_fn, "reduction", "mean") != "mean":
-            raise ValueError(f"FisherOperator: loss_fn.reduction={loss_fn.reduction!r}; expected 'mean'")
-        if kind == "true" and not isinstance(loss_fn, (nn.CrossEntropyLoss, nn.MSELoss, nn.BCEWithLogitsLoss)):
-            raise TypeError(f"FisherOperator(kind='true'): no likelihood known for {type(loss_fn).__name__}; "
-                            "expected CrossEntropyLoss, MSELoss or BCEWithLogitsLoss (or use kind='empirical')")
-        self.model, self.loss_fn, self.kind = model, loss_fn, kind
-        self.batches = Batches(data)
-        self.params = resolve_params(model, params)
-        self._G = None
-        p0 = self.params[0]
-        super().__init__(num_params(self.params), p0.dtype, p0.device)
+    def __init__(self, model: nn.Module, loss_fn, data, params=None, *, kind: str = "true", method: str = "exact",
+                 cache_graph: bool | None = None):
+        check_fisher_loss(type(self).__name__, loss_fn, kind)
+        self.kind = kind
+        self._G, self._G_versions = None, None
+        super().__init__(model, loss_fn, data, params, method=method, cache_graph=cache_graph)
+
+    def _output_product(self, outputs: Tensor, targets: Tensor, lin=None) -> Callable[[Tensor], Tensor]:
+        return output_fisher_product(self.loss_fn, outputs, targets)
 
     def per_sample_gradients(self) -> Tensor:
-        r"""The ``N x P`` matrix of per-sample gradients :math:`\nabla_\omega\ell_n` (computed once)."""
-        if self._G is None:
+        r"""The ``N x P`` matrix of per-sample gradients :math:`\nabla_\omega\ell_n` (computed once for the
+        current parameters, again after they change)."""
+        versions = tuple(p._version for p in self.params)
+        if self._G is None or versions != self._G_versions:
             rows = []
             with torch.enable_grad(), preserved_buffers(self.model):
                 for x, y in self.batches.samples():
                     loss = batch_loss(self.model, self.loss_fn, x, y)
                     rows.append(flatten(torch.autograd.grad(loss, self.params, allow_unused=True), self.params))
-            self._G = torch.stack(rows)
+            self._G, self._G_versions = torch.stack(rows), versions
         return self._G
-
-    def _matvec(self, v: Tensor) -> Tensor:
-        return self._matmat(v[:, None])[:, 0]
 
     def _matmat(self, V: Tensor) -> Tensor:
         if self.kind == "empirical":
             G = self.per_sample_gradients()
             return G.T @ (G @ V) / G.shape[0]
-        out = torch.zeros_like(V)
-        with torch.enable_grad(), preserved_buffers(self.model):
-            for x, y, w in self.batches:
-                out += w * ggn_batch_matmat(self.model, self.loss_fn, x, y, self.params, V,
-                                            output_matvec=lambda f, u, y=y: output_fisher_matvec(self.loss_fn, f, y, u))
-        return out
+        return super()._matmat(V)

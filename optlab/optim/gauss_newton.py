@@ -1,6 +1,6 @@
-r"""Gauss-Newton and Levenberg-Marquardt for least squares on small models.
+r"""Gauss-Newton and Levenberg-Marquardt: Newton's step with the Gauss-Newton matrix in place of the Hessian.
 
-For :math:`E(\theta) = \tfrac12 \sum_p (D_p - N(\theta, \chi_p))'(D_p - N(\theta, \chi_p)) = \tfrac12 \|r\|^2`
+For the slides' least squares :math:`E(\theta) = \tfrac12 \sum_p \|N(\theta, \chi_p) - D_p\|^2 = \tfrac12 \|r\|^2`
 with residuals :math:`r = N - D` and Jacobian :math:`J = \partial r/\partial\theta`, the Hessian is
 :math:`J^\top J + \sum_p r_p \nabla^2 r_p`. Dropping the second term (LeCun, "Gauss-Newton approximation
 of the Hessian": as if the network were linear in its parameters) leaves the positive semi-definite
@@ -8,6 +8,17 @@ of the Hessian": as if the network were linear in its parameters) leaves the pos
 .. math::
     G = J^\top J,\qquad g = J^\top r,\qquad
     \theta_{t+1} = \theta_t + \alpha\,d,\quad d = -(G + \mu I)^{-1} g .
+
+For any loss :math:`\ell(N, D)` convex in the outputs the same step uses the generalized Gauss-Newton
+matrix :math:`G = J^\top H_\ell J` (:class:`~optlab.curvature.GGNOperator`, with :math:`J` now the
+Jacobian of the outputs); least squares is the GGN with the squared error, :math:`H_\ell = I`.
+
+**The loss's scaling.** With ``loss_fn=torch.nn.MSELoss(reduction="sum")``,
+:math:`E = \sum_p\|r_p\|^2` is twice the slides' :math:`E`: :math:`G = 2J^\top J`, :math:`g = 2J^\top r`,
+and :math:`d = -(J^\top J + \tfrac{\mu}{2} I)^{-1} J^\top r` is the slides' step with damping
+:math:`\mu/2`. With the default ``MSELoss()`` (the mean over the :math:`m` entries of :math:`r`),
+:math:`E = \tfrac{2}{m}\cdot\tfrac12\|r\|^2` and the slides' damping is :math:`m\mu/2`. The undamped step
+(:math:`\mu = 0`) is the same for every scaling.
 
 Levenberg-Marquardt adapts :math:`\mu` with the gain ratio of the actual to the predicted decrease,
 
@@ -20,24 +31,35 @@ Gauss-Newton step; :math:`\mu \to \infty` gives :math:`d \approx -g/\mu`, gradie
 learning rate :math:`1/\mu`. (This is Levenberg's identity damping; Marquardt's variant damps with
 :math:`\mathrm{diag}(G)` instead.)
 
+Both are stepped with torch's closure and built with the ``model`` and ``loss_fn`` it calls
+(``needs = "model"``, :mod:`optlab.optim.closure`): the batch the closure feeds them is the one the
+Gauss-Newton matrix is taken on.
+
 References:
     Y. LeCun, "Optimization Methods for Non-Linear/Non-Convex Learning Problems" (slides).
     K. Levenberg (1944). A method for the solution of certain non-linear problems in least squares.
     D. Marquardt (1963). An algorithm for least-squares estimation of nonlinear parameters.
+    N. Schraudolph (2002). Fast curvature matrix-vector products for second-order gradient descent.
     J. Nocedal, S. Wright (2006). Numerical Optimization, 2nd ed., section 10.3.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
-from ._flat import add_flat, store_grad
-from ._validate import check
-from ..curvature.cg import cg
-from .newton import SOLVERS, _all_params, _group_vector, check_solver_args
+from ..curvature import GGNOperator, cg
+from ..flat import add_, assign, flatten, unflatten
+from ._validate import check, non_negative, positive_int_or_none
+from .closure import check_model_and_loss, evaluate, loss_at
+
+SOLVERS = ("dense", "cg")
 
 
+# ---------------------------------------------------------------- the slides' equations
 def gauss_newton_direction(J: Tensor, r: Tensor, mu: Tensor | float = 0.0) -> Tensor:
     r"""The (damped) Gauss-Newton direction :math:`d = -(J^\top J + \mu I)^{-1} J^\top r`.
 
@@ -61,6 +83,10 @@ def gauss_newton_direction(J: Tensor, r: Tensor, mu: Tensor | float = 0.0) -> Te
 def lm_damping_update(mu: float, rho: float, *, drop: float = 1 / 3, boost: float = 2.0) -> float:
     r"""Levenberg-Marquardt's rule: :math:`\mu \cdot \text{drop}` if :math:`\rho > 3/4`, :math:`\mu \cdot \text{boost}` if :math:`\rho < 1/4`.
 
+    Example:
+        >>> lm_damping_update(1.0, 0.9), lm_damping_update(1.0, 0.5), lm_damping_update(1.0, -1.0)
+        (0.3333333333333333, 1.0, 2.0)
+
     Args:
         mu: the current damping.
         rho: the gain ratio, actual over predicted decrease.
@@ -75,170 +101,220 @@ def lm_damping_update(mu: float, rho: float, *, drop: float = 1 / 3, boost: floa
     return mu
 
 
-def residual_jacobian(r: Tensor, params: list[Tensor]) -> Tensor:
-    """The dense Jacobian ``(len(r), n_params)`` of a residual vector with a graph (one batched backward).
+# ---------------------------------------------------------------- shared by the curvature-matrix optimizers
+class Solution(NamedTuple):
+    """A damped solve: the direction ``d`` and the CG iterations it took (0 for the dense solver)."""
 
-    Args:
-        r: the residual vector, attached to the graph.
-        params: the tensors to differentiate with respect to.
+    d: Tensor
+    iterations: int
 
-    Reference: Nocedal & Wright (2006), section 10.3.
+
+def damped_solve(A, g: Tensor, mu: Tensor, *, solver: str, cg_max_iter: int | None = None,
+                 cg_rtol: float = 1e-10) -> Solution:
+    r"""The direction :math:`d = -(A + \mathrm{diag}(\mu))^{-1} g` for a curvature operator ``A``.
+
+    ``solver="dense"`` builds ``A.to_dense()`` (one product per parameter: small models) and solves;
+    ``"cg"`` runs :func:`~optlab.curvature.cg` on the products :math:`(A + \mathrm{diag}(\mu))v` (needs
+    :math:`A + \mathrm{diag}(\mu)` positive definite on the directions CG explores). Call it inside
+    ``with A.many_products():`` so that the operator's linearization is shared by every product.
+
+    Example:
+        >>> damped_solve(torch.tensor([[2.0, 0.0], [0.0, 4.0]]), torch.tensor([2.0, 4.0]), torch.zeros(2),
+        ...              solver="cg").d
+        tensor([-1., -1.])
     """
-    eye = torch.eye(r.numel(), dtype=r.dtype, device=r.device)
-    rows = torch.autograd.grad(r, params, grad_outputs=eye, is_grads_batched=True, retain_graph=True,
-                               allow_unused=True)
-    return torch.cat([(torch.zeros(r.numel(), p.numel(), dtype=r.dtype, device=r.device) if h is None
-                       else h.reshape(r.numel(), -1)) for p, h in zip(params, rows)], dim=1)
+    if solver == "dense":
+        M = A.to_dense() if hasattr(A, "to_dense") else A
+        return Solution(-torch.linalg.solve(M + torch.diag(mu), g), 0)
+    result = cg(lambda v: A @ v + mu * v, -g, rtol=cg_rtol, max_iter=cg_max_iter)
+    return Solution(result.x, result.iterations)
 
 
-def gn_product(r: Tensor, params: list[Tensor]):
-    r"""A function ``v -> J^T J v`` from autograd (two backward passes per product, no matrix built).
-
-    :math:`J^\top u` is a vector-Jacobian product; :math:`J v` is obtained by differentiating
-    :math:`J^\top u` with respect to the dummy :math:`u` (the "double-backward" trick).
-
-    Args:
-        r: the residual vector, attached to the graph.
-        params: the tensors to differentiate with respect to.
-
-    Reference: N. Schraudolph (2002). Fast curvature matrix-vector products for second-order gradient descent.
-    """
-    u = torch.zeros_like(r, requires_grad=True)
-    with torch.enable_grad():
-        Jtu = torch.autograd.grad(r, params, grad_outputs=u, create_graph=True, allow_unused=True)
-        Jtu = [torch.zeros_like(p) if h is None else h for p, h in zip(params, Jtu)]
-
-    def product(v: Tensor) -> Tensor:
-        vs, i = [], 0
-        for p in params:
-            vs.append(v[i:i + p.numel()].view_as(p))
-            i += p.numel()
-        Jv = torch.autograd.grad(Jtu, u, grad_outputs=vs, retain_graph=True)[0]
-        JtJv = torch.autograd.grad(r, params, grad_outputs=Jv.detach(), retain_graph=True, allow_unused=True)
-        return torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1) for p, h in zip(params, JtJv)])
-
-    return product
+def per_coordinate(param_groups, key: str, like: Tensor) -> Tensor:
+    """A flat vector holding each group's ``key`` (``lr``, ``damping``) for every coordinate of its parameters."""
+    return torch.cat([torch.full((p.numel(),), float(group[key]), dtype=like.dtype, device=like.device)
+                      for group in param_groups for p in group["params"]])
 
 
-def _residuals(owner: str, closure) -> Tensor:
-    if closure is None or not callable(closure):
-        raise TypeError(f"{owner}: step() needs a closure that returns the residual vector r (got {closure!r})")
-    with torch.enable_grad():
-        r = closure()
-    if not isinstance(r, Tensor) or not r.requires_grad:
-        raise TypeError(f"{owner}: the closure must return the residuals r = N(theta) - D as a tensor attached "
-                        f"to the graph, got {r!r}")
-    return r.reshape(-1)
+def joint_options(owner: str, param_groups, keys: tuple[str, ...]) -> dict:
+    """The options one joint solve uses (``solver``, ``cg_max_iter``...): equal in every parameter group."""
+    first = param_groups[0]
+    for i, group in enumerate(param_groups[1:], start=1):
+        for k in keys:
+            check(owner, f"param_groups[{i}]['{k}']", group[k], group[k] == first[k],
+                  f"{first[k]!r} as in param_groups[0] (one linear system couples all groups)")
+    return {k: first[k] for k in keys}
 
 
+def check_solver_options(owner: str, solver, cg_max_iter, cg_rtol) -> None:
+    """The linear-solver options of the curvature-matrix optimizers."""
+    check(owner, "solver", solver, solver in SOLVERS, f"one of {SOLVERS}")
+    positive_int_or_none(owner, "cg_max_iter", cg_max_iter)
+    non_negative(owner, "cg_rtol", cg_rtol)
+
+
+def check_model_params(owner: str, model, loss_fn, param_groups) -> None:
+    """``model``/``loss_fn`` are modules and every optimized parameter is one of ``model``'s."""
+    check_model_and_loss(owner, model, loss_fn)
+    own = {id(p) for p in model.parameters()}
+    for i, group in enumerate(param_groups):
+        for j, p in enumerate(group["params"]):
+            if id(p) not in own:
+                raise ValueError(f"{owner}: invalid param_groups[{i}]['params'][{j}]=<tensor of shape "
+                                 f"{tuple(p.shape)}, not in model>; expected a parameter of model= (the curvature "
+                                 f"is taken through it)")
+
+
+def all_params(param_groups) -> list[Tensor]:
+    """Every parameter of every group, in order (the flat vector's layout)."""
+    return [p for group in param_groups for p in group["params"]]
+
+
+def gradient(loss: Tensor, params: list[Tensor]) -> Tensor:
+    """The flat gradient of the closure's loss (unused parameters: zeros)."""
+    return flatten(torch.autograd.grad(loss, params, allow_unused=True), params)
+
+
+def store_gradient(params: list[Tensor], g: Tensor) -> None:
+    """Leave the flat gradient ``g`` in ``p.grad``, as after torch's ``loss.backward()``."""
+    for p, gi in zip(params, unflatten(g.detach(), params)):
+        p.grad = gi.clone()
+
+
+# ---------------------------------------------------------------- the optimizers
 class GaussNewton(torch.optim.Optimizer):
-    r"""Gauss-Newton for least squares: :math:`\theta \leftarrow \theta - \alpha (J^\top J + \mu I)^{-1} J^\top r`.
+    r"""Gauss-Newton: :math:`\theta \leftarrow \theta - \alpha (G + \mu I)^{-1} g` with the (generalized)
+    Gauss-Newton matrix :math:`G = J^\top H_\ell J` of ``loss_fn`` on the closure's batch.
+
+    Least squares is ``loss_fn=torch.nn.MSELoss(reduction="sum")``: :math:`G = 2J^\top J`, :math:`g = 2J^\top r`
+    (the module docstring relates the scalings to the slides' :math:`\tfrac12\|r\|^2`).
 
     Args:
         params: parameters or parameter groups (each group's ``lr`` scales its part of the step and its
-            ``damping`` is added to its part of the diagonal).
+            ``damping`` is added to its part of the diagonal; ``solver`` and the CG options must be the
+            same in every group).
         lr: the step size alpha.
         damping: mu >= 0 (fixed; see :class:`LevenbergMarquardt` for the adaptive one).
-        solver: ``"dense"`` (build J) or ``"cg"`` (CG on matrix-free Gauss-Newton products, needs ``damping > 0``
-            when G is singular).
-        cg_maxiter, cg_rtol: CG's iteration cap and relative tolerance.
+        model: the ``nn.Module`` the closure calls.
+        loss_fn: the ``nn.Module`` loss the closure calls as ``loss_fn(model(inputs), targets)``.
+        solver: ``"dense"`` (``G.to_dense()``, one product per parameter) or ``"cg"`` (CG on matrix-free
+            products; needs ``damping > 0`` when G is singular).
+        cg_max_iter, cg_rtol: CG's iteration cap (default 10 times the number of parameters) and
+            relative tolerance.
 
-    ``step(closure)``: the closure recomputes the model and returns the **residual vector**
-    ``r = N(theta) - D`` (any shape, flattened) without calling ``backward``. The loss is
-    :math:`E = \tfrac12\|r\|^2`; ``step`` returns it.
+    ``step(closure)`` with torch's closure; it returns the closure's loss before the step and leaves its
+    gradient in ``p.grad``. The closure's loss must be ``loss_fn(model(inputs), targets)``: a term added
+    to it enters the gradient but not :math:`G`. ``state[first param]``: ``step``, ``cg_iterations``.
+
+    Example:
+        >>> model = torch.nn.Linear(2, 1).double()
+        >>> x = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+        >>> y = x @ torch.tensor([[2.0], [-1.0]], dtype=torch.float64) + 0.5
+        >>> loss_fn = torch.nn.MSELoss(reduction="sum")
+        >>> opt = GaussNewton(model.parameters(), model=model, loss_fn=loss_fn)
+        >>> def closure():
+        ...     opt.zero_grad()
+        ...     loss = loss_fn(model(x), y)
+        ...     loss.backward()
+        ...     return loss
+        >>> _ = opt.step(closure)     # linear least squares: one undamped step lands on the solution
+        >>> [round(v, 6) for v in model.weight.flatten().tolist() + model.bias.tolist()]
+        [2.0, -1.0, 0.5]
 
     Reference: LeCun (slides), "Gauss-Newton approximation of the Hessian"; Nocedal & Wright (2006) 10.3.
     """
 
-    def __init__(self, params, lr: float = 1.0, damping: float = 0.0, *, solver: str = "dense",
-                 cg_maxiter: int | None = None, cg_rtol: float = 1e-10):
-        check_solver_args(type(self).__name__, lr, damping, solver, cg_maxiter, cg_rtol)
-        super().__init__(params, dict(lr=lr, damping=damping))
-        self.solver, self.cg_maxiter, self.cg_rtol = solver, cg_maxiter, cg_rtol
+    needs = "model"
+    _joint = ("solver", "cg_max_iter", "cg_rtol")
 
-    def _direction(self, r: Tensor, params: list[Tensor], mu: Tensor) -> tuple[Tensor, Tensor, callable]:
-        """``(d, g, G_product)`` for the current residuals."""
-        if self.solver == "dense":
-            J = residual_jacobian(r, params)
-            rd = r.detach()
-            return gauss_newton_direction(J, rd, mu), J.T @ rd, (lambda v: J.T @ (J @ v))
-        Gv = gn_product(r, params)
-        g = torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1) for p, h in zip(
-            params, torch.autograd.grad(r, params, grad_outputs=r.detach(), retain_graph=True, allow_unused=True))])
-        d = cg(lambda v: Gv(v) + mu * v, -g, rtol=self.cg_rtol, max_iter=self.cg_maxiter).x
-        return d, g, Gv
+    def __init__(self, params, lr: float = 1.0, damping: float = 0.0, *, model: torch.nn.Module,
+                 loss_fn: torch.nn.Module, solver: str = "dense", cg_max_iter: int | None = None,
+                 cg_rtol: float = 1e-10):
+        name = type(self).__name__
+        non_negative(name, "lr", lr)
+        non_negative(name, "damping", damping)
+        check_solver_options(name, solver, cg_max_iter, cg_rtol)
+        super().__init__(params, dict(lr=lr, damping=damping, solver=solver, cg_max_iter=cg_max_iter,
+                                      cg_rtol=cg_rtol))
+        check_model_params(name, model, loss_fn, self.param_groups)
+        self.model, self.loss_fn = model, loss_fn
+
+    def _evaluate(self, closure, params):
+        """Run the closure: ``(loss, flat gradient, Gauss-Newton operator on the closure's batch)``."""
+        ev = evaluate(type(self).__name__, closure, model=self.model, loss_fn=self.loss_fn)
+        g = gradient(ev.loss, params)
+        return ev.loss.detach(), g, GGNOperator(self.model, self.loss_fn, ev.data, params)
 
     def step(self, closure=None):
-        """One Gauss-Newton step; the closure returns the residuals. Returns :math:`\\tfrac12\\|r\\|^2` before the step."""
-        params = _all_params(self.param_groups)
-        r = _residuals(type(self).__name__, closure)
-        mu = _group_vector(self.param_groups, "damping", r.detach())
-        d, g, _ = self._direction(r, params, mu)
-        add_flat(params, _group_vector(self.param_groups, "lr", g) * d)
-        store_grad(params, g)
+        """One Gauss-Newton step with torch's closure; returns the loss before the step."""
+        params = all_params(self.param_groups)
+        opts = joint_options(type(self).__name__, self.param_groups, self._joint)
+        loss, g, G = self._evaluate(closure, params)
+        with G.many_products():
+            d, iterations = damped_solve(G, g, per_coordinate(self.param_groups, "damping", g), **opts)
+        add_(params, per_coordinate(self.param_groups, "lr", g) * d)
+        store_gradient(params, g)
         state = self.state[params[0]]
         state["step"] = state.get("step", 0) + 1
-        return 0.5 * (r.detach() ** 2).sum()
+        state["cg_iterations"] = iterations
+        return loss
 
 
 class LevenbergMarquardt(GaussNewton):
     r"""Levenberg-Marquardt: Gauss-Newton with the damping mu adapted by the gain ratio rho.
 
-    Each step solves :math:`(J^\top J + \mu I) d = -J^\top r`, tries :math:`\theta + d`, keeps it if the
-    loss went down (:math:`\rho > 0`), and updates mu with :func:`lm_damping_update` (the module
-    docstring). The current mu is ``optimizer.state[first_param]["mu"]`` (saved in ``state_dict``).
+    Each step solves :math:`(G + \mu I) d = -g`, tries :math:`\theta + d`, keeps it if the loss went down
+    (:math:`\rho > 0`), and updates mu with :func:`lm_damping_update` (the module docstring).
 
     Args:
-        params: the parameters (one group).
+        params: the parameters (one group: one mu adapts for all of them).
         damping: the initial mu > 0.
+        model, loss_fn, solver, cg_max_iter, cg_rtol: as in :class:`GaussNewton`.
         drop, boost: the factors applied to mu after a good (rho > 3/4) or poor (rho < 1/4) step.
-        solver, cg_maxiter, cg_rtol: as in :class:`GaussNewton`.
 
-    ``step(closure)`` may call the closure twice (before and after the trial step); it returns the loss
-    :math:`\tfrac12\|r\|^2` before the step.
+    ``step(closure)`` runs the closure once with gradients and evaluates the trial point once more
+    (:func:`~optlab.optim.closure.loss_at`); it returns the loss before the step. ``state[first param]``
+    holds the current ``damping`` (mu), the last ``rho``, ``step`` and ``cg_iterations`` (all in
+    ``state_dict``).
 
     Reference: Levenberg (1944); Marquardt (1963); Nocedal & Wright (2006), section 10.3.
     """
 
-    def __init__(self, params, damping: float = 1e-2, *, drop: float = 1 / 3, boost: float = 2.0,
-                 solver: str = "dense", cg_maxiter: int | None = None, cg_rtol: float = 1e-10):
+    def __init__(self, params, damping: float = 1e-2, *, model: torch.nn.Module, loss_fn: torch.nn.Module,
+                 drop: float = 1 / 3, boost: float = 2.0, solver: str = "dense", cg_max_iter: int | None = None,
+                 cg_rtol: float = 1e-10):
         name = type(self).__name__
-        check(name, "damping", damping, isinstance(damping, (int, float)) and damping > 0 and damping != float("inf"),
-              "a finite number > 0")
-        check(name, "drop", drop, isinstance(drop, (int, float)) and 0 < drop < 1, "a number in (0, 1)")
-        check(name, "boost", boost, isinstance(boost, (int, float)) and 1 < boost < float("inf"), "a finite number > 1")
-        super().__init__(params, lr=1.0, damping=damping, solver=solver, cg_maxiter=cg_maxiter, cg_rtol=cg_rtol)
+        number = (int, float)
+        check(name, "damping", damping, isinstance(damping, number) and 0 < damping < math.inf, "a finite number > 0")
+        check(name, "drop", drop, isinstance(drop, number) and 0 < drop < 1, "a number in (0, 1)")
+        check(name, "boost", boost, isinstance(boost, number) and 1 < boost < math.inf, "a finite number > 1")
+        check_solver_options(name, solver, cg_max_iter, cg_rtol)
+        torch.optim.Optimizer.__init__(self, params, dict(damping=damping, drop=drop, boost=boost, solver=solver,
+                                                          cg_max_iter=cg_max_iter, cg_rtol=cg_rtol))
         if len(self.param_groups) != 1:
             raise ValueError(f"{name}: got {len(self.param_groups)} parameter groups; expected exactly 1 "
                              f"(one damping mu adapts for all parameters)")
-        self.defaults.update(drop=drop, boost=boost)
-        self.param_groups[0].setdefault("drop", drop)
-        self.param_groups[0].setdefault("boost", boost)
+        check_model_params(name, model, loss_fn, self.param_groups)
+        self.model, self.loss_fn = model, loss_fn
 
     def step(self, closure=None):
         """One LM step (accepted or rejected); returns the loss before the step."""
         group = self.param_groups[0]
         params = group["params"]
         state = self.state[params[0]]
-        mu = state.get("mu", group["damping"])
-        r = _residuals(type(self).__name__, closure)
-        E = 0.5 * float((r.detach() ** 2).sum())
-        n = sum(p.numel() for p in params)
-        d, g, Gv = self._direction(r, params, torch.full((n,), mu, dtype=r.dtype, device=r.device))
-        predicted = -(float(g @ d) + 0.5 * float(d @ Gv(d)))
-        add_flat(params, d)
-        with torch.no_grad():
-            E_new = 0.5 * float((_residuals_nograd(closure) ** 2).sum())
-        rho = (E - E_new) / predicted if predicted > 0 else -1.0
+        mu = state.get("damping", group["damping"])
+        E, g, G = self._evaluate(closure, params)
+        with G.many_products():
+            d, iterations = damped_solve(G, g, torch.full_like(g, mu), solver=group["solver"],
+                                         cg_max_iter=group["cg_max_iter"], cg_rtol=group["cg_rtol"])
+            predicted = -(float(g @ d) + 0.5 * float(d @ (G @ d)))
+        theta0 = flatten([p.detach() for p in params])
+        add_(params, d)
+        E_new = loss_at(type(self).__name__, closure)
+        rho = (float(E) - E_new) / predicted if predicted > 0 else -math.inf
         if not rho > 0:
-            add_flat(params, d, -1.0)  # reject: back to where we were
-        state["mu"] = lm_damping_update(mu, rho, drop=group["drop"], boost=group["boost"])
-        state["rho"] = rho
-        state["step"] = state.get("step", 0) + 1
-        store_grad(params, g)
-        return torch.tensor(E, dtype=r.dtype)
-
-
-def _residuals_nograd(closure) -> Tensor:
-    r = closure()
-    return r.detach().reshape(-1)
+            assign(params, theta0)  # reject: back to where we were
+        state.update(damping=lm_damping_update(mu, rho, drop=group["drop"], boost=group["boost"]), rho=rho,
+                     step=state.get("step", 0) + 1, cg_iterations=iterations)
+        store_gradient(params, g)
+        return E

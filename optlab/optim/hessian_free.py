@@ -3,26 +3,33 @@ r"""Hessian-free optimization (Martens, 2010): truncated Newton with CG on Gauss
 Each step minimizes the damped quadratic model of the loss around :math:`\theta`,
 
 .. math::
-    q(d) = E(\theta) + g^\top d + \tfrac12 d^\top (G + \lambda I)\, d,
-    \qquad G = J^\top H_L J \quad\text{(generalized Gauss-Newton)},
+    q(d) = g^\top d + \tfrac12 d^\top (G + \lambda I)\, d,
+    \qquad G = J^\top H_\ell J \quad\text{(generalized Gauss-Newton)},
 
-by linear conjugate gradient, which only needs products :math:`(G + \lambda I)v` -- computed without
-building any matrix: :math:`Jv` by forward differentiation, :math:`H_L (Jv)` by the loss's Hessian with
-respect to the network's outputs, and :math:`J^\top(\cdot)` by backpropagation. The ingredients of the
-paper:
+by linear conjugate gradient (:func:`optlab.curvature.cg`), which only needs products
+:math:`(G + \lambda I)v` -- computed without building any matrix by
+:class:`~optlab.curvature.GGNOperator`: :math:`Jv` by the forward R-pass, :math:`H_\ell (Jv)` by the
+loss's Hessian with respect to the network's outputs, and :math:`J^\top(\cdot)` by backpropagation. The
+ingredients of the paper, one stage of :meth:`HessianFree.step` each:
 
-- **Gauss-Newton curvature** (positive semi-definite, so CG is well-posed); ``curvature="hessian"`` uses
-  exact Hessian-vector products instead (CG then stops if it meets negative curvature).
-- **CG warm start**: CG starts from :math:`\zeta\, d_{\text{prev}}` (:math:`\zeta = 0.95`).
-- **Martens' CG stopping rule**: stop at iteration i when :math:`i > k`, :math:`q_i < 0` and
-  :math:`(q_i - q_{i-k}) / q_i < k \epsilon` with :math:`k = \max(10, i/10)`, :math:`\epsilon = 5\cdot10^{-4}`.
-- **CG backtracking**: among the iterates saved at iterations :math:`\lceil 1.3^j \rceil`, walk back from
-  the last one while the true loss keeps decreasing.
-- **Levenberg-Marquardt damping** with the reduction ratio
-  :math:`\rho = (E(\theta + d) - E(\theta)) / (q(d) - q(0))`: :math:`\lambda \leftarrow \tfrac32\lambda` if
-  :math:`\rho < \tfrac14`, :math:`\lambda \leftarrow \tfrac23\lambda` if :math:`\rho > \tfrac34`.
-- A backtracking (Armijo) line search on the chosen direction, as in Martens & Sutskever (2012); the
-  step is rejected (:math:`\theta` unchanged) if no step length decreases the loss.
+1. **Evaluate** torch's closure: the loss, its gradient :math:`g`, and the batch the curvature is taken on.
+2. **CG with Martens' stopping rule**, warm-started from :math:`\zeta\, d_{\text{prev}}` (:math:`\zeta = 0.95`):
+   stop at iteration i when :math:`i > k`, :math:`q_i < 0` and :math:`(q_i - q_{i-k}) / q_i < k \epsilon` with
+   :math:`k = \max(10, i/10)`, :math:`\epsilon = 5\cdot10^{-4}`; the iterates at iterations
+   :math:`\lceil 1.3^j \rceil` are saved (:func:`martens_cg`, a callback of the one CG).
+3. **CG backtracking**: walk back from the last saved iterate while the true loss keeps decreasing
+   (:func:`cg_backtracking`).
+4. **Levenberg-Marquardt damping** with the reduction ratio
+   :math:`\rho = (E(\theta + d) - E(\theta)) / q(d)`: :math:`\lambda \leftarrow \tfrac32\lambda` if
+   :math:`\rho < \tfrac14`, :math:`\lambda \leftarrow \tfrac23\lambda` if :math:`\rho > \tfrac34`
+   (:func:`~optlab.optim.gauss_newton.lm_damping_update`).
+5. An **Armijo line search** on the chosen direction, as in Martens & Sutskever (2012); the step is
+   rejected (:math:`\theta` unchanged) if no step length decreases the loss (:func:`armijo_backtracking`).
+
+``curvature="hessian"`` uses exact Hessian-vector products (:class:`~optlab.curvature.HessianOperator`,
+on the same batch) instead. CG stops where it meets negative curvature (:math:`p^\top B p \le 0`: an
+indefinite Hessian, or the Gauss-Newton matrix of a loss that is not convex in the outputs) and keeps
+the iterate it has; ``state["cg_reason"]`` says why CG stopped.
 
 References:
     J. Martens (2010). Deep learning via Hessian-free optimization. ICML.
@@ -33,215 +40,247 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from ._flat import flat_params, set_flat, store_grad, unflatten
+from ..curvature import GGNOperator, HessianOperator, cg, quadratic_value
+from ..flat import assign, flatten
 from ._validate import check
-from .gauss_newton import lm_damping_update
+from .closure import evaluate, loss_at
+from .gauss_newton import check_model_params, gradient, lm_damping_update, store_gradient
 
 CURVATURES = ("gauss-newton", "hessian")
+SAVE_RATIO = 1.3  # Martens saves the CG iterates at iterations ceil(1.3^j)
 
 
-def _cat(params, grads) -> Tensor:
-    return torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1) for p, h in zip(params, grads)])
+def ggn_product(model: torch.nn.Module, loss_fn, data, params=None) -> GGNOperator:
+    """The Gauss-Newton products Hessian-free runs CG on: ``GGNOperator(model, loss_fn, data, params)``
+    (``G @ v``; see :class:`~optlab.curvature.GGNOperator`)."""
+    return GGNOperator(model, loss_fn, data, params)
 
 
-def ggn_product(outputs: Tensor, loss: Tensor, params: list[Tensor]):
-    r"""A function ``v -> G v = J^T H_L J v`` for ``loss = L(outputs)``; the graphs are kept for many products.
+class MartensCG(NamedTuple):
+    """What :func:`martens_cg` returns: the last iterate, the saved ``(x_i, q(x_i))`` pairs (the last
+    iterate included), the number of CG iterations and why CG stopped."""
 
-    :math:`Jv` comes from the double-backward trick (differentiate :math:`J^\top u` with respect to a dummy
-    :math:`u`), :math:`H_L w` from differentiating :math:`\partial L/\partial z` along :math:`w`, and
-    :math:`J^\top` is ordinary backpropagation (Schraudolph, 2002).
+    x: Tensor
+    saved: list
+    iterations: int
+    reason: str
 
-    Args:
-        outputs: the network's outputs z, attached to the graph.
-        loss: the scalar loss L(z), computed from ``outputs``.
-        params: the tensors the Gauss-Newton matrix is taken for.
 
-    Reference: N. Schraudolph (2002). Fast curvature matrix-vector products; Martens (2010).
+def martens_stop(q: list[float], i: int, epsilon: float) -> bool:
+    r"""Martens' rule: stop at iteration ``i`` when :math:`i > k`, :math:`q_i < 0` and
+    :math:`(q_i - q_{i-k})/q_i < k\epsilon`, :math:`k = \max(10, \lfloor i/10 \rfloor)`; ``q[j]`` is :math:`q(x_j)`.
+
+    Example:
+        >>> q = [-1.0 + 0.5 ** j for j in range(30)]          # q_j -> -1: progress dies out
+        >>> [i for i in range(1, 30) if martens_stop(q, i, 5e-4)][:1]
+        [18]
     """
-    u = torch.zeros_like(outputs, requires_grad=True)
-    with torch.enable_grad():
-        Jtu = torch.autograd.grad(outputs, params, grad_outputs=u, create_graph=True, allow_unused=True)
-        Jtu = [torch.zeros_like(p) if h is None else h for p, h in zip(params, Jtu)]
-        dL_dz = torch.autograd.grad(loss, outputs, create_graph=True)[0]
-
-    def product(v: Tensor) -> Tensor:
-        Jv = torch.autograd.grad(Jtu, u, grad_outputs=unflatten(params, v), retain_graph=True)[0]
-        HJv = torch.autograd.grad(dL_dz, outputs, grad_outputs=Jv, retain_graph=True)[0]
-        return _cat(params, torch.autograd.grad(outputs, params, grad_outputs=HJv, retain_graph=True,
-                                                allow_unused=True))
-
-    return product
+    k = max(10, i // 10)
+    return i > k and q[i] < 0 and (q[i] - q[i - k]) / q[i] < k * epsilon
 
 
-def hf_cg(Bv, g: Tensor, x0: Tensor, *, maxiter: int,
-          epsilon: float = 5e-4) -> tuple[Tensor, list[tuple[Tensor, float]], int]:
-    r"""Minimize :math:`q(x) = g^\top x + \tfrac12 x^\top B x` by CG from ``x0`` with Martens' stopping rule.
-
-    Returns ``(x, saved, iterations)``: the last iterate, the pairs :math:`(x_i, q(x_i))` saved at
-    iterations :math:`\lceil 1.3^j \rceil` and at the last one (for CG backtracking), and the number of
-    iterations.
+def martens_cg(B: Callable[[Tensor], Tensor], g: Tensor, x0: Tensor, *, max_iter: int, epsilon: float = 5e-4,
+               negative_curvature: str = "raise") -> MartensCG:
+    r"""Minimize :math:`q(x) = g^\top x + \tfrac12 x^\top B x` by :func:`~optlab.curvature.cg` (solving
+    :math:`Bx = -g`) from ``x0``, stopped by :func:`martens_stop` and saving the iterates at iterations
+    :math:`\lceil 1.3^j \rceil` for CG backtracking -- both through CG's callback, with
+    :math:`q(x_i)` from the residual (:func:`~optlab.curvature.quadratic_value`, no extra product).
 
     Args:
-        Bv: the damped curvature product ``v -> (G + lambda I) v``.
+        B: the damped curvature as a function ``v -> (G + lambda I) v``.
         g: the gradient; x0: the warm start.
-        maxiter: the most CG iterations; epsilon: the stopping rule's tolerance.
+        max_iter: the most CG iterations; epsilon: the stopping rule's tolerance.
+        negative_curvature: CG's option (``"stop"`` for an indefinite Hessian).
 
     Reference: Martens (2010). Deep learning via Hessian-free optimization, sections 4.3-4.6.
     """
-    x = x0.clone()
-    Bx = Bv(x)
-    r = -g - Bx
-    q = float(g @ x + 0.5 * x @ Bx)
-    p = r.clone()
-    rr = r @ r
-    qs, saved = [q], []
-    i = 0
-    save_at = {math.ceil(1.3 ** j) for j in range(60)}
-    for i in range(1, maxiter + 1):
-        Bp = Bv(p)
-        pBp = p @ Bp
-        if pBp <= 0:  # negative curvature (only with curvature="hessian"): stop here
-            break
-        a = rr / pBp
-        x = x + a * p
-        r = r - a * Bp
-        rr_new = r @ r
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-        q = float(0.5 * (g @ x) - 0.5 * (r @ x))  # q(x) = g.x + x.Bx/2 with Bx = -g - r
-        qs.append(q)
+    q: list[float] = [math.nan]  # q(x_0) is never needed by the rule (i - k >= 1)
+    saved: list[tuple[Tensor, float]] = []
+    save_at = {math.ceil(SAVE_RATIO ** j) for j in range(int(math.log(max(max_iter, 1)) / math.log(SAVE_RATIO)) + 2)}
+
+    def callback(i: int, x: Tensor, r: Tensor) -> bool:
+        q.append(quadratic_value(x, -g, r))
         if i in save_at:
-            saved.append((x, q))
-        k = max(10, i // 10)
-        if i > k and q < 0 and (q - qs[i - k]) / q < k * epsilon:
+            saved.append((x, q[i]))
+        return martens_stop(q, i, epsilon)
+
+    result = cg(B, -g, x0, rtol=0.0, max_iter=max_iter, callback=callback, negative_curvature=negative_curvature)
+    if result.iterations == 0:  # no CG step taken: x = x0
+        saved.append((result.x, float(g @ result.x + 0.5 * result.x @ B(result.x))))
+    elif result.iterations not in save_at:
+        saved.append((result.x, q[result.iterations]))
+    return MartensCG(result.x, saved, result.iterations, result.reason)
+
+
+def cg_backtracking(saved: list[tuple[Tensor, float]], loss_of: Callable[[Tensor], float]) -> tuple[Tensor, float, float]:
+    """Martens' CG backtracking: from the last saved iterate, walk back while the true loss ``loss_of(x)``
+    keeps decreasing; return the chosen ``(x, q(x), loss)``.
+
+    Example:
+        >>> saved = [(torch.tensor([1.0]), -1.0), (torch.tensor([2.0]), -2.0), (torch.tensor([3.0]), -2.5)]
+        >>> cg_backtracking(saved, lambda x: float((x - 2) ** 2))    # x = 3 overshoots, x = 2 is better
+        (tensor([2.]), -2.0, 0.0)
+
+    Reference: Martens (2010), section 4.6.
+    """
+    best = None
+    for x, q in reversed(saved):
+        E = loss_of(x)
+        if best is not None and not E < best[2]:
             break
-        if float(rr) == 0.0:
-            break
-    if not saved or saved[-1][0] is not x:
-        saved.append((x, q))
-    return x, saved, i
+        best = (x, q, E)
+    return best
+
+
+def armijo_backtracking(phi: Callable[[float], float], f0: float, slope: float, alpha: float, *, c1: float = 1e-2,
+                        shrink: float = 0.8, min_alpha: float = 1e-4,
+                        f_alpha: float | None = None) -> tuple[float, float]:
+    r"""Backtracking line search: shrink :math:`\alpha` until :math:`\phi(\alpha) \le \phi(0) + c_1 \alpha\, g^\top p`
+    (Armijo) or :math:`\alpha <` ``min_alpha``; returns ``(alpha, phi(alpha))``, or ``(0, f0)`` if the loss did
+    not decrease. ``f_alpha`` is :math:`\phi(\alpha)` when already known.
+
+    Example:
+        >>> armijo_backtracking(lambda a: (a - 0.3) ** 2, f0=0.09, slope=-0.6, alpha=1.0, shrink=0.5)
+        (0.5, 0.04000000000000001)
+
+    Reference: Nocedal & Wright (2006), Algorithm 3.1; Martens & Sutskever (2012), section 8.
+    """
+    f = phi(alpha) if f_alpha is None else f_alpha
+    while not (math.isfinite(f) and f <= f0 + c1 * alpha * slope) and alpha > min_alpha:
+        alpha *= shrink
+        f = phi(alpha)
+    if not (math.isfinite(f) and f < f0):
+        return 0.0, f0
+    return alpha, f
 
 
 class HessianFree(torch.optim.Optimizer):
     r"""Hessian-free optimization (Martens 2010): CG on damped Gauss-Newton products, LM damping, warm starts.
 
     Args:
-        params: the parameters (one group).
+        params: the parameters (one group: one damping and one CG solve couple them all).
         lr: the first trial step length of the line search (1: the CG solution itself).
         damping: the initial lambda > 0.
-        curvature: ``"gauss-newton"`` (default; the closure returns ``(outputs, loss)``) or ``"hessian"``
-            (the closure may return just the loss).
-        cg_maxiter: the most CG iterations per step.
+        model: the ``nn.Module`` the closure calls.
+        loss_fn: the ``nn.Module`` loss the closure calls as ``loss_fn(model(inputs), targets)``.
+        curvature: ``"gauss-newton"`` (default, :class:`~optlab.curvature.GGNOperator`) or ``"hessian"``
+            (:class:`~optlab.curvature.HessianOperator` on the same batch: the method still needs
+            ``model`` and ``loss_fn``, ``needs = "model"`` in both cases).
+        cg_max_iter: the most CG iterations per step.
         warm_start: zeta in [0, 1), the share of the previous direction CG starts from.
+        epsilon: the tolerance of Martens' CG stopping rule.
         drop, boost: lambda's factors after a good (rho > 3/4) or poor (rho < 1/4) step.
+        c1, shrink, min_alpha: the Armijo line search's sufficient-decrease constant, step shrink factor
+            and smallest step length.
 
-    ``step(closure)``: the closure recomputes the model **without** calling ``backward`` and returns
-    ``(outputs, loss)`` with ``loss`` computed from ``outputs`` (for the Gauss-Newton product), or only the
-    loss with ``curvature="hessian"``. It is called again to evaluate trial points. ``step`` returns the
-    loss before the step; ``state[first_param]`` holds ``lambda``, ``rho``, ``cg_iterations``.
+    ``step(closure)`` with torch's closure; the closure is called again (without gradients) at every
+    trial point. It returns the loss before the step and leaves its gradient in ``p.grad``.
+    ``state[first param]`` holds the current ``damping`` (lambda), the CG solution ``d`` (the next warm
+    start), ``rho``, ``alpha``, ``loss`` (after the step), ``cg_iterations``, ``cg_reason`` (``"callback"``:
+    Martens' rule, ``"max_iter"``, ``"converged"`` or ``"negative curvature"``) and ``step``.
+
+    Example:
+        >>> torch.manual_seed(0)
+        <torch._C.Generator object at ...>
+        >>> model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+        >>> x = torch.randn(32, 2, dtype=torch.float64); y = torch.sin(x.sum(1, keepdim=True))
+        >>> loss_fn = torch.nn.MSELoss()
+        >>> opt = HessianFree(model.parameters(), model=model, loss_fn=loss_fn, cg_max_iter=20)
+        >>> def closure():
+        ...     opt.zero_grad()
+        ...     loss = loss_fn(model(x), y)
+        ...     loss.backward()
+        ...     return loss
+        >>> losses = [float(opt.step(closure)) for _ in range(5)]
+        >>> losses[-1] < 0.5 * losses[0]
+        True
 
     Reference: Martens (2010). Deep learning via Hessian-free optimization. ICML.
     """
 
-    def __init__(self, params, lr: float = 1.0, damping: float = 1.0, *, curvature: str = "gauss-newton",
-                 cg_maxiter: int = 250, warm_start: float = 0.95, drop: float = 2 / 3, boost: float = 1.5):
+    needs = "model"
+
+    def __init__(self, params, lr: float = 1.0, damping: float = 1.0, *, model: torch.nn.Module,
+                 loss_fn: torch.nn.Module, curvature: str = "gauss-newton", cg_max_iter: int = 250,
+                 warm_start: float = 0.95, epsilon: float = 5e-4, drop: float = 2 / 3, boost: float = 1.5,
+                 c1: float = 1e-2, shrink: float = 0.8, min_alpha: float = 1e-4):
         name = type(self).__name__
-        check(name, "lr", lr, isinstance(lr, (int, float)) and 0 < lr < math.inf, "a finite number > 0")
-        check(name, "damping", damping, isinstance(damping, (int, float)) and 0 < damping < math.inf,
-              "a finite number > 0")
+        number = (int, float)
+        check(name, "lr", lr, isinstance(lr, number) and 0 < lr < math.inf, "a finite number > 0")
+        check(name, "damping", damping, isinstance(damping, number) and 0 < damping < math.inf, "a finite number > 0")
         check(name, "curvature", curvature, curvature in CURVATURES, f"one of {CURVATURES}")
-        check(name, "cg_maxiter", cg_maxiter,
-              isinstance(cg_maxiter, int) and not isinstance(cg_maxiter, bool) and cg_maxiter > 0, "a positive integer")
-        check(name, "warm_start", warm_start, isinstance(warm_start, (int, float)) and 0 <= warm_start < 1,
+        check(name, "cg_max_iter", cg_max_iter,
+              isinstance(cg_max_iter, int) and not isinstance(cg_max_iter, bool) and cg_max_iter > 0,
+              "a positive integer")
+        check(name, "warm_start", warm_start, isinstance(warm_start, number) and 0 <= warm_start < 1,
               "a number in [0, 1)")
-        check(name, "drop", drop, isinstance(drop, (int, float)) and 0 < drop < 1, "a number in (0, 1)")
-        check(name, "boost", boost, isinstance(boost, (int, float)) and 1 < boost < math.inf, "a finite number > 1")
-        super().__init__(params, dict(lr=lr, damping=damping, curvature=curvature, cg_maxiter=cg_maxiter,
-                                      warm_start=warm_start, drop=drop, boost=boost))
+        check(name, "epsilon", epsilon, isinstance(epsilon, number) and 0 < epsilon < math.inf, "a finite number > 0")
+        check(name, "drop", drop, isinstance(drop, number) and 0 < drop < 1, "a number in (0, 1)")
+        check(name, "boost", boost, isinstance(boost, number) and 1 < boost < math.inf, "a finite number > 1")
+        check(name, "c1", c1, isinstance(c1, number) and 0 < c1 < 1, "a number in (0, 1)")
+        check(name, "shrink", shrink, isinstance(shrink, number) and 0 < shrink < 1, "a number in (0, 1)")
+        check(name, "min_alpha", min_alpha, isinstance(min_alpha, number) and 0 < min_alpha < math.inf,
+              "a finite number > 0")
+        super().__init__(params, dict(lr=lr, damping=damping, curvature=curvature, cg_max_iter=cg_max_iter,
+                                      warm_start=warm_start, epsilon=epsilon, drop=drop, boost=boost, c1=c1,
+                                      shrink=shrink, min_alpha=min_alpha))
         if len(self.param_groups) != 1:
             raise ValueError(f"{name}: got {len(self.param_groups)} parameter groups; expected exactly 1 "
                              f"(one damping lambda and one CG solve couple all parameters)")
+        check_model_params(name, model, loss_fn, self.param_groups)
+        self.model, self.loss_fn = model, loss_fn
 
-    def _outputs_and_loss(self, closure, curvature):
-        if closure is None or not callable(closure):
-            raise TypeError(f"{type(self).__name__}: step() needs a closure returning (outputs, loss) "
-                            f"(got {closure!r})")
-        with torch.enable_grad():
-            out = closure()
-        if isinstance(out, tuple) and len(out) == 2:
-            outputs, loss = out
-        elif curvature == "hessian" and isinstance(out, Tensor):
-            outputs, loss = None, out
-        else:
-            raise TypeError(f"{type(self).__name__}: the closure must return (outputs, loss)"
-                            f"{' or the loss' if curvature == 'hessian' else ''}, got {type(out).__name__}")
-        if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
-            raise TypeError(f"{type(self).__name__}: the loss must be a scalar tensor attached to the graph")
-        return outputs, loss.reshape(())
-
-    def _loss_at(self, closure) -> float:
-        with torch.no_grad():
-            out = closure()
-        loss = out[1] if isinstance(out, tuple) else out
-        return float(loss)
+    def _curvature(self, data, params, curvature: str):
+        """The curvature operator on the closure's batch: Gauss-Newton or exact Hessian."""
+        if curvature == "gauss-newton":
+            return GGNOperator(self.model, self.loss_fn, data, params)
+        return HessianOperator(self.model, self.loss_fn, data, params)
 
     def step(self, closure=None):
-        """One Hessian-free step; returns the loss before it."""
+        """One Hessian-free step (the five stages of the module docstring); returns the loss before it."""
+        name = type(self).__name__
         group = self.param_groups[0]
         params = group["params"]
         state = self.state[params[0]]
-        lam = state.get("lambda", group["damping"])
-        outputs, loss = self._outputs_and_loss(closure, group["curvature"])
-        with torch.enable_grad():
-            g_list = torch.autograd.grad(loss, params, create_graph=group["curvature"] == "hessian",
-                                         retain_graph=True, allow_unused=True)
-        g_graph = _cat(params, g_list)
-        g = g_graph.detach()
-        if group["curvature"] == "gauss-newton":
-            Gv = ggn_product(outputs, loss, params)
-        else:
-            def Gv(v):
-                return _cat(params, torch.autograd.grad(g_graph, params, grad_outputs=v, retain_graph=True,
-                                                        allow_unused=True))
+        lam = state.get("damping", group["damping"])
 
-        def Bv(v):
-            return Gv(v) + lam * v
+        # 1. evaluate: loss, gradient and the curvature on the closure's batch
+        ev = evaluate(name, closure, model=self.model, loss_fn=self.loss_fn)
+        E0, g = float(ev.loss.detach()), gradient(ev.loss, params)
+        curvature = self._curvature(ev.data, params, group["curvature"])
 
+        # 2. CG with Martens' rule on (G + lambda I) d = -g, warm-started
         d_prev = state.get("d")
         x0 = group["warm_start"] * d_prev if d_prev is not None else torch.zeros_like(g)
-        d, saved, iterations = hf_cg(Bv, g, x0, maxiter=group["cg_maxiter"])
-        E0 = float(loss.detach())
-        theta0 = flat_params(params)
+        with curvature.many_products():
+            run = martens_cg(lambda v: curvature @ v + lam * v, g, x0, max_iter=group["cg_max_iter"],
+                             epsilon=group["epsilon"], negative_curvature="stop")
 
-        # CG backtracking: from the last saved iterate back while the loss keeps decreasing
-        p, q_p, best_E = None, None, None
-        for cand, q_cand in reversed(saved):
-            set_flat(params, theta0 + cand)
-            E = self._loss_at(closure)
-            if best_E is None or E < best_E:
-                p, q_p, best_E = cand, q_cand, E
-            else:
-                break
-        rho = (best_E - E0) / q_p if q_p < 0 else -math.inf
-        state["lambda"] = lm_damping_update(lam, rho, drop=group["drop"], boost=group["boost"])
+        # 3. CG backtracking on the true loss
+        theta0 = flatten([p.detach() for p in params])
 
-        # Armijo backtracking line search along p
-        alpha, gp, E_new = group["lr"], float(g @ p), best_E
-        if alpha != 1.0:
-            set_flat(params, theta0 + alpha * p)
-            E_new = self._loss_at(closure)
-        while not (math.isfinite(E_new) and E_new <= E0 + 1e-2 * alpha * gp) and alpha > 1e-4:
-            alpha *= 0.8
-            set_flat(params, theta0 + alpha * p)
-            E_new = self._loss_at(closure)
-        if not (math.isfinite(E_new) and E_new < E0):
-            alpha = 0.0
-        set_flat(params, theta0 + alpha * p)
-        state.update(d=d, rho=rho, alpha=alpha, loss=E_new if alpha > 0 else E0,
-                     cg_iterations=iterations, step=state.get("step", 0) + 1)
-        store_grad(params, g)
-        return loss.detach()
+        def loss_along(step: Tensor) -> float:
+            assign(params, theta0 + step)
+            return loss_at(name, closure)
+
+        p, q_p, E_p = cg_backtracking(run.saved, loss_along)
+
+        # 4. Levenberg-Marquardt damping from the reduction ratio
+        rho = (E_p - E0) / q_p if q_p < 0 else -math.inf
+        state["damping"] = lm_damping_update(lam, rho, drop=group["drop"], boost=group["boost"])
+
+        # 5. Armijo line search along p (rejects the step if the loss does not decrease)
+        alpha, E_new = armijo_backtracking(lambda a: loss_along(a * p), E0, float(g @ p), group["lr"],
+                                           c1=group["c1"], shrink=group["shrink"], min_alpha=group["min_alpha"],
+                                           f_alpha=E_p if group["lr"] == 1.0 else None)
+        assign(params, theta0 + alpha * p)
+        state.update(d=run.x, rho=rho, alpha=alpha, loss=E_new, cg_iterations=run.iterations, cg_reason=run.reason,
+                     step=state.get("step", 0) + 1)
+        store_gradient(params, g)
+        return ev.loss.detach()
