@@ -14,6 +14,8 @@ import torch
 
 from optim_registry import REGISTRY
 
+from optlab.optim._base import KernelFallbackWarning
+
 NAMES = list(REGISTRY)
 D = torch.float64
 
@@ -56,7 +58,8 @@ def test_signature_matches_torch(name):
         assert arg in ours, f"{name} lacks torch's argument {arg}"
         assert ours[arg].default == p.default, f"{name}.{arg}: default {ours[arg].default!r} != {p.default!r}"
         assert ours[arg].kind == p.kind, f"{name}.{arg}: kind {ours[arg].kind} != {p.kind}"
-    assert set(ours) - set(theirs) == {"reference"}
+    assert set(ours) - set(theirs) == {"kernel"}
+    assert ours["kernel"].kind == inspect.Parameter.KEYWORD_ONLY and ours["kernel"].default == "fused"
     assert issubclass(entry.cls, torch.optim.Optimizer)
 
 
@@ -225,9 +228,13 @@ def test_sparse_gradients_as_torch(name):
             with pytest.raises(RuntimeError, match="sparse"):
                 step(twin, ref, 0)
         return
-    for k in range(6):
+    with pytest.warns(KernelFallbackWarning, match="kernel='fused' cannot step a parameter: the gradient is sparse"):
+        step(emb, opt, 0)
+    step(twin, ref, 0)
+    for k in range(1, 6):
         step(emb, opt, k)
         step(twin, ref, k)
+    assert opt.kernel_used[emb.weight] == "reference"  # the readable kernel is the one that takes sparse tensors
     untouched = sorted(set(range(10)) - set(idx.flatten().tolist()))
     assert_same([emb.weight], [twin.weight])
     assert torch.equal(emb.weight[untouched], embedding_problem(sparse=True)[0].weight[untouched])
@@ -251,10 +258,10 @@ def test_optimizer_survives_pickling_and_deepcopy(name):
 
     entry = REGISTRY[name]
     model, X, Y = model_and_data()
-    opt = entry.make(model.parameters(), reference=True, **entry.base)
+    opt = entry.make(model.parameters(), kernel="reference", **entry.base)
     train(model, opt, X, Y, 3)
     for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
-        assert clone.reference is True
+        assert clone.param_groups[0]["kernel"] == "reference"
         p = clone.param_groups[0]["params"][0]
         p.grad = torch.ones_like(p)
         before = p.detach().clone()
@@ -284,3 +291,4 @@ def test_complex_parameters_are_refused(name):
     p.grad = torch.ones_like(p)
     with pytest.raises(TypeError, match=f"{name}: complex parameters are not supported"):
         opt.step()
+
