@@ -1,19 +1,24 @@
-"""One step of every optimizer against its equation written out by hand, with the state set by hand.
+"""One step of every optimizer: against its equation written out by hand, and bit for bit against torch.
 
-Each check builds the optimizer on a 3-vector, writes a non-trivial state into ``opt.state`` (as if
-some steps had already been taken), takes one step with a known gradient, and compares the
-parameters and state with the update equation typed out in numpy-like torch (float64, exact to 1e-14).
-The optimizer class is stepped with every kernel.
+Each hand-written check builds the optimizer on a 3-vector, writes a non-trivial state into
+``opt.state`` (as if some steps had already been taken), takes one step with a known gradient, and
+compares the parameters and state with the update equation typed out in numpy-like torch (float64,
+exact to 1e-14). The bit-identity test takes every option combination of the registry from a state
+torch.optim reached after a few steps and asks for torch's very bits. Both run every kernel.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 
 import pytest
 import torch
 
-from optim_registry import KERNELS, REGISTRY
+from optim_registry import KERNELS, REGISTRY, case_id, trajectory_cases
+
+from optlab.optim._fused import arrays, fma, fused_kernel, prange, torch_arithmetic_mismatch
 
 D = torch.float64
 THETA = torch.tensor([0.5, -1.0, 2.0], dtype=D)
@@ -207,3 +212,110 @@ def test_one_step_matches_hand_written_equation(check, kernel):
     torch.testing.assert_close(state, expected_state, rtol=1e-14, atol=1e-15)
     assert not torch.equal(theta, THETA)  # the step did something
 
+
+# --- bit for bit against torch.optim ---------------------------------------------------------------
+
+SHAPES = [(3,), (7, 5), (33, 1213)]  # torch's scalar tail; a vector body and tail; over the fused loops' GRAIN
+WARMUP = 3  # steps torch takes first, so that every state tensor is non-trivial
+# torch's foreach path rounds differently from its for-loop (torch 2.13); optlab follows the for-loop,
+# which torch.optim takes on CPU by default
+TORCH_FOREACH_DIFFERS = {
+    "NAdam": "foreach divides sqrt(v) by sqrt(1 - beta2^t), the for-loop takes sqrt(v / (1 - beta2^t))",
+    "ASGD": "foreach steps theta - eta (g + lambda theta) and updates ax with addcmul (one rounding); "
+            "the for-loop steps theta (1 - lambda eta) - eta g and ax + (theta - ax) mu",
+}
+
+
+def gradients(dtype, steps, seed=0):
+    """Random gradients, every 7th entry exactly 0 (the sign, max and clamp branches)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(steps):
+        grads = [torch.randn(s, generator=g, dtype=dtype) for s in SHAPES]
+        for x in grads:
+            x.view(-1)[::7] = 0.0
+        out.append(grads)
+    return out
+
+
+@functools.cache
+def start_state(name, dtype, kw_items):
+    """Parameters and per-parameter state after WARMUP steps of the reference optimizer (torch's for-loop).
+
+    The state is handed over as it is in memory, not through ``load_state_dict``: that casts torch's
+    scalar state (NAdam's ``mu_product``, ASGD's ``eta``) to the parameters' dtype, so that even torch
+    resumes a float64 run with other bits than it would have had.
+    """
+    g = torch.Generator().manual_seed(1)
+    params = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=dtype)) for s in SHAPES]
+    ref = REGISTRY[name].make_reference(params, **dict(kw_items))
+    for grads in gradients(dtype, WARMUP):
+        for p, gr in zip(params, grads):
+            p.grad = gr
+        ref.step()
+    return [p.detach().clone() for p in params], [copy.deepcopy(ref.state[p]) for p in params]
+
+
+def step_from(make, theta, states, grads):
+    """The optimizer ``make`` builds, given ``states``, after one step with ``grads``; and its parameters."""
+    params = [torch.nn.Parameter(t.clone()) for t in theta]
+    opt = make(params)
+    for p, state, gr in zip(params, states, grads):
+        opt.state[p] = copy.deepcopy(state)
+        p.grad = gr.clone()
+    opt.step()
+    return opt, params
+
+
+def assert_bit_identical(ours, our_params, theirs, their_params):
+    for k, (a, b) in enumerate(zip(our_params, their_params)):
+        assert torch.equal(a, b), f"parameter {k}: {(a != b).sum().item()} of {a.numel()} elements differ"
+        state, expected = ours.state[a], theirs.state[b]
+        assert set(state) == set(expected)
+        for key, value in expected.items():
+            same = torch.equal(state[key], value) if isinstance(value, torch.Tensor) else state[key] == value
+            assert same, f"parameter {k}, state {key!r} differs"
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", trajectory_cases(), ids=case_id)
+def test_one_step_bit_identical_to_torch(case, dtype, kernel):
+    """From the same non-trivial state, one step gives torch.optim's bits in the parameters and every state
+    tensor (AveragedSGD, which torch lacks: the readable kernel's bits), whichever kernel takes it."""
+    name, kw = case
+    entry = REGISTRY[name]
+    theta, saved = start_state(name, dtype, tuple(kw.items()))  # step_from copies them
+    grads = gradients(dtype, WARMUP + 1)[-1]
+    theirs, their_params = step_from(lambda ps: entry.make_reference(ps, **kw), theta, saved, grads)
+    ours, our_params = step_from(lambda ps: entry.make(ps, **kw, kernel=kernel), theta, saved, grads)
+    assert_bit_identical(ours, our_params, theirs, their_params)
+    assert set(ours.kernel_used.values()) == {kernel}
+    assert any(not torch.equal(a, b) for a, b in zip(our_params, theta))  # the step did something
+    if entry.torch_cls is not None and name not in TORCH_FOREACH_DIFFERS:  # torch's foreach: the same bits
+        foreach, foreach_params = step_from(lambda ps: entry.torch_cls(ps, **kw, foreach=True), theta, saved, grads)
+        assert_bit_identical(foreach, foreach_params, theirs, their_params)
+
+
+@fused_kernel
+def _fma_loop(a, b, c, out):
+    for i in prange(a.shape[0]):
+        out[i] = fma(a[i], b[i], c[i])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_fma_is_torch_addcmul_rounded_once(dtype):
+    """The fused loops' fma, compiled and in Python, is torch's addcmul: a b + c with one rounding."""
+    g = torch.Generator().manual_seed(0)
+    a, b, c = (torch.randn(1001, generator=g, dtype=dtype) for _ in range(3))
+    expected = torch.addcmul(c, a, b)
+    assert not torch.equal(expected, c + a * b)  # two roundings differ somewhere
+    out = torch.empty_like(a)
+    _fma_loop(*arrays(a, b, c, out))
+    assert torch.equal(out, expected)
+    A, B, C = (x.numpy() for x in (a, b, c))
+    assert all(fma(A[i], B[i], C[i]) == expected[i].item() for i in range(len(A)))
+
+
+def test_torch_rounds_as_the_fused_loops_assume():
+    assert torch_arithmetic_mismatch() is None
