@@ -9,6 +9,8 @@ or readable) and a scratch workspace so the fast kernels allocate nothing per st
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import torch
@@ -58,6 +60,15 @@ def effective_grad(theta: Tensor, g: Tensor, *, maximize: bool, weight_decay: fl
 
 
 KERNELS = ("fused", "inplace", "reference")
+_INTERNAL = (os.path.dirname(__file__), os.path.dirname(torch.__file__))
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` for a warning about the first frame outside optlab.optim and torch: the ``step`` call."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class KernelFallbackWarning(UserWarning):
@@ -165,7 +176,7 @@ class KernelOptimizer(torch.optim.Optimizer):
                 warned.add((asked, reason))
                 warnings.warn(f"{type(self).__name__}: kernel={asked!r} cannot step a parameter: {reason}; "
                               f"it steps with kernel={used!r} (same equations and rounding)",
-                              KernelFallbackWarning, stacklevel=4)
+                              KernelFallbackWarning, stacklevel=_caller_stacklevel())
         self.kernel_used[p] = used
         return used
 
