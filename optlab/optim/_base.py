@@ -4,7 +4,7 @@ A subclass names its state (:meth:`KernelOptimizer._init_state`) and takes one s
 (:meth:`KernelOptimizer._update`), calling its module's kernels. This class only does what torch's
 optimizers do around the math: the closure, the parameter groups, skipping ``None`` gradients,
 refusing sparse gradients where torch refuses them, choosing the kernel (``kernel=``: fused, in-place
-or readable) and a scratch workspace so the fast kernels allocate nothing per step.
+or readable) and a scratch workspace that the fused and in-place kernels reuse from step to step.
 """
 
 from __future__ import annotations

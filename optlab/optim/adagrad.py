@@ -148,8 +148,9 @@ class Adagrad(KernelOptimizer):
             ``"reference"`` (:func:`adagrad_update`); all give torch's bits (see
             :class:`~optlab.optim._base.KernelOptimizer`).
 
-    Sparse gradients are accepted as by torch (they take the reference kernel). As in torch, the
-    state is created in the constructor. See the module docstring for equations and reference.
+    Sparse gradients are accepted as by torch; they step with ``kernel="reference"`` whatever was
+    asked (the only kernel that takes them; see ``kernel_used``). As in torch, the state is created in
+    the constructor. See the module docstring for equations and reference.
 
     Example:
         >>> opt = Adagrad(torch.nn.Linear(3, 1).parameters(), lr=0.01)

@@ -160,7 +160,8 @@ class SGD(KernelOptimizer):
             Plain SGD (no momentum, weight decay or maximize) under ``"fused"`` is one
             ``torch._foreach_add_`` over the group: one pass per tensor, without a call per tensor.
 
-    Sparse gradients are accepted, as by ``torch.optim.SGD`` (they take the reference kernel).
+    Sparse gradients are accepted, as by ``torch.optim.SGD``; only the readable kernel takes them, so
+    they step with ``kernel="reference"`` whatever was asked (and say so, see ``kernel_used``).
     The math is :func:`sgd_update`; see the module docstring for the equations and references.
 
     Example:
