@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 import optlab.optim as oo
+from optlab.optim._base import KERNELS  # noqa: F401  (re-exported for the tests)
 
 
 @dataclass(frozen=True)
@@ -46,22 +47,23 @@ class Entry:
                 out.append(kw)
         return out + [{**self.base, **v} for v in self.variants]
 
-    def make(self, params, *, reference=False, **kwargs):
-        """The optlab optimizer (``reference=True``: stepping with the readable kernel)."""
-        return self.cls(params, **{**self.required, **kwargs}, reference=reference)
+    def make(self, params, **kwargs):
+        """The optlab optimizer (``kernel=`` among the kwargs chooses the implementation)."""
+        return self.cls(params, **{**self.required, **kwargs})
 
     def make_reference(self, params, **kwargs):
-        """torch's optimizer, or optlab's own reference kernel when torch has no counterpart."""
+        """torch's optimizer (its for-loop), or optlab's readable kernel when torch has no counterpart."""
         if self.torch_cls is None:
-            return self.make(params, reference=True, **kwargs)
-        return self.torch_cls(params, **kwargs)
+            return self.make(params, **kwargs, kernel="reference")
+        return self.torch_cls(params, **kwargs, foreach=False)
 
 
 _NEG = -0.1  # a negative value every non-negative hyper-parameter must refuse
 
 
 def _common_invalid(*names):
-    return [({n: _NEG}, n, _NEG) for n in names]
+    """Each named hyper-parameter set negative, and an unknown kernel, must be refused."""
+    return [({n: _NEG}, n, _NEG) for n in names] + [(dict(kernel="fast"), "kernel", "fast")]
 
 
 REGISTRY: dict[str, Entry] = {e.name: e for e in [

@@ -1,5 +1,5 @@
 """torch.optim behaviour of every registered optimizer: groups, closures, zero_grad, state dicts,
-lr schedulers, None and sparse gradients, and the refused knobs.
+lr schedulers, None and sparse gradients, the refused knobs, and the choice of kernel.
 
 "Reference" below is the torch.optim counterpart (or, for AveragedSGD, optlab's readable kernel).
 """
@@ -12,7 +12,9 @@ import inspect
 import pytest
 import torch
 
-from optim_registry import REGISTRY
+from optim_registry import KERNELS, REGISTRY
+
+from optlab.optim._base import KernelFallbackWarning
 
 NAMES = list(REGISTRY)
 D = torch.float64
@@ -56,7 +58,8 @@ def test_signature_matches_torch(name):
         assert arg in ours, f"{name} lacks torch's argument {arg}"
         assert ours[arg].default == p.default, f"{name}.{arg}: default {ours[arg].default!r} != {p.default!r}"
         assert ours[arg].kind == p.kind, f"{name}.{arg}: kind {ours[arg].kind} != {p.kind}"
-    assert set(ours) - set(theirs) == {"reference"}
+    assert set(ours) - set(theirs) == {"kernel"}
+    assert ours["kernel"].kind == inspect.Parameter.KEYWORD_ONLY and ours["kernel"].default == "fused"
     assert issubclass(entry.cls, torch.optim.Optimizer)
 
 
@@ -225,9 +228,13 @@ def test_sparse_gradients_as_torch(name):
             with pytest.raises(RuntimeError, match="sparse"):
                 step(twin, ref, 0)
         return
-    for k in range(6):
+    with pytest.warns(KernelFallbackWarning, match="kernel='fused' cannot step a parameter: the gradient is sparse"):
+        step(emb, opt, 0)
+    step(twin, ref, 0)
+    for k in range(1, 6):
         step(emb, opt, k)
         step(twin, ref, k)
+    assert opt.kernel_used[emb.weight] == "reference"  # the readable kernel is the one that takes sparse tensors
     untouched = sorted(set(range(10)) - set(idx.flatten().tolist()))
     assert_same([emb.weight], [twin.weight])
     assert torch.equal(emb.weight[untouched], embedding_problem(sparse=True)[0].weight[untouched])
@@ -251,10 +258,10 @@ def test_optimizer_survives_pickling_and_deepcopy(name):
 
     entry = REGISTRY[name]
     model, X, Y = model_and_data()
-    opt = entry.make(model.parameters(), reference=True, **entry.base)
+    opt = entry.make(model.parameters(), kernel="reference", **entry.base)
     train(model, opt, X, Y, 3)
     for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
-        assert clone.reference is True
+        assert clone.param_groups[0]["kernel"] == "reference"
         p = clone.param_groups[0]["params"][0]
         p.grad = torch.ones_like(p)
         before = p.detach().clone()
@@ -284,3 +291,67 @@ def test_complex_parameters_are_refused(name):
     p.grad = torch.ones_like(p)
     with pytest.raises(TypeError, match=f"{name}: complex parameters are not supported"):
         opt.step()
+
+
+# --- the kernel: one explicit hyper-parameter --------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_is_a_hyper_parameter_kept_by_the_state_dict(name):
+    entry = REGISTRY[name]
+    model, X, Y = model_and_data()
+    opt = entry.make(model.parameters(), **entry.base, kernel="inplace")
+    assert opt.defaults["kernel"] == opt.param_groups[0]["kernel"] == "inplace"
+    train(model, opt, X, Y, 2)
+    saved = opt.state_dict()
+    assert saved["param_groups"][0]["kernel"] == "inplace"
+    resumed = entry.make(copy.deepcopy(model).parameters(), **entry.base)  # asks for "fused"...
+    resumed.load_state_dict(saved)  # ...but the state dict, like an lr, says "inplace"
+    assert resumed.param_groups[0]["kernel"] == "inplace"
+    if entry.torch_cls is not None:  # torch's state dict has no kernel: the constructor's stays
+        theirs = entry.torch_cls(model.parameters(), **entry.base)
+        ours = entry.make(model.parameters(), **entry.base, kernel="reference")
+        ours.load_state_dict(theirs.state_dict())
+        assert ours.param_groups[0]["kernel"] == "reference"
+        train(model, ours, X, Y, 1)
+        assert set(ours.kernel_used.values()) == {"reference"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_parameter_group_may_choose_its_kernel(name):
+    entry = REGISTRY[name]
+    model, X, Y = model_and_data()
+    first, second = list(model[0].parameters()), list(model[2].parameters())
+    opt = entry.make([{"params": first, "kernel": "reference"}, {"params": second}], **entry.base)
+    train(model, opt, X, Y, 2)
+    assert [opt.kernel_used[p] for p in first + second] == ["reference"] * 2 + ["fused"] * 2
+    with pytest.raises(ValueError, match=f"{name}: invalid kernel='numba'; expected 'fused' or 'inplace' or"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))], "kernel": "numba"})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_kernel_falls_back_visibly_and_keeps_torch_bits(name):
+    """A parameter the fused loops cannot take (here a transposed, non-contiguous one) is stepped by the
+    in-place kernel: one warning that says why, ``kernel_used`` says so, and the bits are still torch's."""
+    entry = REGISTRY[name]
+    g = torch.Generator().manual_seed(0)
+    start, grads = torch.randn(6, 4, generator=g, dtype=D), torch.randn(5, 4, 6, generator=g, dtype=D)
+    ours, theirs = torch.nn.Parameter(start.t()), torch.nn.Parameter(start.t())
+    assert not ours.is_contiguous()
+    kw = {**entry.base, "momentum": 0.9} if name == "SGD" else entry.base  # plain SGD is one _foreach_add_
+    opt, ref = entry.make([ours], **kw), entry.make_reference([theirs], **kw)
+    with pytest.warns(KernelFallbackWarning) as caught:
+        for k in range(5):
+            for p, o in ((ours, opt), (theirs, ref)):
+                p.grad = grads[k].clone()
+                o.step()
+    fallbacks = [w for w in caught if issubclass(w.category, KernelFallbackWarning)]
+    assert len(fallbacks) == 1
+    assert str(fallbacks[0].message) == (f"{name}: kernel='fused' cannot step a parameter: the parameter is not "
+                                         f"contiguous; it steps with kernel='inplace' (same equations and rounding)")
+    assert fallbacks[0].filename == __file__  # the warning points at the step() call
+    assert opt.kernel_used[ours] == "inplace"
+    assert torch.equal(ours, theirs)
+
+
+def test_kernel_names_are_the_three_documented_ones():
+    assert KERNELS == ("fused", "inplace", "reference")

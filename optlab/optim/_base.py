@@ -3,15 +3,20 @@
 A subclass names its state (:meth:`KernelOptimizer._init_state`) and takes one step on one tensor
 (:meth:`KernelOptimizer._update`), calling its module's kernels. This class only does what torch's
 optimizers do around the math: the closure, the parameter groups, skipping ``None`` gradients,
-refusing sparse gradients where torch refuses them, and a scratch workspace so the in-place fast
-kernels allocate nothing per step.
+refusing sparse gradients where torch refuses them, choosing the kernel (``kernel=``: fused, in-place
+or readable) and a scratch workspace that the fused and in-place kernels reuse from step to step.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 import torch
 from torch import Tensor
 
+from . import _fused
 from ._validate import check
 
 
@@ -40,57 +45,99 @@ def value(x) -> float:
 
 
 def effective_grad(theta: Tensor, g: Tensor, *, maximize: bool, weight_decay: float, out: Tensor) -> Tensor:
-    r"""``(-g if maximize else g) + weight_decay * theta``, written into ``out`` only when it differs from ``g``.
+    r""":math:`\pm g + \lambda\theta` as torch.optim's for-loops compute it, in ``out`` when it differs from ``g``.
 
-    The L2 term :math:`\lambda\theta` added to the gradient is the coupled weight decay of every
-    torch.optim optimizer (AdamW's decoupled decay is applied to :math:`\theta` instead).
+    ``-g`` if ``maximize``, then ``.add(theta, alpha=weight_decay)``: one rounding of
+    :math:`\lambda\theta + g` (a fused multiply-add in ATen). The L2 term :math:`\lambda\theta` added to
+    the gradient is the coupled weight decay of every torch.optim optimizer (AdamW's decoupled decay
+    is applied to :math:`\theta` instead).
     """
-    if weight_decay != 0:
-        if maximize:
-            return torch.mul(theta, weight_decay, out=out).sub_(g)
-        return torch.add(g, theta, alpha=weight_decay, out=out)
     if maximize:
-        return torch.neg(g, out=out)
+        g = torch.neg(g, out=out)
+    if weight_decay != 0:
+        g = torch.add(g, theta, alpha=weight_decay, out=out)
     return g
+
+
+KERNELS = ("fused", "inplace", "reference")
+_INTERNAL = (os.path.dirname(__file__), os.path.dirname(torch.__file__))
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` for a warning about the first frame outside optlab.optim and torch: the ``step`` call."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+class KernelFallbackWarning(UserWarning):
+    """An optimizer stepped a parameter with another kernel than the one asked for (see ``kernel_used``)."""
 
 
 class KernelOptimizer(torch.optim.Optimizer):
     """Base of optlab's first-order optimizers: torch's optimizer protocol around per-tensor kernels.
 
-    Subclasses set ``defaults`` exactly as their torch.optim counterpart does (same keys), implement
-    ``_init_state(p, group, state)`` and ``_update(p, g, state, group)``, and may set
-    ``supports_sparse = True`` when torch's counterpart accepts sparse gradients.
+    Subclasses set ``defaults`` exactly as their torch.optim counterpart does (same keys), name their
+    per-element state tensors in ``elementwise_state``, implement ``_init_state(p, group, state)`` and
+    ``_update(p, g, state, group, kernel)``, and may set ``supports_sparse = True`` when torch's
+    counterpart accepts sparse gradients.
 
     Args:
         params: parameters or parameter groups.
         defaults: the hyper-parameters (torch's keys, including ``foreach``/``capturable``/... knobs).
-        reference: step with the readable pure kernel (allocating, slow) instead of the in-place fast
-            kernel. Both compute the same equations; the tests hold the fast one to the reference.
+        kernel: which implementation of the same equations takes the step, bit for bit the same
+            arithmetic as ``torch.optim``'s for-loop in all three:
+
+            - ``"fused"`` (default): the module's numba loops (one, or two around ``torch.sqrt``), each one
+              pass over the tensors (:mod:`optlab.optim._fused`);
+            - ``"inplace"``: torch's in-place operations, one per term, on preallocated scratch;
+            - ``"reference"``: the readable pure kernel (``adam_update``...), allocating new tensors.
+
+            It is a hyper-parameter like ``lr``: kept in ``param_groups`` (a group may set its own),
+            saved by ``state_dict()`` and restored by ``load_state_dict()`` (a torch.optim state dict,
+            which has none, keeps the constructor's).
+
+    Where the asked-for kernel cannot step a parameter, another takes it: ``"fused"`` falls back to
+    ``"inplace"`` without numba, for tensors that are not dense, contiguous, CPU, float32/float64, or
+    on a torch whose CPU arithmetic the fused loops do not reproduce
+    (:func:`~optlab.optim._fused.unavailable_reason`); a sparse gradient always takes ``"reference"``.
+    Each fallback raises a :class:`KernelFallbackWarning` once per optimizer and reason, and
+    ``opt.kernel_used[p]`` says which kernel took the last step of ``p``.
     """
 
     supports_sparse = False
     needs = "gradient"  # step() reads p.grad (optlab.optim.closure)
+    elementwise_state: tuple[str, ...] = ()
 
-    def __init__(self, params, defaults: dict, *, reference: bool = False):
+    def __init__(self, params, defaults: dict, *, kernel: str = "fused"):
         name = type(self).__name__
         for knob in ("capturable", "differentiable", "fused"):
             if knob in defaults:
                 check(name, knob, defaults[knob], not defaults[knob],
-                      f"{knob}=False or None: optlab steps with its own kernels, so torch's "
-                      f"{knob} mode is not available (use torch.optim.{name} for it)")
+                      f"{knob}=False or None: optlab steps with its own kernels (kernel='fused', "
+                      f"'inplace' or 'reference'), so torch's {knob} mode is not available "
+                      f"(use torch.optim.{name} for it)")
         if "foreach" in defaults:
             check(name, "foreach", defaults["foreach"], defaults["foreach"] in (None, True, False),
-                  "None, True or False (accepted for compatibility; optlab picks its own fast path)")
-        check(name, "reference", reference, isinstance(reference, bool), "True or False")
-        self.reference = reference
-        super().__init__(params, defaults)
+                  "None, True or False (accepted for compatibility; choose the implementation with kernel=)")
+        self._check_kernel(kernel)
+        self.kernel_used: dict[Tensor, str] = {}
+        super().__init__(params, {**defaults, "kernel": kernel})
 
-    def __getstate__(self) -> dict:
-        return {**super().__getstate__(), "reference": self.reference}  # the workspace is not state
+    def _check_kernel(self, kernel) -> None:
+        check(type(self).__name__, "kernel", kernel, kernel in KERNELS, " or ".join(map(repr, KERNELS)))
+
+    def add_param_group(self, param_group: dict) -> None:
+        if "kernel" in param_group:
+            self._check_kernel(param_group["kernel"])
+        super().add_param_group(param_group)
 
     def __setstate__(self, state: dict) -> None:
-        state.setdefault("reference", False)
-        super().__setstate__(state)
+        super().__setstate__(state)  # also called by load_state_dict, with torch's groups if they are torch's
+        for group in self.param_groups:
+            group.setdefault("kernel", self.defaults["kernel"])
+        self.__dict__.setdefault("kernel_used", {})
 
     def _workspace(self, p: Tensor, slot: int = 0) -> Tensor:
         """A scratch tensor shaped like ``p`` (slot ``slot``), reused across steps; never part of the state.
@@ -112,10 +159,32 @@ class KernelOptimizer(torch.optim.Optimizer):
         view = views[(id(p), slot)] = buf[: p.numel()].view(p.shape)
         return view
 
+    def _kernel_for(self, p: Tensor, state: dict, group: dict) -> str:
+        """The kernel that steps ``p``: the group's unless it cannot (then say so, once); kept in ``kernel_used``."""
+        asked = group["kernel"]
+        used, reason = asked, None
+        if p.grad.is_sparse:
+            if asked != "reference":
+                used, reason = "reference", "the gradient is sparse (only the readable kernel takes sparse tensors)"
+        elif asked == "fused":
+            state_tensors = [state[k] for k in self.elementwise_state if state.get(k) is not None]
+            reason = _fused.unavailable_reason(p, p.grad, *state_tensors)
+            if reason is not None:
+                used = "inplace"
+        if reason is not None:
+            warned = self.__dict__.setdefault("_fallbacks_warned", set())
+            if (asked, reason) not in warned:
+                warned.add((asked, reason))
+                warnings.warn(f"{type(self).__name__}: kernel={asked!r} cannot step a parameter: {reason}; "
+                              f"it steps with kernel={used!r} (same equations and rounding)",
+                              KernelFallbackWarning, stacklevel=_caller_stacklevel())
+        self.kernel_used[p] = used
+        return used
+
     def _init_state(self, p: Tensor, group: dict, state: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _update(self, p: Tensor, g: Tensor, state: dict, group: dict) -> None:  # pragma: no cover
+    def _update(self, p: Tensor, g: Tensor, state: dict, group: dict, kernel: str) -> None:  # pragma: no cover
         raise NotImplementedError
 
     @torch.no_grad()
@@ -143,4 +212,4 @@ class KernelOptimizer(torch.optim.Optimizer):
             state = self.state[p]
             if len(state) == 0:
                 self._init_state(p, group, state)
-            self._update(p, p.grad, state, group)
+            self._update(p, p.grad, state, group, self._kernel_for(p, state, group))

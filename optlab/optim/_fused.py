@@ -1,32 +1,50 @@
-"""Fused single-pass step kernels, compiled with numba: the fast path of the first-order optimizers.
+"""Fused step kernels, compiled with numba: the ``kernel="fused"`` path of the first-order optimizers.
 
 A step written with torch's element-wise operations reads and writes every state tensor once per
-operation (Adam: six passes over memory). A fused kernel is one loop that reads each element of
-:math:`\\theta`, :math:`g` and the state once, applies the whole update in registers and writes the
-results back, spread over the cores (``numba.prange``). Each optimizer's module writes its loop next
-to its readable kernel, as the same equations element by element, with :func:`fused_kernel`.
+operation (Adam: seven passes over memory). A fused kernel is a loop that reads each element of
+:math:`\\theta`, :math:`g` and the state once, applies the update in registers and writes the results
+back, spread over the cores (``numba.prange``) when the tensor is large. Each optimizer's module
+writes its loops next to its readable kernel, as the same equations element by element, decorated
+with :func:`fused_kernel`.
 
-Rules that keep a fused kernel equal to torch's operations up to rounding:
+**Bit for bit as torch.** A fused kernel rounds exactly where ``torch.optim``'s for-loop rounds, so
+both give the same bits. Per element, with ``s`` a Python scalar first rounded to the tensors' dtype
+and :func:`fma` one rounding of :math:`a b + c`, ATen's CPU kernels compute
 
-- every scalar is passed in, already in the tensors' dtype (:func:`scalars`); the loop body has no
-  float literal, which would promote float32 arithmetic to float64;
-- each operation is written in the order torch's kernel evaluates it (``lerp``'s two branches,
-  ``addcmul``'s ``value * t1 * t2``...).
+- ``a.add(b, alpha=s)`` as ``fma(b, s, a)`` (ATen's vectorised ``add`` is a fused multiply-add);
+- ``a.addcmul(b, c, value=s)`` as ``fma(s * b, c, a)``;
+- ``a.addcdiv(b, c, value=s)`` as ``a + (s * b) / c``;
+- ``a.lerp(b, w)`` as :func:`lerp`: ``fma(w, b - a, a)`` if ``|w| < 0.5``, else ``fma(w - 1, b - a, b)``;
+- ``a * s``, ``a / s``, ``a + s`` as one IEEE operation each (``a / s`` divides; it does not multiply
+  by ``1 / s``);
+- ``a.sqrt()`` with MKL's vector square root (``vsSqrt``/``vdSqrt``) on x86 builds of torch.
 
-The fused path is taken only where it applies (:func:`fusable`: CPU, float32/float64, dense and
-contiguous, no aliasing between the parameter and its gradient) and numba is installed; otherwise
-the optimizer steps with torch's in-place operations (the ``*_update_`` kernels). The tests hold both
-to the readable reference kernels and to ``torch.optim``.
+The last line is why no fused kernel takes a square root: MKL's root is not correctly rounded on every
+CPU (on this project's AMD EPYC about one float32 root in five, and one float64 root in seventy, is
+one ulp off ``np.sqrt``), so an optimizer that needs :math:`\\sqrt{v}` runs two loops with
+``torch.sqrt`` between them, on memory the first loop has just brought into the cache. Everything
+else follows from the list, with three rules: every scalar is passed in already in the tensors' dtype
+(:func:`scalars`), since a float literal in the loop would promote float32 arithmetic to float64;
+numba never contracts ``a * b + c`` into an FMA by itself (``fastmath`` stays off), so the loop
+writes :func:`fma` exactly where torch has one; and division by zero gives ``inf``/``nan`` as in
+torch (``error_model="numpy"``).
+
+:func:`unavailable_reason` says when the fused path does not apply: numba missing, a tensor that is
+not dense, contiguous, CPU, float32/float64, or a torch whose CPU arithmetic is not the list's (checked
+once per process by :func:`torch_arithmetic_mismatch`). The optimizer then steps with
+``kernel="inplace"`` and says so (see :class:`~optlab.optim._base.KernelOptimizer`).
 
 Reference: Lam, S. K., Pitrou, A., Seibert, S. (2015). Numba: a LLVM-based Python JIT compiler.
-LLVM-HPC workshop, SC15.
+LLVM-HPC workshop, SC15. IEEE 754-2008, section 5.4.1 (fusedMultiplyAdd).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import importlib.util
+import inspect
 import types
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -35,63 +53,151 @@ from torch import Tensor
 _NUMBA = importlib.util.find_spec("numba") is not None
 
 
-_enabled = True
-
-
-def available() -> bool:
-    """Is numba installed (and the fused path not switched off by :func:`disabled`)?"""
-    return _NUMBA and _enabled
-
-
-@contextlib.contextmanager
-def disabled():
-    """Step with torch's in-place operations (the ``*_update_`` kernels) inside the block: lets the
-    tests hold that path, too, to the reference kernels."""
-    global _enabled
-    saved, _enabled = _enabled, False
-    try:
-        yield
-    finally:
-        _enabled = saved
-
-
 def prange(*args):
     """``range`` when a loop runs as Python; ``numba.prange`` (iterations spread over the cores) once
     :func:`fused_kernel` compiles it."""
     return range(*args)
 
 
+def fma(a, b, c):
+    """:math:`a b + c` with one rounding to the dtype of the arguments (IEEE 754 fusedMultiplyAdd).
+
+    In Python this computes the exact value and rounds it; in a :func:`fused_kernel` it is LLVM's
+    ``llvm.fma`` (one instruction on any x86-64 CPU with FMA3).
+
+    Example:
+        >>> a, b = np.float64(1 + 2**-30), np.float64(1 - 2**-30)
+        >>> fma(a, b, np.float64(-1.0)), a * b - 1.0  # the product 1 - 2**-60 rounds to 1 unless fused
+        (np.float64(-8.673617379884035e-19), np.float64(0.0))
+    """
+    cast = type(a)
+    exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    nearest = cast(float(exact))  # correctly rounded for float64; for float32 one of three neighbours
+    if cast is np.float64:
+        return nearest
+    candidates = [np.nextafter(nearest, cast(-np.inf)), nearest, np.nextafter(nearest, cast(np.inf))]
+    return min(candidates, key=lambda x: (abs(Fraction(float(x)) - exact), int(x.view(np.uint32)) & 1))
+
+
+def lerp(start, end, w, w_minus_1):
+    """``torch.lerp(start, end, w)`` rounded as ATen's CPU kernel: one :func:`fma` from the nearer end.
+
+    .. math::
+        \\operatorname{lerp}(a, b, w) = a + w (b - a) \\;\\text{ if } |w| < 1/2,
+        \\qquad b + (w - 1)(b - a) \\;\\text{ otherwise}
+
+    ``w_minus_1`` is :math:`w - 1` in the dtype of ``w`` (exact for :math:`w \\ge 1/2`), passed in so that
+    the loop holds no float literal.
+    """
+    if abs(w) < 0.5:
+        return fma(w, end - start, start)
+    return fma(w_minus_1, end - start, end)
+
+
+@functools.cache
+def _numba_helpers() -> dict:
+    """The compiled stand-ins of :func:`prange`, :func:`fma` and :func:`lerp` for :func:`fused_kernel`."""
+    import numba
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def fma_intrinsic(typingctx, a, b, c):
+        if not (isinstance(a, numba.types.Float) and a == b == c):
+            return None  # no implicit casts: fma of mixed dtypes would round differently from torch
+        return a(a, b, c), lambda context, builder, sig, args: builder.fma(*args)
+
+    helpers = {"prange": numba.prange, "fma": fma_intrinsic}
+    helpers["lerp"] = numba.njit(inline="always")(_with_globals(lerp, helpers))
+    return helpers
+
+
+def _with_globals(f, names: dict):
+    """``f`` with ``names`` replacing its module's globals of the same name (the loop's code is unchanged)."""
+    g = types.FunctionType(f.__code__, {**f.__globals__, **names}, f.__name__, f.__defaults__, f.__closure__)
+    g.__qualname__, g.__module__ = f.__qualname__, f.__module__
+    return g
+
+
+GRAIN = 32768  # below this many elements a loop runs on one core (torch's own grain size, at::internal::GRAIN_SIZE)
+
+
 class fused_kernel:
-    """Decorator: compile ``loop`` with ``numba.njit(parallel=True, cache=True)`` on its first call.
+    """Decorator: compile ``loop`` with ``numba.njit(cache=True)`` on its first call.
 
     Compiling lazily keeps ``import optlab.optim`` free of numba's start-up (half a second);
     ``cache=True`` keeps the machine code on disk, so a new process loads it instead of compiling again.
+    Arrays of :data:`GRAIN` elements or more run on every core (``parallel=True``); smaller ones on one,
+    as torch does: waking threads for a small tensor costs more than it saves, a lot more on a busy machine.
+    Call it with the arrays by position and the scalars by keyword (the loop's names for them).
     """
 
     def __init__(self, loop):
-        self.loop, self.compiled = loop, None
+        self.loop, self.compiled = loop, {}
+        self.names = list(inspect.signature(loop).parameters)
+        functools.update_wrapper(self, loop)
 
-    def __call__(self, *args):
-        if self.compiled is None:
+    def __call__(self, *arrays, **scalars):
+        if set(scalars) != set(self.names[len(arrays):]):
+            raise TypeError(f"{self.loop.__name__}: got scalars {sorted(scalars)}; expected "
+                            f"{sorted(self.names[len(arrays):])}")
+        parallel = arrays[0].shape[0] >= GRAIN
+        compiled = self.compiled.get(parallel)
+        if compiled is None:
             import numba
-            f = self.loop
-            loop = types.FunctionType(f.__code__, {**f.__globals__, "prange": numba.prange}, f.__name__,
-                                      f.__defaults__, f.__closure__)
-            loop.__qualname__, loop.__module__ = f.__qualname__, f.__module__
-            self.compiled = numba.njit(parallel=True, cache=True, nogil=True)(loop)
-        return self.compiled(*args)
+            loop = _with_globals(self.loop, _numba_helpers())
+            if not parallel:
+                loop.__qualname__ += "_serial"  # its own entry in numba's on-disk cache
+            compiled = self.compiled[parallel] = numba.njit(
+                parallel=parallel, cache=True, nogil=True, error_model="numpy")(loop)
+        return compiled(*arrays, *(scalars[n] for n in self.names[len(arrays):]))
 
 
-def fusable(*tensors: Tensor | None) -> bool:
-    """Can a fused kernel step these tensors (the parameter first, its gradient second, then state)?"""
-    if not (_NUMBA and _enabled):
-        return False
-    p, g = tensors[0], tensors[1]
-    dtype, shape = p.dtype, p.shape
-    if dtype not in (torch.float32, torch.float64) or g.requires_grad:
-        return False
-    return all(t is None or (t.layout == torch.strided and t.is_cpu and t.dtype == dtype and t.shape == shape
-                             and t.is_contiguous()) for t in tensors) and g.data_ptr() != p.data_ptr()
+@functools.cache
+def torch_arithmetic_mismatch() -> str | None:
+    """Does this torch round as the table of the module docstring says? ``None`` if so, else what differs.
+
+    Checked once per process on inputs whose fused and unfused results differ:
+    :math:`(1 + \\delta)(1 - \\delta) - 1 = -\\delta^2` exactly, while the rounded product is 1. A torch
+    without fused multiply-adds in its CPU kernels (a build for CPUs without FMA3) fails it.
+    """
+    for dtype, delta in ((torch.float32, 2.0**-15), (torch.float64, 2.0**-30)):
+        n = 67  # one vectorised body and a scalar tail
+        one = torch.ones(n, dtype=dtype)
+        a, b, expected = one * (1 + delta), 1 - delta, -one * delta**2
+        checks = {
+            "a.add(b, alpha=s)": torch.add(-one, a, alpha=b),
+            "a.addcmul(b, c, value=s)": torch.addcmul(-one, a, one * b, value=1),
+            "a.lerp(b, w), |w| < 0.5": torch.lerp(-one, one * (3 + 4 * delta), (1 - delta) / 4),
+            "a.lerp(b, w), |w| >= 0.5": torch.lerp(-one * (3 + 4 * delta), one, 1 - (1 - delta) / 4),
+        }
+        for op, got in checks.items():
+            want = -expected if "|w| >=" in op else expected
+            if not torch.equal(got, want):
+                return (f"torch's {op} is not one fused multiply-add on this machine ({dtype}); the fused "
+                        f"kernels would differ from torch.optim in the last bit")
+    return None
+
+
+def unavailable_reason(theta: Tensor, g: Tensor, *state: Tensor) -> str | None:
+    """Why the fused kernels cannot step ``theta`` (gradient ``g``, per-element ``state``); ``None`` if they can."""
+    if not _NUMBA:
+        return "numba is not installed"
+    if theta.dtype not in (torch.float32, torch.float64):
+        return f"the parameter's dtype is {theta.dtype} (the fused kernels take float32 and float64)"
+    for name, t in (("parameter", theta), ("gradient", g), *(("state", s) for s in state)):
+        if t.layout != torch.strided:
+            return f"the {name} is sparse"
+        if not t.is_cpu:
+            return f"the {name} is on {t.device}"
+        if t.dtype != theta.dtype or t.shape != theta.shape:
+            return f"the {name} is {t.dtype} {tuple(t.shape)}, the parameter {theta.dtype} {tuple(theta.shape)}"
+        if not t.is_contiguous():
+            return f"the {name} is not contiguous"
+    if g.requires_grad:
+        return "the gradient requires grad (a graph through the step is torch's differentiable=True)"
+    if g.data_ptr() == theta.data_ptr():
+        return "the gradient shares memory with the parameter"
+    return torch_arithmetic_mismatch()
 
 
 def arrays(*tensors: Tensor | None):
@@ -100,7 +206,13 @@ def arrays(*tensors: Tensor | None):
     return tuple(np.empty(0, dtype) if t is None else t.detach().numpy().ravel() for t in tensors)
 
 
-def scalars(like: Tensor, *values: float):
-    """``values`` as numpy scalars of ``like``'s dtype (what the tensors' arithmetic uses)."""
+def scalars(like: Tensor, **values: float) -> dict:
+    """``values`` as numpy scalars of ``like``'s dtype, as torch rounds a Python scalar before using it."""
     cast = np.float32 if like.dtype == torch.float32 else np.float64
-    return tuple(cast(v) for v in values)
+    return {k: cast(v) for k, v in values.items()}
+
+
+def lerp_weight(like: Tensor, w: float) -> dict:
+    """The scalars :func:`lerp` takes for weight ``w``: ``w`` and ``w - 1``, in ``like``'s dtype."""
+    w = scalars(like, w=w)["w"]
+    return {"w": w, "w_minus_1": w - 1}

@@ -21,12 +21,11 @@ Reference:
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fused_kernel, fusable, prange, scalars
+from ._fused import arrays, fma, fused_kernel, prange, scalars
 from ._validate import in_unit_interval, non_negative
 
 
@@ -65,11 +64,11 @@ def adadelta_update(
     if maximize:
         g = -g
     if weight_decay != 0:
-        g = g + weight_decay * theta
-    r = rho * r + (1 - rho) * g * g
+        g = g.add(theta, alpha=weight_decay)  # g + lambda theta
+    r = (r * rho).addcmul(g, g, value=1 - rho)  # rho r + (1 - rho) g^2
     v = torch.sqrt(p + eps) / torch.sqrt(r + eps) * g
-    p = rho * p + (1 - rho) * v * v
-    return theta - alpha * v, r, p
+    p = (p * rho).addcmul(v, v, value=1 - rho)  # rho p + (1 - rho) v^2
+    return theta.add(v, alpha=-alpha), r, p  # theta - alpha v
 
 
 def adadelta_update_(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: float, rho: float, eps: float,
@@ -84,32 +83,43 @@ def adadelta_update_(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: f
 
 
 def adadelta_fused(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: float, rho: float, eps: float,
-                   weight_decay: float, maximize: bool) -> None:
-    r""":func:`adadelta_update` in place in one pass over memory (:func:`_adadelta_loop`; tensors that
-    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.Adadelta's for-loop orders the operations:
+                   weight_decay: float, maximize: bool, work: Tensor, work2: Tensor) -> None:
+    r""":func:`adadelta_update` in place: :func:`_adadelta_r_loop`, torch's square roots, :func:`_adadelta_theta_loop`.
 
-    .. math::
-        g \leftarrow \pm g + \lambda\theta,\quad r \leftarrow \rho r + (1-\rho) g^2,\quad
-        v = \frac{\sqrt{p + \epsilon}}{\sqrt{r + \epsilon}}\, g,\quad
-        p \leftarrow \rho p + (1-\rho) v^2,\quad \theta \leftarrow \theta - \alpha v
+    One pass over memory: the first loop writes :math:`r + \epsilon` and :math:`p + \epsilon` into
+    ``work`` and ``work2`` (scratch shaped like ``theta``), ``torch.sqrt`` (the square root torch.optim
+    takes, see :mod:`optlab.optim._fused`) roots them in place, and the second loop reads them back.
     """
-    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, rho, 1 - rho, eps, -alpha)
-    _adadelta_loop(*arrays(theta, g, r, p), *hyper)
+    grad = dict(maximize=maximize, l2=weight_decay != 0)
+    hyper = scalars(theta, wd=weight_decay, rho=rho, c=1 - rho, eps=eps)
+    _adadelta_r_loop(*arrays(theta, g, r, p, work, work2), **hyper, **grad)
+    torch.sqrt(work, out=work)
+    torch.sqrt(work2, out=work2)
+    _adadelta_theta_loop(*arrays(theta, g, p, work, work2), **hyper, **scalars(theta, minus_alpha=-alpha), **grad)
 
 
 @fused_kernel
-def _adadelta_loop(theta, g, r, p, sign, wd, rho, c, eps, step):
+def _adadelta_r_loop(theta, g, r, p, r_eps, p_eps, wd, rho, c, eps, maximize, l2):
+    for i in prange(theta.shape[0]):
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(theta[i], wd, gi)  # g + lambda theta
+        ri = fma(c * gi, gi, r[i] * rho)  # rho r + (1 - rho) g^2
+        r[i] = ri
+        r_eps[i] = ri + eps
+        p_eps[i] = p[i] + eps
+
+
+@fused_kernel
+def _adadelta_theta_loop(theta, g, p, root_r_eps, root_p_eps, wd, rho, c, eps, minus_alpha, maximize, l2):
     for i in prange(theta.shape[0]):
         th = theta[i]
-        gi = sign * g[i]
-        if wd != 0:
-            gi = gi + wd * th
-        ri = r[i] * rho + c * gi * gi
-        r[i] = ri
-        pi = p[i]
-        v = np.sqrt(pi + eps) / np.sqrt(ri + eps) * gi
-        p[i] = pi * rho + c * v * v
-        theta[i] = th + step * v
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(th, wd, gi)
+        v = root_p_eps[i] / root_r_eps[i] * gi  # sqrt(p + eps) / sqrt(r + eps) g
+        p[i] = fma(c * v, v, p[i] * rho)  # rho p + (1 - rho) v^2
+        theta[i] = fma(v, minus_alpha, th)  # theta - alpha v
 
 
 class Adadelta(KernelOptimizer):
@@ -130,8 +140,9 @@ class Adadelta(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         capturable, differentiable: must be False (raise ``ValueError`` otherwise).
         maximize: ascend instead of descend.
-        reference: step with the readable :func:`adadelta_update` instead of the fast kernels
-            (:func:`adadelta_fused` where it applies, else :func:`adadelta_update_`).
+        kernel: ``"fused"`` (:func:`adadelta_fused`), ``"inplace"`` (:func:`adadelta_update_`) or
+            ``"reference"`` (:func:`adadelta_update`); all give torch's bits (see
+            :class:`~optlab.optim._base.KernelOptimizer`).
 
     State names follow torch: ``square_avg`` is r, ``acc_delta`` is p.
     The math is :func:`adadelta_update`; see the module docstring for the equations and reference.
@@ -141,32 +152,34 @@ class Adadelta(KernelOptimizer):
     """
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *, capturable=False,
-                 maximize=False, differentiable=False, reference=False):
+                 maximize=False, differentiable=False, kernel="fused"):
         non_negative("Adadelta", "lr", lr)
         in_unit_interval("Adadelta", "rho", rho, closed_right=True)
         non_negative("Adadelta", "eps", eps)
         non_negative("Adadelta", "weight_decay", weight_decay)
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
                         capturable=capturable, foreach=foreach, differentiable=differentiable)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
+
+    elementwise_state = ("square_avg", "acc_delta")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)
         state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["acc_delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         state["step"] = as_scalar_state(state["step"]).add_(1)
         hyper = dict(alpha=value(group["lr"]), rho=group["rho"], eps=group["eps"],
                      weight_decay=group["weight_decay"], maximize=group["maximize"])
         r, acc = state["square_avg"], state["acc_delta"]
-        if self.reference:
+        if kernel == "reference":
             theta, r_new, acc_new = adadelta_update(p, g, r, acc, **hyper)
             p.copy_(theta)
             r.copy_(r_new)
             acc.copy_(acc_new)
-        elif fusable(p, g, r, acc):
-            adadelta_fused(p, g, r, acc, **hyper)
+        elif kernel == "fused":
+            adadelta_fused(p, g, r, acc, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
         else:
             adadelta_update_(p, g, r, acc, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1),
                              work3=self._workspace(p, 2))

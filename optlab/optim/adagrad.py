@@ -20,12 +20,11 @@ Reference:
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fused_kernel, fusable, prange, scalars
+from ._fused import arrays, fma, fused_kernel, prange, scalars
 from ._validate import non_negative
 
 
@@ -70,7 +69,7 @@ def adagrad_update(
     if weight_decay != 0:
         if g.is_sparse:
             raise RuntimeError("adagrad_update: weight_decay is not compatible with sparse gradients")
-        g = g + weight_decay * theta
+        g = g.add(theta, alpha=weight_decay)  # g + lambda theta
     alpha_t = alpha / (1 + (t - 1) * lr_decay)
     if g.is_sparse:
         g = g.coalesce()  # one value per index, so that g^2 is the square of the summed gradient
@@ -78,9 +77,9 @@ def adagrad_update(
         r = r + torch.sparse_coo_tensor(idx, g_vals * g_vals, g.shape, check_invariants=True)
         r_vals = r.sparse_mask(g).values()  # r at the rows g holds, in g's order
         step = torch.sparse_coo_tensor(idx, g_vals / (torch.sqrt(r_vals) + eps), g.shape, check_invariants=True)
-        return theta - alpha_t * step, r
-    r = r + g * g
-    return theta - alpha_t * g / (torch.sqrt(r) + eps), r
+        return theta.add(step, alpha=-alpha_t), r
+    r = r.addcmul(g, g)  # r + g^2
+    return theta.addcdiv(g, torch.sqrt(r) + eps, value=-alpha_t), r
 
 
 def adagrad_update_(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, lr_decay: float, eps: float,
@@ -89,32 +88,42 @@ def adagrad_update_(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float
     g = effective_grad(theta, g, maximize=maximize, weight_decay=weight_decay, out=work2)
     r.addcmul_(g, g)
     denom = torch.sqrt(r, out=work).add_(eps)
-    theta.addcdiv_(g, denom, value=-alpha / (1 + (t - 1) * lr_decay))
+    theta.addcdiv_(g, denom, value=-(alpha / (1 + (t - 1) * lr_decay)))
 
 
 def adagrad_fused(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, lr_decay: float, eps: float,
-                  weight_decay: float, maximize: bool) -> None:
-    r""":func:`adagrad_update` in place in one pass over memory (:func:`_adagrad_loop`; tensors that
-    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.Adagrad's for-loop orders the operations:
+                  weight_decay: float, maximize: bool, work: Tensor) -> None:
+    r""":func:`adagrad_update` in place: :func:`_adagrad_sum_loop`, torch's square root, :func:`_adagrad_theta_loop`.
 
-    .. math::
-        g \leftarrow \pm g + \lambda\theta,\quad r \leftarrow r + g^2,\quad
-        \theta \leftarrow \theta - \frac{\alpha}{1 + (t-1)\kappa}\, \frac{g}{\sqrt{r} + \epsilon}
+    One pass over memory: the second loop reads :math:`\theta` and :math:`g` once and the root that
+    ``torch.sqrt`` (the square root torch.optim takes, see :mod:`optlab.optim._fused`) just wrote into
+    ``work`` (scratch shaped like ``theta``).
     """
-    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, eps, -alpha / (1 + (t - 1) * lr_decay))
-    _adagrad_loop(*arrays(theta, g, r), *hyper)
+    grad = dict(maximize=maximize, l2=weight_decay != 0)
+    _adagrad_sum_loop(*arrays(theta, g, r), **scalars(theta, wd=weight_decay), **grad)
+    torch.sqrt(r, out=work)
+    _adagrad_theta_loop(*arrays(theta, g, work), **scalars(theta, wd=weight_decay, eps=eps,
+                                                            minus_alpha_t=-(alpha / (1 + (t - 1) * lr_decay))),
+                        **grad)
 
 
 @fused_kernel
-def _adagrad_loop(theta, g, r, sign, wd, eps, step):
+def _adagrad_sum_loop(theta, g, r, wd, maximize, l2):
+    for i in prange(theta.shape[0]):
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(theta[i], wd, gi)  # g + lambda theta
+        r[i] = fma(gi, gi, r[i])  # r + g^2
+
+
+@fused_kernel
+def _adagrad_theta_loop(theta, g, root, wd, eps, minus_alpha_t, maximize, l2):
     for i in prange(theta.shape[0]):
         th = theta[i]
-        gi = sign * g[i]
-        if wd != 0:
-            gi = gi + wd * th
-        ri = r[i] + gi * gi
-        r[i] = ri
-        theta[i] = th + step * gi / (np.sqrt(ri) + eps)
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(th, wd, gi)
+        theta[i] = th + (minus_alpha_t * gi) / (root[i] + eps)  # theta - alpha_t g / (sqrt(r) + eps)
 
 
 class Adagrad(KernelOptimizer):
@@ -135,20 +144,23 @@ class Adagrad(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
         differentiable, fused: must be False/None (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`adagrad_update` instead of the fast kernels
-            (:func:`adagrad_fused` where it applies, else :func:`adagrad_update_`).
+        kernel: ``"fused"`` (:func:`adagrad_fused`), ``"inplace"`` (:func:`adagrad_update_`) or
+            ``"reference"`` (:func:`adagrad_update`); all give torch's bits (see
+            :class:`~optlab.optim._base.KernelOptimizer`).
 
-    Sparse gradients are accepted as by torch (they take the reference kernel). As in torch, the
-    state is created in the constructor. See the module docstring for equations and reference.
+    Sparse gradients are accepted as by torch; they step with ``kernel="reference"`` whatever was
+    asked (the only kernel that takes them; see ``kernel_used``). As in torch, the state is created in
+    the constructor. See the module docstring for equations and reference.
 
     Example:
         >>> opt = Adagrad(torch.nn.Linear(3, 1).parameters(), lr=0.01)
     """
 
     supports_sparse = True
+    elementwise_state = ("sum",)
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
-                 foreach=None, *, maximize=False, differentiable=False, fused=None, reference=False):
+                 foreach=None, *, maximize=False, differentiable=False, fused=None, kernel="fused"):
         non_negative("Adagrad", "lr", lr)
         non_negative("Adagrad", "lr_decay", lr_decay)
         non_negative("Adagrad", "weight_decay", weight_decay)
@@ -157,7 +169,7 @@ class Adagrad(KernelOptimizer):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, fused=fused)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
         for group in self.param_groups:
             for p in group["params"]:
                 self._init_state(p, group, self.state[p])
@@ -166,15 +178,15 @@ class Adagrad(KernelOptimizer):
         state["step"] = scalar_state(0.0)
         state["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         state["step"] = as_scalar_state(state["step"]).add_(1)
         hyper = dict(t=state["step"].item(), alpha=value(group["lr"]), lr_decay=group["lr_decay"],
                      eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"])
-        if self.reference or g.is_sparse:
+        if kernel == "reference":
             theta, r = adagrad_update(p, g, state["sum"], **hyper)
             p.copy_(theta)
             state["sum"].copy_(r)
-        elif fusable(p, g, state["sum"]):
-            adagrad_fused(p, g, state["sum"], **hyper)
+        elif kernel == "fused":
+            adagrad_fused(p, g, state["sum"], **hyper, work=self._workspace(p))
         else:
             adagrad_update_(p, g, state["sum"], **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

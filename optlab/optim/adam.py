@@ -29,14 +29,11 @@ References:
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fused_kernel, fusable, prange, scalars
+from ._fused import arrays, fma, fused_kernel, lerp, lerp_weight, prange, scalars
 from ._validate import check, in_unit_interval, non_negative
 
 
@@ -87,14 +84,14 @@ def adam_update(
         if decoupled_weight_decay:
             theta = theta * (1 - alpha * weight_decay)
         else:
-            g = g + weight_decay * theta
-    m = beta1 * m + (1 - beta1) * g
-    v = beta2 * v + (1 - beta2) * g * g
+            g = g.add(theta, alpha=weight_decay)  # g + lambda theta
+    m = m.lerp(g, 1 - beta1)  # beta1 m + (1 - beta1) g
+    v = (v * beta2).addcmul(g, g, value=1 - beta2)  # beta2 v + (1 - beta2) g^2
     if amsgrad:
         v_max = torch.maximum(v_max, v)
-    m_hat = m / (1 - beta1**t)
-    v_hat = (v_max if amsgrad else v) / (1 - beta2**t)
-    theta = theta - alpha * m_hat / (torch.sqrt(v_hat) + eps)
+    # m_hat / (sqrt(v_hat) + eps) with the bias corrections as torch folds them (same bits as torch.optim.Adam)
+    denom = torch.sqrt(v_max if amsgrad else v) / (1 - beta2**t) ** 0.5 + eps
+    theta = theta.addcdiv(m, denom, value=-(alpha / (1 - beta1**t)))
     return theta, m, v, v_max
 
 
@@ -117,12 +114,7 @@ def adam_update_(
     work: Tensor,
     work2: Tensor,
 ) -> None:
-    r""":func:`adam_update` in place, with no allocation (``work``, ``work2``: scratch shaped like ``theta``).
-
-    Same equations, rearranged for fewer memory passes: the bias corrections are folded into one
-    scalar, :math:`\theta \leftarrow \theta - \frac{\alpha\sqrt{1-\beta_2^t}}{1-\beta_1^t}
-    \frac{m}{\sqrt{v} + \epsilon\sqrt{1-\beta_2^t}}`, which equals the reference up to rounding.
-    """
+    """:func:`adam_update` in place, with no allocation (``work``, ``work2``: scratch shaped like ``theta``)."""
     if weight_decay != 0 and decoupled_weight_decay:
         theta.mul_(1 - alpha * weight_decay)
         weight_decay = 0.0
@@ -131,47 +123,48 @@ def adam_update_(
     v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
     if amsgrad:
         torch.maximum(v_max, v, out=v_max)
-    root_bc2 = math.sqrt(1 - beta2**t)
-    denom = torch.sqrt(v_max if amsgrad else v, out=work).add_(eps * root_bc2)
-    theta.addcdiv_(m, denom, value=-alpha * root_bc2 / (1 - beta1**t))
+    denom = torch.sqrt(v_max if amsgrad else v, out=work).div_((1 - beta2**t) ** 0.5).add_(eps)
+    theta.addcdiv_(m, denom, value=-(alpha / (1 - beta1**t)))
 
 
 def adam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, v_max: Tensor | None, *, t: int, alpha: float,
                beta1: float, beta2: float, eps: float, weight_decay: float, decoupled_weight_decay: bool,
-               amsgrad: bool, maximize: bool) -> None:
-    r""":func:`adam_update` in place in one pass over memory (:func:`_adam_loop`; tensors that
-    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.Adam's for-loop orders the operations:
+               amsgrad: bool, maximize: bool, work: Tensor) -> None:
+    r""":func:`adam_update` in place: :func:`_adam_moments_loop`, torch's square root, :func:`_adam_theta_loop`.
 
-    .. math::
-        m \leftarrow m + (1-\beta_1)(g - m),\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
-        \theta \leftarrow \theta - \frac{\alpha}{1-\beta_1^t}\,
-            \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
+    Two passes over :math:`m` and :math:`v` but one over memory: the second loop reads what the first
+    and ``torch.sqrt`` (the square root torch.optim takes, see :mod:`optlab.optim._fused`) just wrote.
+    ``work``: scratch shaped like ``theta``.
     """
-    decay = 1 - alpha * weight_decay if decoupled_weight_decay else 1.0
-    wd = 0.0 if decoupled_weight_decay else weight_decay
-    w = 1 - beta1
-    hyper = scalars(theta, -1.0 if maximize else 1.0, wd, decay, w, 1 - w, beta2, 1 - beta2,
-                    math.sqrt(1 - beta2**t), eps, -alpha / (1 - beta1**t))
-    _adam_loop(*arrays(theta, g, m, v, v_max), *hyper, amsgrad, w < 0.5)
+    decoupled = weight_decay != 0 and decoupled_weight_decay
+    _adam_moments_loop(*arrays(theta, g, m, v, v_max), **scalars(theta, wd=weight_decay, beta2=beta2, c2=1 - beta2),
+                       **lerp_weight(theta, 1 - beta1), maximize=maximize,
+                       l2=weight_decay != 0 and not decoupled, amsgrad=amsgrad)
+    torch.sqrt(v_max if amsgrad else v, out=work)
+    _adam_theta_loop(*arrays(theta, m, work), **scalars(theta, decay=1 - alpha * weight_decay,
+                                                         root_bc2=(1 - beta2**t) ** 0.5, eps=eps,
+                                                         minus_step=-(alpha / (1 - beta1**t))),
+                     decoupled=decoupled)
 
 
 @fused_kernel
-def _adam_loop(theta, g, m, v, v_max, sign, wd, decay, w, one_minus_w, beta2, c2, root_bc2, eps, step,
-               amsgrad, low_weight):
+def _adam_moments_loop(theta, g, m, v, v_max, wd, beta2, c2, w, w_minus_1, maximize, l2, amsgrad):
     for i in prange(theta.shape[0]):
-        th = theta[i] * decay
-        gi = sign * g[i]
-        if wd != 0:
-            gi = gi + wd * th
-        mi = m[i]
-        mi = mi + w * (gi - mi) if low_weight else gi - (gi - mi) * one_minus_w  # torch's lerp
-        vi = v[i] * beta2 + c2 * gi * gi
-        m[i] = mi
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(theta[i], wd, gi)  # g + lambda theta
+        m[i] = lerp(m[i], gi, w, w_minus_1)  # beta1 m + (1 - beta1) g
+        vi = fma(c2 * gi, gi, v[i] * beta2)  # beta2 v + (1 - beta2) g^2
         v[i] = vi
         if amsgrad:
-            vi = max(v_max[i], vi)
-            v_max[i] = vi
-        theta[i] = th + step * mi / (np.sqrt(vi) / root_bc2 + eps)
+            v_max[i] = max(v_max[i], vi)
+
+
+@fused_kernel
+def _adam_theta_loop(theta, m, root, decay, root_bc2, eps, minus_step, decoupled):
+    for i in prange(theta.shape[0]):
+        th = theta[i] * decay if decoupled else theta[i]  # AdamW: (1 - alpha lambda) theta
+        theta[i] = th + (minus_step * m[i]) / (root[i] / root_bc2 + eps)  # theta - step m / (sqrt(v_hat) + eps)
 
 
 def _check_adam(name: str, lr, betas, eps, weight_decay) -> None:
@@ -203,8 +196,8 @@ class Adam(KernelOptimizer):
         maximize: ascend instead of descend.
         capturable, differentiable, fused: must be False/None (raise ``ValueError`` otherwise).
         decoupled_weight_decay: AdamW's decay.
-        reference: step with the readable :func:`adam_update` instead of the fast kernels
-            (:func:`adam_fused` where it applies, else :func:`adam_update_`).
+        kernel: ``"fused"`` (:func:`adam_fused`), ``"inplace"`` (:func:`adam_update_`) or ``"reference"``
+            (:func:`adam_update`); all give torch's bits (see :class:`~optlab.optim._base.KernelOptimizer`).
 
     The math is :func:`adam_update`; see the module docstring for the equations and references.
 
@@ -214,13 +207,15 @@ class Adam(KernelOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
-                 decoupled_weight_decay=False, reference=False):
+                 decoupled_weight_decay=False, kernel="fused"):
         _check_adam(type(self).__name__, lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
+
+    elementwise_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)
@@ -229,7 +224,7 @@ class Adam(KernelOptimizer):
         if group["amsgrad"]:
             state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         state["step"] = as_scalar_state(state["step"]).add_(1)
         beta1, beta2 = (value(b) for b in group["betas"])
         hyper = dict(t=state["step"].item(), alpha=value(group["lr"]), beta1=beta1, beta2=beta2,
@@ -237,15 +232,15 @@ class Adam(KernelOptimizer):
                      decoupled_weight_decay=group["decoupled_weight_decay"], amsgrad=group["amsgrad"],
                      maximize=group["maximize"])
         m, v, v_max = state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq")
-        if self.reference:
+        if kernel == "reference":
             theta, m_new, v_new, v_max_new = adam_update(p, g, m, v, v_max, **hyper)
             p.copy_(theta)
             m.copy_(m_new)
             v.copy_(v_new)
             if group["amsgrad"]:
                 v_max.copy_(v_max_new)
-        elif fusable(p, g, m, v, v_max):
-            adam_fused(p, g, m, v, v_max, **hyper)
+        elif kernel == "fused":
+            adam_fused(p, g, m, v, v_max, **hyper, work=self._workspace(p))
         else:
             adam_update_(p, g, m, v, v_max, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
 
@@ -268,8 +263,8 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
-                 reference=False):
+                 kernel="fused"):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                          foreach=foreach, maximize=maximize, capturable=capturable,
                          differentiable=differentiable, fused=fused, decoupled_weight_decay=True,
-                         reference=reference)
+                         kernel=kernel)

@@ -20,12 +20,11 @@ Reference:
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fused_kernel, fusable, prange, scalars
+from ._fused import arrays, fma, fused_kernel, lerp, lerp_weight, prange, scalars
 from ._validate import check, in_unit_interval, non_negative
 
 
@@ -65,10 +64,10 @@ def adamax_update(
     if maximize:
         g = -g
     if weight_decay != 0:
-        g = g + weight_decay * theta
-    m = beta1 * m + (1 - beta1) * g
-    u = torch.maximum(beta2 * u, torch.abs(g) + eps)
-    return theta - alpha / (1 - beta1**t) * m / u, m, u
+        g = g.add(theta, alpha=weight_decay)  # g + lambda theta
+    m = m.lerp(g, 1 - beta1)  # beta1 m + (1 - beta1) g
+    u = torch.maximum(u * beta2, torch.abs(g) + eps)
+    return theta.addcdiv(m, u, value=-(alpha / (1 - beta1**t))), m, u
 
 
 def adamax_update_(theta: Tensor, g: Tensor, m: Tensor, u: Tensor, *, t: int, alpha: float, beta1: float,
@@ -78,37 +77,29 @@ def adamax_update_(theta: Tensor, g: Tensor, m: Tensor, u: Tensor, *, t: int, al
     g = effective_grad(theta, g, maximize=maximize, weight_decay=weight_decay, out=work2)
     m.lerp_(g, 1 - beta1)
     torch.maximum(u.mul_(beta2), torch.abs(g, out=work).add_(eps), out=u)
-    theta.addcdiv_(m, u, value=-alpha / (1 - beta1**t))
-
+    theta.addcdiv_(m, u, value=-(alpha / (1 - beta1**t)))
 
 
 def adamax_fused(theta: Tensor, g: Tensor, m: Tensor, u: Tensor, *, t: int, alpha: float, beta1: float,
                  beta2: float, eps: float, weight_decay: float, maximize: bool) -> None:
-    r""":func:`adamax_update` in place in one pass over memory (:func:`_adamax_loop`; tensors that
-    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.Adamax's for-loop orders the operations:
-
-    .. math::
-        m \leftarrow m + (1-\beta_1)(g - m),\quad u \leftarrow \max(\beta_2 u, |g| + \epsilon),\quad
-        \theta \leftarrow \theta - \frac{\alpha}{1-\beta_1^t} \frac{m}{u}
-    """
-    w = 1 - beta1
-    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, w, 1 - w, beta2, eps, -alpha / (1 - beta1**t))
-    _adamax_loop(*arrays(theta, g, m, u), *hyper, w < 0.5)
+    """:func:`adamax_update` in place in one pass over memory (:func:`_adamax_loop`)."""
+    _adamax_loop(*arrays(theta, g, m, u), **scalars(theta, wd=weight_decay, beta2=beta2, eps=eps,
+                                                     minus_step=-(alpha / (1 - beta1**t))),
+                 **lerp_weight(theta, 1 - beta1), maximize=maximize, l2=weight_decay != 0)
 
 
 @fused_kernel
-def _adamax_loop(theta, g, m, u, sign, wd, w, one_minus_w, beta2, eps, step, low_weight):
+def _adamax_loop(theta, g, m, u, wd, beta2, eps, minus_step, w, w_minus_1, maximize, l2):
     for i in prange(theta.shape[0]):
         th = theta[i]
-        gi = sign * g[i]
-        if wd != 0:
-            gi = gi + wd * th
-        mi = m[i]
-        mi = mi + w * (gi - mi) if low_weight else gi - (gi - mi) * one_minus_w  # torch's lerp
-        ui = max(u[i] * beta2, np.abs(gi) + eps)
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(th, wd, gi)  # g + lambda theta
+        mi = lerp(m[i], gi, w, w_minus_1)  # beta1 m + (1 - beta1) g
+        ui = max(u[i] * beta2, abs(gi) + eps)
         m[i] = mi
         u[i] = ui
-        theta[i] = th + step * mi / ui
+        theta[i] = th + (minus_step * mi) / ui  # theta - alpha / (1 - beta1^t) m / u
 
 
 class Adamax(KernelOptimizer):
@@ -129,8 +120,9 @@ class Adamax(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
         differentiable, capturable: must be False (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`adamax_update` instead of the fast kernels
-            (:func:`adamax_fused` where it applies, else :func:`adamax_update_`).
+        kernel: ``"fused"`` (:func:`adamax_fused`), ``"inplace"`` (:func:`adamax_update_`) or
+            ``"reference"`` (:func:`adamax_update`); all give torch's bits (see
+            :class:`~optlab.optim._base.KernelOptimizer`).
 
     State names follow torch: ``exp_avg`` is m, ``exp_inf`` is u.
     The math is :func:`adamax_update`; see the module docstring for the equations and reference.
@@ -140,7 +132,7 @@ class Adamax(KernelOptimizer):
     """
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
-                 maximize=False, differentiable=False, capturable=False, reference=False):
+                 maximize=False, differentiable=False, capturable=False, kernel="fused"):
         non_negative("Adamax", "lr", lr)
         check("Adamax", "betas", betas, isinstance(betas, (tuple, list)) and len(betas) == 2, "a pair (beta1, beta2)")
         in_unit_interval("Adamax", "betas[0]", betas[0])
@@ -149,25 +141,27 @@ class Adamax(KernelOptimizer):
         non_negative("Adamax", "weight_decay", weight_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
+
+    elementwise_state = ("exp_avg", "exp_inf")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)
         state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["exp_inf"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         state["step"] = as_scalar_state(state["step"]).add_(1)
         beta1, beta2 = group["betas"]
         hyper = dict(t=state["step"].item(), alpha=value(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
                      weight_decay=group["weight_decay"], maximize=group["maximize"])
         m, u = state["exp_avg"], state["exp_inf"]
-        if self.reference:
+        if kernel == "reference":
             theta, m_new, u_new = adamax_update(p, g, m, u, **hyper)
             p.copy_(theta)
             m.copy_(m_new)
             u.copy_(u_new)
-        elif fusable(p, g, m, u):
+        elif kernel == "fused":
             adamax_fused(p, g, m, u, **hyper)
         else:
             adamax_update_(p, g, m, u, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fused_kernel, fusable, prange, scalars
+from ._fused import arrays, fma, fused_kernel, prange, scalars
 from ._validate import non_negative
 
 
@@ -77,9 +77,9 @@ def asgd_update(
     if maximize:
         g = -g
     if weight_decay != 0:
-        g = g + weight_decay * theta
-    theta = theta * (1 - lambd * eta) - eta * g
-    theta_bar = theta.clone() if mu == 1 else theta_bar + mu * (theta - theta_bar)
+        g = g.add(theta, alpha=weight_decay)  # g + lambda' theta
+    theta = (theta * (1 - lambd * eta)).add(g, alpha=-eta)  # theta (1 - lambda eta) - eta g
+    theta_bar = theta.clone() if mu == 1 else theta_bar + (theta - theta_bar) * mu
     return theta, theta_bar
 
 
@@ -91,31 +91,25 @@ def asgd_update_(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, mu:
     if mu == 1:
         theta_bar.copy_(theta)
     else:
-        theta_bar.lerp_(theta, mu)
+        theta_bar.add_(torch.sub(theta, theta_bar, out=work).mul_(mu))
 
 
 def asgd_fused(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, mu: float, lambd: float,
                weight_decay: float, maximize: bool) -> None:
-    r""":func:`asgd_update` in place in one pass over memory (:func:`_asgd_loop`; tensors that
-    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.ASGD's for-loop orders the operations:
-
-    .. math::
-        \theta \leftarrow \theta(1 - \lambda\eta) + (-\eta) g,\qquad
-        \bar\theta \leftarrow \bar\theta + (\theta - \bar\theta)\mu
-        \quad (\bar\theta \leftarrow \theta \text{ if } \mu = 1)
-    """
-    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, 1 - lambd * eta, -eta, mu)
-    _asgd_loop(*arrays(theta, g, theta_bar), *hyper, mu == 1)
+    """:func:`asgd_update` in place in one pass over memory (:func:`_asgd_loop`)."""
+    _asgd_loop(*arrays(theta, g, theta_bar), **scalars(theta, wd=weight_decay, decay=1 - lambd * eta,
+                                                        minus_eta=-eta, mu=mu),
+               maximize=maximize, l2=weight_decay != 0, restart=mu == 1)
 
 
 @fused_kernel
-def _asgd_loop(theta, g, theta_bar, sign, wd, decay, step, mu, restart):
+def _asgd_loop(theta, g, theta_bar, wd, decay, minus_eta, mu, maximize, l2, restart):
     for i in prange(theta.shape[0]):
         th = theta[i]
-        gi = sign * g[i]
-        if wd != 0:
-            gi = gi + wd * th
-        th = th * decay + step * gi
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(th, wd, gi)  # g + lambda' theta
+        th = fma(gi, minus_eta, th * decay)  # theta (1 - lambda eta) - eta g
         theta[i] = th
         if restart:
             theta_bar[i] = th
@@ -144,8 +138,9 @@ class ASGD(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
         differentiable, capturable: must be False (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`asgd_update` instead of the fast kernels
-            (:func:`asgd_fused` where it applies, else :func:`asgd_update_`).
+        kernel: ``"fused"`` (:func:`asgd_fused`), ``"inplace"`` (:func:`asgd_update_`) or
+            ``"reference"`` (:func:`asgd_update`); all give torch's bits (see
+            :class:`~optlab.optim._base.KernelOptimizer`).
 
     State names follow torch: ``eta``, ``mu`` (scalar tensors, as torch rounds them) and ``ax``, the
     averaged parameters. For the slides' recipe, see :class:`optlab.optim.AveragedSGD`.
@@ -155,7 +150,7 @@ class ASGD(KernelOptimizer):
     """
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
-                 maximize=False, differentiable=False, capturable=False, *, reference=False):
+                 maximize=False, differentiable=False, capturable=False, *, kernel="fused"):
         non_negative("ASGD", "lr", lr)
         non_negative("ASGD", "lambd", lambd)
         non_negative("ASGD", "alpha", alpha)
@@ -163,7 +158,9 @@ class ASGD(KernelOptimizer):
         non_negative("ASGD", "weight_decay", weight_decay)
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
+
+    elementwise_state = ("ax",)
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)
@@ -171,15 +168,15 @@ class ASGD(KernelOptimizer):
         state["mu"] = scalar_state(1.0)
         state["ax"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         state["step"] = as_scalar_state(state["step"]).add_(1)
         hyper = dict(eta=state["eta"].item(), mu=state["mu"].item(), lambd=group["lambd"],
                      weight_decay=group["weight_decay"], maximize=group["maximize"])
-        if self.reference:
+        if kernel == "reference":
             theta, theta_bar = asgd_update(p, g, state["ax"], **hyper)
             p.copy_(theta)
             state["ax"].copy_(theta_bar)
-        elif fusable(p, g, state["ax"]):
+        elif kernel == "fused":
             asgd_fused(p, g, state["ax"], **hyper)
         else:
             asgd_update_(p, g, state["ax"], **hyper, work=self._workspace(p))

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, effective_grad, value
-from ._fused import arrays, fused_kernel, fusable, prange, scalars
+from ._fused import arrays, fma, fused_kernel, prange, scalars
 from .asgd import asgd_eta
 from ._validate import check, non_negative
 
@@ -90,8 +90,8 @@ def averaged_sgd_update(
     if maximize:
         g = -g
     if weight_decay != 0:
-        g = g + weight_decay * theta
-    theta = theta - eta * g
+        g = g.add(theta, alpha=weight_decay)  # g + lambda' theta
+    theta = theta.add(g, alpha=-eta)  # theta - eta g
     theta_bar = theta.clone() if n <= 1 else theta_bar + (theta - theta_bar) / n
     return theta, theta_bar
 
@@ -104,31 +104,24 @@ def averaged_sgd_update_(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: fl
     if n <= 1:
         theta_bar.copy_(theta)
     else:
-        theta_bar.lerp_(theta, 1 / n)
+        theta_bar.add_(torch.sub(theta, theta_bar, out=work).div_(n))
 
 
 def averaged_sgd_fused(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, n: int, weight_decay: float,
                        maximize: bool) -> None:
-    r""":func:`averaged_sgd_update` in place in one pass over memory (:func:`_averaged_sgd_loop`; tensors
-    that :func:`~optlab.optim._fused.fusable` accepts), in the readable kernel's order:
-
-    .. math::
-        \theta \leftarrow \theta + (-\eta)(\pm g + \lambda'\theta),\qquad
-        \bar\theta \leftarrow \bar\theta + (\theta - \bar\theta) / n
-        \quad (\bar\theta \leftarrow \theta \text{ if } n \le 1)
-    """
-    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, -eta, max(n, 1))
-    _averaged_sgd_loop(*arrays(theta, g, theta_bar), *hyper, n <= 1)
+    """:func:`averaged_sgd_update` in place in one pass over memory (:func:`_averaged_sgd_loop`)."""
+    _averaged_sgd_loop(*arrays(theta, g, theta_bar), **scalars(theta, wd=weight_decay, minus_eta=-eta, n=max(n, 1)),
+                       maximize=maximize, l2=weight_decay != 0, restart=n <= 1)
 
 
 @fused_kernel
-def _averaged_sgd_loop(theta, g, theta_bar, sign, wd, step, n, restart):
+def _averaged_sgd_loop(theta, g, theta_bar, wd, minus_eta, n, maximize, l2, restart):
     for i in prange(theta.shape[0]):
         th = theta[i]
-        gi = sign * g[i]
-        if wd != 0:
-            gi = gi + wd * th
-        th = th + step * gi
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(th, wd, gi)  # g + lambda' theta
+        th = fma(gi, minus_eta, th)  # theta - eta g
         theta[i] = th
         if restart:
             theta_bar[i] = th
@@ -157,8 +150,9 @@ class AveragedSGD(KernelOptimizer):
         average_start: s, the number of steps after which averaging starts (the average holds the
             iterates of steps s+1, s+2, ...). One of ``steps_per_epoch`` and ``average_start`` is needed.
         maximize: ascend instead of descend.
-        reference: step with the readable :func:`averaged_sgd_update` instead of the fast kernels
-            (:func:`averaged_sgd_fused` where it applies, else :func:`averaged_sgd_update_`).
+        kernel: ``"fused"`` (:func:`averaged_sgd_fused`), ``"inplace"`` (:func:`averaged_sgd_update_`) or
+            ``"reference"`` (:func:`averaged_sgd_update`); all give the same bits (see
+            :class:`~optlab.optim._base.KernelOptimizer`).
 
     The averaged weights are in ``state[p]["theta_bar"]``; :meth:`averaged_params` lists them,
     ``with opt.averaged(): ...`` evaluates the model with them swapped in (and swaps back), and
@@ -172,7 +166,7 @@ class AveragedSGD(KernelOptimizer):
     """
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, power=0.75, weight_decay=0, *, steps_per_epoch=None,
-                 average_start=None, maximize=False, reference=False):
+                 average_start=None, maximize=False, kernel="fused"):
         non_negative("AveragedSGD", "lr", lr)
         non_negative("AveragedSGD", "lambd", lambd)
         non_negative("AveragedSGD", "power", power)
@@ -186,23 +180,25 @@ class AveragedSGD(KernelOptimizer):
             average_start = steps_per_epoch
         defaults = dict(lr=lr, lambd=lambd, power=power, weight_decay=weight_decay, average_start=average_start,
                         maximize=maximize)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
+
+    elementwise_state = ("theta_bar",)
 
     def _init_state(self, p, group, state):
         state["step"] = 0
         state["theta_bar"] = p.detach().clone(memory_format=torch.preserve_format)
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         t = state["step"]
         eta = bottou_eta(t, eta0=value(group["lr"]), lambd=group["lambd"], power=group["power"])
         state["step"] = t = t + 1
         hyper = dict(eta=eta, n=max(0, t - group["average_start"]), weight_decay=group["weight_decay"],
                      maximize=group["maximize"])
-        if self.reference:
+        if kernel == "reference":
             theta, theta_bar = averaged_sgd_update(p, g, state["theta_bar"], **hyper)
             p.copy_(theta)
             state["theta_bar"].copy_(theta_bar)
-        elif fusable(p, g, state["theta_bar"]):
+        elif kernel == "fused":
             averaged_sgd_fused(p, g, state["theta_bar"], **hyper)
         else:
             averaged_sgd_update_(p, g, state["theta_bar"], **hyper, work=self._workspace(p))

@@ -25,12 +25,11 @@ References:
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fused_kernel, fusable, prange, scalars
+from ._fused import arrays, fma, fused_kernel, lerp, lerp_weight, prange, scalars
 from ._validate import check, in_unit_interval, non_negative
 
 
@@ -83,14 +82,15 @@ def nadam_update(
         if decoupled_weight_decay:
             theta = theta * (1 - alpha * weight_decay)
         else:
-            g = g + weight_decay * theta
+            g = g.add(theta, alpha=weight_decay)  # g + lambda theta
     mu_t = nadam_mu(t, beta1=beta1, psi=psi)
     mu_next = nadam_mu(t + 1, beta1=beta1, psi=psi)
-    m = beta1 * m + (1 - beta1) * g
-    v = beta2 * v + (1 - beta2) * g * g
+    m = m.lerp(g, 1 - beta1)  # beta1 m + (1 - beta1) g
+    v = (v * beta2).addcmul(g, g, value=1 - beta2)  # beta2 v + (1 - beta2) g^2
     denom = torch.sqrt(v / (1 - beta2**t)) + eps
-    step = (1 - mu_t) / (1 - mu_product) * g + mu_next / (1 - mu_product * mu_next) * m
-    return theta - alpha * step / denom, m, v
+    theta = theta.addcdiv(g, denom, value=-alpha * (1 - mu_t) / (1 - mu_product))
+    theta = theta.addcdiv(m, denom, value=-alpha * mu_next / (1 - mu_product * mu_next))
+    return theta, m, v
 
 
 def nadam_update_(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_product: float, alpha: float,
@@ -112,42 +112,52 @@ def nadam_update_(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_
 
 def nadam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_product: float, alpha: float,
                 beta1: float, beta2: float, eps: float, psi: float, weight_decay: float,
-                decoupled_weight_decay: bool, maximize: bool) -> None:
-    r""":func:`nadam_update` in place in one pass over memory (:func:`_nadam_loop`; tensors that
-    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.NAdam's for-loop orders the operations:
+                decoupled_weight_decay: bool, maximize: bool, work: Tensor) -> None:
+    r""":func:`nadam_update` in place: :func:`_nadam_moments_loop`, torch's square root, :func:`_nadam_theta_loop`.
 
-    .. math::
-        m \leftarrow m + (1-\beta_1)(g - m),\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
-        d = \sqrt{v / (1-\beta_2^t)} + \epsilon,\quad
-        \theta \leftarrow \theta - \frac{\alpha (1-\mu_t)}{1-\Pi_t} \frac{g}{d}
-        - \frac{\alpha \mu_{t+1}}{1 - \Pi_t \mu_{t+1}} \frac{m}{d}
+    One pass over memory: the first loop writes :math:`v / (1 - \beta_2^t)` into ``work`` (scratch
+    shaped like ``theta``), ``torch.sqrt`` (the square root torch.optim takes, see
+    :mod:`optlab.optim._fused`) roots it in place, and the second loop reads it back.
     """
-    decay = 1 - alpha * weight_decay if decoupled_weight_decay else 1.0
-    wd = 0.0 if decoupled_weight_decay else weight_decay
-    w = 1 - beta1
+    decoupled = weight_decay != 0 and decoupled_weight_decay
+    grad = dict(maximize=maximize, l2=weight_decay != 0 and not decoupled)
     mu_t = nadam_mu(t, beta1=beta1, psi=psi)
     mu_next = nadam_mu(t + 1, beta1=beta1, psi=psi)
-    hyper = scalars(theta, -1.0 if maximize else 1.0, wd, decay, w, 1 - w, beta2, 1 - beta2, 1 - beta2**t, eps,
-                    -alpha * (1 - mu_t) / (1 - mu_product), -alpha * mu_next / (1 - mu_product * mu_next))
-    _nadam_loop(*arrays(theta, g, m, v), *hyper, w < 0.5)
+    _nadam_moments_loop(*arrays(theta, g, m, v, work),
+                        **scalars(theta, wd=weight_decay, beta2=beta2, c2=1 - beta2, bc2=1 - beta2**t),
+                        **lerp_weight(theta, 1 - beta1), **grad)
+    torch.sqrt(work, out=work)
+    _nadam_theta_loop(*arrays(theta, g, m, work),
+                      **scalars(theta, wd=weight_decay, decay=1 - alpha * weight_decay, eps=eps,
+                                step_g=-alpha * (1 - mu_t) / (1 - mu_product),
+                                step_m=-alpha * mu_next / (1 - mu_product * mu_next)),
+                      decoupled=decoupled, **grad)
 
 
 @fused_kernel
-def _nadam_loop(theta, g, m, v, sign, wd, decay, w, one_minus_w, beta2, c2, bc2, eps, step_g, step_m,
-                low_weight):
+def _nadam_moments_loop(theta, g, m, v, v_hat, wd, beta2, c2, bc2, w, w_minus_1, maximize, l2):
     for i in prange(theta.shape[0]):
-        th = theta[i] * decay
-        gi = sign * g[i]
-        if wd != 0:
-            gi = gi + wd * th
-        mi = m[i]
-        mi = mi + w * (gi - mi) if low_weight else gi - (gi - mi) * one_minus_w  # torch's lerp
-        vi = v[i] * beta2 + c2 * gi * gi
-        m[i] = mi
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(theta[i], wd, gi)  # g + lambda theta
+        m[i] = lerp(m[i], gi, w, w_minus_1)  # beta1 m + (1 - beta1) g
+        vi = fma(c2 * gi, gi, v[i] * beta2)  # beta2 v + (1 - beta2) g^2
         v[i] = vi
-        d = np.sqrt(vi / bc2) + eps
-        th = th + step_g * gi / d
-        theta[i] = th + step_m * mi / d
+        v_hat[i] = vi / bc2
+
+
+@fused_kernel
+def _nadam_theta_loop(theta, g, m, root_v_hat, wd, decay, eps, step_g, step_m, decoupled, maximize, l2):
+    for i in prange(theta.shape[0]):
+        th = theta[i]
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(th, wd, gi)
+        if decoupled:
+            th = th * decay  # NAdamW: (1 - alpha lambda) theta
+        d = root_v_hat[i] + eps
+        th = th + (step_g * gi) / d
+        theta[i] = th + (step_m * m[i]) / d
 
 
 class NAdam(KernelOptimizer):
@@ -170,8 +180,9 @@ class NAdam(KernelOptimizer):
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
         capturable, differentiable: must be False (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`nadam_update` instead of the fast kernels
-            (:func:`nadam_fused` where it applies, else :func:`nadam_update_`).
+        kernel: ``"fused"`` (:func:`nadam_fused`), ``"inplace"`` (:func:`nadam_update_`) or
+            ``"reference"`` (:func:`nadam_update`); all give torch's bits (see
+            :class:`~optlab.optim._base.KernelOptimizer`).
 
     The running product of the momentum coefficients is kept as torch keeps it (``mu_product``, a
     scalar tensor), so both follow the same rounding. See the module docstring for the equations.
@@ -182,7 +193,7 @@ class NAdam(KernelOptimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
-                 differentiable=False, reference=False):
+                 differentiable=False, kernel="fused"):
         non_negative("NAdam", "lr", lr)
         check("NAdam", "betas", betas, isinstance(betas, (tuple, list)) and len(betas) == 2, "a pair (beta1, beta2)")
         in_unit_interval("NAdam", "betas[0]", betas[0])
@@ -193,7 +204,9 @@ class NAdam(KernelOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
                         capturable=capturable, differentiable=differentiable)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
+
+    elementwise_state = ("exp_avg", "exp_avg_sq")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)
@@ -201,7 +214,7 @@ class NAdam(KernelOptimizer):
         state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         state["step"] = as_scalar_state(state["step"]).add_(1)
         t = state["step"].item()
         beta1, beta2 = group["betas"]
@@ -211,12 +224,12 @@ class NAdam(KernelOptimizer):
                      beta2=beta2, eps=group["eps"], psi=psi, weight_decay=group["weight_decay"],
                      decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"])
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        if self.reference:
+        if kernel == "reference":
             theta, m_new, v_new = nadam_update(p, g, m, v, **hyper)
             p.copy_(theta)
             m.copy_(m_new)
             v.copy_(v_new)
-        elif fusable(p, g, m, v):
-            nadam_fused(p, g, m, v, **hyper)
+        elif kernel == "fused":
+            nadam_fused(p, g, m, v, **hyper, work=self._workspace(p))
         else:
             nadam_update_(p, g, m, v, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

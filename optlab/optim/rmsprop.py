@@ -23,12 +23,11 @@ References:
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fused_kernel, fusable, prange, scalars
+from ._fused import arrays, fma, fused_kernel, lerp, lerp_weight, prange, scalars
 from ._validate import in_unit_interval, non_negative
 
 
@@ -73,17 +72,17 @@ def rmsprop_update(
     if maximize:
         g = -g
     if weight_decay != 0:
-        g = g + weight_decay * theta
-    r = gamma * r + (1 - gamma) * g * g
+        g = g.add(theta, alpha=weight_decay)  # g + lambda theta
+    r = (r * gamma).addcmul(g, g, value=1 - gamma)  # gamma r + (1 - gamma) g^2
     if centered:
-        g_bar = gamma * g_bar + (1 - gamma) * g
-        d = g / (torch.sqrt(r - g_bar * g_bar) + eps)
+        g_bar = g_bar.lerp(g, 1 - gamma)  # gamma g_bar + (1 - gamma) g
+        denom = torch.sqrt(r.addcmul(g_bar, g_bar, value=-1)) + eps  # sqrt(r - g_bar^2) + eps
     else:
-        d = g / (torch.sqrt(r) + eps)
+        denom = torch.sqrt(r) + eps
     if mu > 0:
-        b = mu * b + d
-        d = b
-    return theta - alpha * d, r, g_bar, b
+        b = (b * mu).addcdiv(g, denom)  # mu b + g / denom
+        return theta.add(b, alpha=-alpha), r, g_bar, b
+    return theta.addcdiv(g, denom, value=-alpha), r, g_bar, b
 
 
 def rmsprop_update_(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b: Tensor | None, *, alpha: float,
@@ -105,44 +104,52 @@ def rmsprop_update_(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b
 
 
 def rmsprop_fused(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b: Tensor | None, *, alpha: float,
-                  gamma: float, eps: float, weight_decay: float, mu: float, centered: bool, maximize: bool) -> None:
-    r""":func:`rmsprop_update` in place in one pass over memory (:func:`_rmsprop_loop`; tensors that
-    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.RMSprop's for-loop orders the operations:
+                  gamma: float, eps: float, weight_decay: float, mu: float, centered: bool, maximize: bool,
+                  work: Tensor) -> None:
+    r""":func:`rmsprop_update` in place: :func:`_rmsprop_r_loop`, torch's square root, :func:`_rmsprop_theta_loop`.
 
-    .. math::
-        g \leftarrow \pm g + \lambda\theta,\quad r \leftarrow \gamma r + (1-\gamma) g^2,\quad
-        \bar g \leftarrow \bar g + (1-\gamma)(g - \bar g),\quad
-        d = \frac{g}{\sqrt{r - \bar g^2 \text{ (centered) or } r} + \epsilon},\quad
-        \theta \leftarrow \theta - \alpha\,(\,b \leftarrow \mu b + d \text{ if } \mu > 0 \text{ else } d\,)
+    One pass over memory: the first loop updates :math:`r` (and :math:`\bar g`, writing
+    :math:`r - \bar g^2` into ``work`` when centered), ``torch.sqrt`` (the square root torch.optim
+    takes, see :mod:`optlab.optim._fused`) writes the root into ``work`` (scratch shaped like
+    ``theta``), and the second loop reads it back.
     """
-    w = 1 - gamma
-    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, gamma, w, 1 - w, eps, mu, -alpha)
-    _rmsprop_loop(*arrays(theta, g, r, g_bar, b), *hyper, centered, mu > 0, w < 0.5)
+    grad = dict(maximize=maximize, l2=weight_decay != 0)
+    _rmsprop_r_loop(*arrays(theta, g, r, g_bar, work), **scalars(theta, wd=weight_decay, gamma=gamma, c=1 - gamma),
+                    **lerp_weight(theta, 1 - gamma), centered=centered, **grad)
+    torch.sqrt(work if centered else r, out=work)
+    _rmsprop_theta_loop(*arrays(theta, g, b, work), **scalars(theta, wd=weight_decay, eps=eps, mu=mu,
+                                                               minus_alpha=-alpha),
+                        momentum=mu > 0, **grad)
 
 
 @fused_kernel
-def _rmsprop_loop(theta, g, r, g_bar, b, sign, wd, gamma, w, one_minus_w, eps, mu, step, centered, momentum,
-                  low_weight):
+def _rmsprop_r_loop(theta, g, r, g_bar, r_centered, wd, gamma, c, w, w_minus_1, centered, maximize, l2):
     for i in prange(theta.shape[0]):
-        th = theta[i]
-        gi = sign * g[i]
-        if wd != 0:
-            gi = gi + wd * th
-        ri = r[i] * gamma + w * gi * gi
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(theta[i], wd, gi)  # g + lambda theta
+        ri = fma(c * gi, gi, r[i] * gamma)  # gamma r + (1 - gamma) g^2
         r[i] = ri
         if centered:
-            gb = g_bar[i]
-            gb = gb + w * (gi - gb) if low_weight else gi - (gi - gb) * one_minus_w  # torch's lerp
+            gb = lerp(g_bar[i], gi, w, w_minus_1)  # gamma g_bar + (1 - gamma) g
             g_bar[i] = gb
-            denom = np.sqrt(ri - gb * gb) + eps
-        else:
-            denom = np.sqrt(ri) + eps
+            r_centered[i] = fma(-gb, gb, ri)  # r - g_bar^2
+
+
+@fused_kernel
+def _rmsprop_theta_loop(theta, g, b, root, wd, eps, mu, minus_alpha, momentum, maximize, l2):
+    for i in prange(theta.shape[0]):
+        th = theta[i]
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(th, wd, gi)
+        denom = root[i] + eps
         if momentum:
-            bi = b[i] * mu + gi / denom
+            bi = b[i] * mu + gi / denom  # mu b + g / denom
             b[i] = bi
-            theta[i] = th + step * bi
+            theta[i] = fma(bi, minus_alpha, th)  # theta - alpha b
         else:
-            theta[i] = th + step * gi / denom
+            theta[i] = th + (minus_alpha * gi) / denom  # theta - alpha g / denom
 
 
 class RMSprop(KernelOptimizer):
@@ -164,8 +171,9 @@ class RMSprop(KernelOptimizer):
         capturable, differentiable: must be False (raise ``ValueError`` otherwise).
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
-        reference: step with the readable :func:`rmsprop_update` instead of the fast kernels
-            (:func:`rmsprop_fused` where it applies, else :func:`rmsprop_update_`).
+        kernel: ``"fused"`` (:func:`rmsprop_fused`), ``"inplace"`` (:func:`rmsprop_update_`) or
+            ``"reference"`` (:func:`rmsprop_update`); all give torch's bits (see
+            :class:`~optlab.optim._base.KernelOptimizer`).
 
     The math is :func:`rmsprop_update`; see the module docstring for the equations and references.
 
@@ -174,7 +182,7 @@ class RMSprop(KernelOptimizer):
     """
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
-                 capturable=False, foreach=None, maximize=False, differentiable=False, *, reference=False):
+                 capturable=False, foreach=None, maximize=False, differentiable=False, *, kernel="fused"):
         non_negative("RMSprop", "lr", lr)
         in_unit_interval("RMSprop", "alpha", alpha, closed_right=True)
         non_negative("RMSprop", "eps", eps)
@@ -183,7 +191,9 @@ class RMSprop(KernelOptimizer):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, capturable=capturable, foreach=foreach,
                         maximize=maximize, differentiable=differentiable)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
+
+    elementwise_state = ("square_avg", "grad_avg", "momentum_buffer")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)
@@ -193,13 +203,13 @@ class RMSprop(KernelOptimizer):
         if group["centered"]:
             state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         state["step"] = as_scalar_state(state["step"]).add_(1)
         hyper = dict(alpha=value(group["lr"]), gamma=group["alpha"], eps=group["eps"],
                      weight_decay=group["weight_decay"], mu=group["momentum"], centered=group["centered"],
                      maximize=group["maximize"])
         r, g_bar, b = state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer")
-        if self.reference:
+        if kernel == "reference":
             theta, r_new, g_bar_new, b_new = rmsprop_update(p, g, r, g_bar, b, **hyper)
             p.copy_(theta)
             r.copy_(r_new)
@@ -207,7 +217,7 @@ class RMSprop(KernelOptimizer):
                 g_bar.copy_(g_bar_new)
             if b is not None:
                 b.copy_(b_new)
-        elif fusable(p, g, r, g_bar, b):
-            rmsprop_fused(p, g, r, g_bar, b, **hyper)
+        elif kernel == "fused":
+            rmsprop_fused(p, g, r, g_bar, b, **hyper, work=self._workspace(p))
         else:
             rmsprop_update_(p, g, r, g_bar, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, scalar_state, value
+from ._fused import arrays, fused_kernel, prange, scalars
 from ._validate import check, non_negative
 
 
@@ -76,7 +77,7 @@ def rprop_update(
     delta = torch.clamp(delta * eta, delta_min, delta_max)
     if eta_minus < 1:
         g = torch.where(s < 0, torch.zeros_like(g), g)  # Rprop-: no step right after a sign change
-    theta = theta - torch.sign(g) * delta
+    theta = theta.addcmul(torch.sign(g), delta, value=-1)  # theta - sign(g) delta
     return theta, g, delta
 
 
@@ -94,20 +95,43 @@ def rprop_update_(
     work: Tensor,
 ) -> None:
     """:func:`rprop_update` in place (``work``: scratch shaped like ``theta``)."""
-    s = torch.mul(g, g_prev, out=work).sign_()
     if maximize:
-        s.neg_()  # g_prev holds the negated gradient already
+        g = torch.neg(g, out=work)
+    s = torch.mul(g, g_prev, out=g_prev).sign_()  # g_prev is read here for the last time
     flipped = s < 0
-    grown = s > 0
-    eta = s.fill_(1.0).masked_fill_(grown, eta_plus).masked_fill_(flipped, eta_minus)
+    eta = s.masked_fill_(s > 0, eta_plus).masked_fill_(flipped, eta_minus).masked_fill_(s == 0, 1.0)
     delta.mul_(eta).clamp_(delta_min, delta_max)
-    if maximize:
-        torch.neg(g, out=g_prev)
-    else:
-        g_prev.copy_(g)
+    g_prev.copy_(g)
     if eta_minus < 1:
         g_prev.masked_fill_(flipped, 0.0)
     theta.addcmul_(torch.sign(g_prev, out=work), delta, value=-1)
+
+
+def rprop_fused(theta: Tensor, g: Tensor, g_prev: Tensor, delta: Tensor, *, eta_minus: float, eta_plus: float,
+                delta_min: float, delta_max: float, maximize: bool) -> None:
+    """:func:`rprop_update` in place in one pass over memory (:func:`_rprop_loop`)."""
+    _rprop_loop(*arrays(theta, g, g_prev, delta),
+                **scalars(theta, eta_minus=eta_minus, eta_plus=eta_plus, one=1.0, zero=0.0, delta_min=delta_min,
+                          delta_max=delta_max),
+                maximize=maximize, skip_after_flip=eta_minus < 1)
+
+
+@fused_kernel
+def _rprop_loop(theta, g, g_prev, delta, eta_minus, eta_plus, one, zero, delta_min, delta_max, maximize,
+                skip_after_flip):
+    for i in prange(theta.shape[0]):
+        gi = -g[i] if maximize else g[i]
+        s = gi * g_prev[i]
+        eta = eta_plus if s > 0 else (eta_minus if s < 0 else one)
+        d = min(max(delta[i] * eta, delta_min), delta_max)  # clip(eta delta, delta_min, delta_max)
+        delta[i] = d
+        if skip_after_flip and s < 0:
+            gi = zero  # Rprop-: no step right after a sign change
+        g_prev[i] = gi
+        if gi > 0:  # theta - sign(g) delta
+            theta[i] = theta[i] - d
+        elif gi < 0:
+            theta[i] = theta[i] + d
 
 
 class Rprop(KernelOptimizer):
@@ -127,7 +151,9 @@ class Rprop(KernelOptimizer):
         capturable, differentiable: must be False (raise ``ValueError`` otherwise).
         foreach: accepted for compatibility; ignored.
         maximize: ascend instead of descend.
-        reference: step with the readable :func:`rprop_update` instead of :func:`rprop_update_`.
+        kernel: ``"fused"`` (:func:`rprop_fused`), ``"inplace"`` (:func:`rprop_update_`) or
+            ``"reference"`` (:func:`rprop_update`); all give torch's bits (see
+            :class:`~optlab.optim._base.KernelOptimizer`).
 
     The math is :func:`rprop_update`; see the module docstring for the equations and references.
 
@@ -136,7 +162,7 @@ class Rprop(KernelOptimizer):
     """
 
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
-                 foreach=None, maximize=False, differentiable=False, reference=False):
+                 foreach=None, maximize=False, differentiable=False, kernel="fused"):
         non_negative("Rprop", "lr", lr)
         check("Rprop", "etas", etas, isinstance(etas, (tuple, list)) and len(etas) == 2
               and all(isinstance(e, (int, float)) for e in etas) and 0 < etas[0] <= 1 <= etas[1],
@@ -146,22 +172,26 @@ class Rprop(KernelOptimizer):
               "a pair (delta_min, delta_max) with 0 <= delta_min <= delta_max")
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, capturable=capturable)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
+
+    elementwise_state = ("prev", "step_size")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)
         state["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["step_size"] = torch.full_like(p, value(group["lr"]))
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         state["step"] = as_scalar_state(state["step"]).add_(1)
         (eta_minus, eta_plus), (delta_min, delta_max) = group["etas"], group["step_sizes"]
         hyper = dict(eta_minus=eta_minus, eta_plus=eta_plus, delta_min=delta_min, delta_max=delta_max,
                      maximize=group["maximize"])
-        if self.reference:
+        if kernel == "reference":
             theta, g_prev, delta = rprop_update(p, g, state["prev"], state["step_size"], **hyper)
             p.copy_(theta)
             state["prev"].copy_(g_prev)
             state["step_size"].copy_(delta)
+        elif kernel == "fused":
+            rprop_fused(p, g, state["prev"], state["step_size"], **hyper)
         else:
             rprop_update_(p, g, state["prev"], state["step_size"], **hyper, work=self._workspace(p))

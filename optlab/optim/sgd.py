@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, effective_grad, value
-from ._fused import arrays, fused_kernel, fusable, prange, scalars
+from ._fused import arrays, fma, fused_kernel, prange, scalars
 from ._validate import check, non_negative
 
 
@@ -54,6 +54,7 @@ def sgd_update(
         b \leftarrow \mu b + (1-\tau) g \;(b_1 = g),\quad
         \theta \leftarrow \theta - \alpha\,(g + \mu b \text{ if Nesterov else } b)
 
+    Each line rounds as torch.optim.SGD's: ``x.add(y, alpha=c)`` is :math:`x + c y` with one rounding.
     Sparse gradients (``torch.sparse_coo``) pass through unchanged, as in ``torch.optim.SGD``.
 
     Reference: Polyak (1964); Sutskever et al. (2013) for the Nesterov form.
@@ -66,13 +67,13 @@ def sgd_update(
     if maximize:
         g = -g
     if weight_decay != 0:
-        g = g + weight_decay * theta
+        g = g.add(theta, alpha=weight_decay)  # g + lambda theta
     if mu != 0:
-        b = g.clone() if b is None else mu * b + (1 - dampening) * g
-        d = g + mu * b if nesterov else b
+        b = g.clone() if b is None else (b * mu).add(g, alpha=1 - dampening)  # mu b + (1 - tau) g
+        d = g.add(b, alpha=mu) if nesterov else b  # g + mu b
     else:
         b, d = None, g
-    return theta - alpha * d, b
+    return theta.add(d, alpha=-alpha), b  # theta - alpha d
 
 
 def sgd_update_(
@@ -99,48 +100,40 @@ def sgd_update_(
         return None
     if b is None:
         b = g.clone()
-    elif dampening == 0:
-        torch.add(g, b, alpha=mu, out=b)  # b <- mu b + g in one pass
     else:
         b.mul_(mu).add_(g, alpha=1 - dampening)
-    if nesterov:
-        theta.add_(torch.add(g, b, alpha=mu, out=work2), alpha=-alpha)
-    else:
-        theta.add_(b, alpha=-alpha)
+    theta.add_(torch.add(g, b, alpha=mu, out=work2) if nesterov else b, alpha=-alpha)
     return b
 
 
 def sgd_fused(theta: Tensor, g: Tensor, b: Tensor | None, *, alpha: float, mu: float, dampening: float,
               nesterov: bool, weight_decay: float, maximize: bool) -> Tensor | None:
     r""":func:`sgd_update` in place in one pass over memory (:func:`_sgd_loop`; tensors that
-    :func:`~optlab.optim._fused.fusable` accepts), as torch.optim.SGD's for-loop orders the operations;
-    returns the buffer (created, as a copy of :math:`g`, when ``None`` and :math:`\mu \ne 0`):
-
-    .. math::
-        g \leftarrow \pm g + \lambda\theta,\quad b \leftarrow \mu b + (1-\tau) g \;(b_1 = g),\quad
-        \theta \leftarrow \theta + (-\alpha)\,(g + \mu b \text{ if Nesterov else } b)
+    :func:`~optlab.optim._fused.unavailable_reason` accepts); returns the buffer (created, as a copy of
+    :math:`g`, when ``None`` and :math:`\mu \ne 0`).
     """
     first = mu != 0 and b is None
     if first:
         b = torch.empty_like(theta)
-    hyper = scalars(theta, -1.0 if maximize else 1.0, weight_decay, mu, 1 - dampening, -alpha)
-    _sgd_loop(*arrays(theta, g, b), *hyper, mu != 0, first, nesterov)
+    _sgd_loop(*arrays(theta, g, b), **scalars(theta, wd=weight_decay, mu=mu, one_minus_tau=1 - dampening,
+                                               minus_alpha=-alpha),
+              maximize=maximize, l2=weight_decay != 0, momentum=mu != 0, first=first, nesterov=nesterov)
     return b
 
 
 @fused_kernel
-def _sgd_loop(theta, g, b, sign, wd, mu, one_minus_tau, step, momentum, first, nesterov):
+def _sgd_loop(theta, g, b, wd, mu, one_minus_tau, minus_alpha, maximize, l2, momentum, first, nesterov):
     for i in prange(theta.shape[0]):
         th = theta[i]
-        gi = sign * g[i]
-        if wd != 0:
-            gi = gi + wd * th
+        gi = -g[i] if maximize else g[i]
+        if l2:
+            gi = fma(th, wd, gi)  # g + lambda theta
         d = gi
         if momentum:
-            bi = gi if first else b[i] * mu + one_minus_tau * gi
+            bi = gi if first else fma(gi, one_minus_tau, b[i] * mu)  # mu b + (1 - tau) g
             b[i] = bi
-            d = gi + mu * bi if nesterov else bi
-        theta[i] = th + step * d
+            d = fma(bi, mu, gi) if nesterov else bi  # g + mu b
+        theta[i] = fma(d, minus_alpha, th)  # theta - alpha d
 
 
 class SGD(KernelOptimizer):
@@ -162,10 +155,13 @@ class SGD(KernelOptimizer):
         maximize: ascend instead of descend.
         foreach: accepted for compatibility; ignored.
         differentiable, fused: must be False/None (raise ``ValueError`` otherwise).
-        reference: step with the readable :func:`sgd_update` instead of the fast kernels
-            (:func:`sgd_fused` where it applies, else :func:`sgd_update_`).
+        kernel: ``"fused"`` (:func:`sgd_fused`), ``"inplace"`` (:func:`sgd_update_`) or ``"reference"``
+            (:func:`sgd_update`); all give torch's bits (see :class:`~optlab.optim._base.KernelOptimizer`).
+            Plain SGD (no momentum, weight decay or maximize) under ``"fused"`` is one
+            ``torch._foreach_add_`` over the group: one pass per tensor, without a call per tensor.
 
-    Sparse gradients are accepted, as by ``torch.optim.SGD`` (they take the reference kernel).
+    Sparse gradients are accepted, as by ``torch.optim.SGD``; only the readable kernel takes them, so
+    they step with ``kernel="reference"`` whatever was asked (and say so, see ``kernel_used``).
     The math is :func:`sgd_update`; see the module docstring for the equations and references.
 
     Example:
@@ -174,10 +170,11 @@ class SGD(KernelOptimizer):
     """
 
     supports_sparse = True
+    elementwise_state = ("momentum_buffer",)
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
-                 foreach=None, differentiable: bool = False, fused=None, reference: bool = False):
+                 foreach=None, differentiable: bool = False, fused=None, kernel: str = "fused"):
         non_negative("SGD", "lr", lr)
         non_negative("SGD", "momentum", momentum)
         non_negative("SGD", "dampening", dampening)
@@ -189,29 +186,30 @@ class SGD(KernelOptimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach,
                         differentiable=differentiable, fused=fused)
-        super().__init__(params, defaults, reference=reference)
+        super().__init__(params, defaults, kernel=kernel)
 
     def _init_state(self, p, group, state):
         pass  # torch keeps no state until the momentum buffer exists
 
     def _step_group(self, group, params):
         plain = group["momentum"] == 0 and group["weight_decay"] == 0 and not group["maximize"]
-        if plain and not self.reference and not any(p.grad.is_sparse for p in params):
-            # theta <- theta - alpha g for every tensor of the group in one call: one memory pass each,
-            # as sgd_fused's, without its cost per tensor (measured faster in benchmarks/bench_optim.py)
+        if plain and group["kernel"] == "fused" and not any(p.grad.is_sparse for p in params):
+            # theta <- theta - alpha g for every tensor of the group in one call, each a fused
+            # multiply-add as torch's add_(g, alpha=-lr) (measured faster in benchmarks/bench_optim.py)
             torch._foreach_add_(params, [p.grad for p in params], alpha=-value(group["lr"]))
+            self.kernel_used.update(dict.fromkeys(params, "fused"))
         else:
             super()._step_group(group, params)
 
-    def _update(self, p, g, state, group):
+    def _update(self, p, g, state, group, kernel):
         hyper = dict(alpha=value(group["lr"]), mu=group["momentum"], dampening=group["dampening"],
                      nesterov=group["nesterov"], weight_decay=value(group["weight_decay"]),
                      maximize=group["maximize"])
         b = state.get("momentum_buffer")
-        if self.reference or g.is_sparse:
+        if kernel == "reference":
             theta, b_new = sgd_update(p, g, b, **hyper)
             p.copy_(theta)
-        elif fusable(p, g, b):
+        elif kernel == "fused":
             b_new = sgd_fused(p, g, b, **hyper)
         else:
             b_new = sgd_update_(p, g, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
