@@ -96,7 +96,7 @@ def plain_cross_entropy(loss_fn, out: Tensor, y: Tensor) -> bool:
 
 
 def mean_squared_error(loss_fn, out: Tensor, y: Tensor) -> bool:
-    """Is ``loss_fn(out, y)`` the mean-reduced ``nn.MSELoss`` with targets shaped like ``out`` (no
+    r"""Is ``loss_fn(out, y)`` the mean-reduced ``nn.MSELoss`` with targets shaped like ``out`` (no
     broadcasting), whose output Hessian is :math:`(2/\text{numel})\,I`?"""
     return type(loss_fn) is nn.MSELoss and loss_fn.reduction == "mean" and y.shape == out.shape
 
