@@ -130,16 +130,19 @@ def test_binder_environment_runs_lecture_1(tmp_path):
         assert run.returncode == 0, f"{name} failed:\n{(run.stdout + run.stderr)[-4000:]}"
         return run
 
-    step("venv", [sys.executable, "-m", "venv", str(venv)], 120)
-    step("pip install -r binder/requirements.txt",
-         ["python", "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"], 600)
-    step("binder/postBuild", ["./binder/postBuild"], 300)
-    step("binder/start + nbconvert --execute", ["./binder/start", "jupyter", "nbconvert", "--to", "notebook",
-                                                "--execute", "--output", "executed.ipynb", f"work/{LECTURE}"], 600)
-    print("binder build and run, seconds:", times)
-
-    check = subprocess.run(["python", "-c", "import torch, optlab; print(torch.__version__, optlab.__file__)"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    try:
+        step("venv", [sys.executable, "-m", "venv", str(venv)], 120)
+        step("pip install -r binder/requirements.txt",
+             ["python", "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"], 600)
+        step("binder/postBuild", ["./binder/postBuild"], 300)
+        step("binder/start + nbconvert --execute", ["./binder/start", "jupyter", "nbconvert", "--to", "notebook",
+                                                    "--execute", "--output", "executed.ipynb", f"work/{LECTURE}"], 600)
+        print("binder build and run, seconds:", times)
+        check = subprocess.run(["python", "-c", "import torch, optlab; print(torch.__version__, optlab.__file__)"],
+                               cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+        page_config = json.loads((venv / "etc" / "jupyter" / "labconfig" / "page_config.json").read_text())
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)  # 1.9 GB
     assert check.startswith("2.13.0+cpu ") and str(venv) in check, check
     assert (repo / "work" / LECTURE).read_bytes() == (repo / "lectures" / LECTURE).read_bytes()
     executed = json.loads((repo / "work" / "executed.ipynb").read_text())
@@ -147,5 +150,4 @@ def test_binder_environment_runs_lecture_1(tmp_path):
     assert outputs and not [o for o in outputs if o["output_type"] == "error"]
     assert any("Run this cell to use the widget" in "".join(o.get("data", {}).get("text/plain", ""))
                for o in outputs), "the lecture's widget did not display"
-    page_config = json.loads((venv / "etc" / "jupyter" / "labconfig" / "page_config.json").read_text())
     assert page_config["disabledExtensions"].get(ANNOUNCEMENTS), "postBuild must turn the news pop-up off"
