@@ -2,6 +2,8 @@
 # install optlab and what it needs, and put the environment first on PATH.
 #   OPTLAB_VENV  where the environment lives (default: .venv in the repository)
 #   PYTHON       the interpreter that creates it (default: python3; 3.10 or newer)
+#   OPTLAB_NO_INSTALL  set (e.g. to 1) to stop with an error instead of (re)installing; the tests that
+#                run these scripts set it, so that they never reinstall the environment running them
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${OPTLAB_VENV:-$ROOT/.venv}"
@@ -20,6 +22,11 @@ fi
 stamp="$VENV/.optlab-install-stamp"
 want="$("$PY" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' \
     "$ROOT/pyproject.toml" "$ROOT/constraints.txt" "$ROOT/scripts/env.sh")"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] && [ -n "${OPTLAB_NO_INSTALL:-}" ]; then
+    echo "$VENV was not installed from this checkout's pyproject.toml, constraints.txt and scripts/env.sh," >&2
+    echo "and OPTLAB_NO_INSTALL is set: install it with 'bash scripts/test.sh' (OPTLAB_VENV=$VENV)." >&2
+    exit 3
+fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "==> installing optlab and its dependencies (CPU torch 2.13.0)"
     t0=$(date +%s)

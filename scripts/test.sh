@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Run every test: make the environment if missing, install what the tests need (Debian's chromium for
-# the browser test, when run as root), then the whole suite: unit tests, the docstring examples of
-# optlab (doctest), nbval over every notebook,
-# grading end to end, and the real-browser widget test. Extra arguments go to pytest.
+# Run the tests: make the environment if missing, install what the tests need (Debian's chromium for
+# the browser test, when run as root), then pytest with optlab's docstring examples (doctest) and nbval
+# over the notebooks.
+#   bash scripts/test.sh                  everything: optlab tests lectures assignments/*/source
+#                                         (pyproject.toml's testpaths)
+#   bash scripts/test.sh lectures -x      only the paths given; every argument goes to pytest
+#   OPTLAB_CHROMIUM  a Chromium/Chrome binary for the browser test (default: chromium on the PATH)
+# The exit code is pytest's: 0 all passed, 1 some failed, 5 no test was collected, ...
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
@@ -21,9 +25,9 @@ fi
 
 t0=$(date +%s)
 set +e
-python -m pytest -p no:cacheprovider --doctest-modules --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
-    optlab tests lectures assignments/*/source "$@"
+python -m pytest -p no:cacheprovider --doctest-modules --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg "$@"
 rc=$?
 set -e
+[ "$rc" = 5 ] && echo "==> pytest collected no test (exit code 5): check the paths and -k/-m filters given" >&2
 echo "==> test suite wall time: $(( $(date +%s) - t0 )) s; environment: $(du -sh "$VENV" | cut -f1)"
 exit $rc

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..problems.gd_quadratic import _as_lambdas, _check_alpha, gd_factors, gd_rate, gd_regimes
 from ._figure import FigureImage
+from ._view import WidgetView
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def regimes_table_html(state: LRRegimesState) -> str:
     )
 
 
-class LearningRateRegimes:
+class LearningRateRegimes(WidgetView):
     """Interactive view of :func:`lr_regimes_model`: move ``alpha`` and watch each direction's factor.
 
     Args:
@@ -133,8 +134,3 @@ class LearningRateRegimes:
         self._alpha_mark.set_xdata([alpha, alpha])
         self._fig.refresh()
         self.table.value = regimes_table_html(s)
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
