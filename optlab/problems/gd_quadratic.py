@@ -64,10 +64,6 @@ def as_alpha(alpha, owner: str = "as_alpha", name: str = "alpha") -> float:
     return float(alpha)
 
 
-# the names optlab.widgets imports (until it imports the public ones above)
-_as_lambdas, _check_alpha = as_lambdas, as_alpha
-
-
 def gd_factors(lambdas, alpha: float, k: int) -> np.ndarray:
     r"""The factors :math:`(1 - \alpha\lambda_i)^j` for :math:`j = 0..k`, shape ``(len(lambdas), k + 1)``.
 

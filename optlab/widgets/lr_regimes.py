@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import numpy as np
 
-from ..problems.gd_quadratic import _as_lambdas, _check_alpha, gd_factors, gd_rate, gd_regimes
+from ..problems.gd_quadratic import as_alpha, as_lambdas, gd_factors, gd_rate, gd_regimes
 from ._figure import FigureImage
 from ._view import WidgetView
 
@@ -37,12 +37,12 @@ class LRRegimesState:
 
 def lr_regimes_model(lambdas, alpha: float, k_max: int = 30) -> LRRegimesState:
     """The learning-rate regimes of GD for Hessian eigenvalues ``lambdas`` at learning rate ``alpha``."""
-    lam = _as_lambdas(lambdas)
+    lam = as_lambdas(lambdas, "LearningRateRegimes")
     lam_max = lam.max()
     if lam_max <= 0:
         raise ValueError(f"lambdas needs a positive largest eigenvalue to define 1/lambda_max, got {lam.tolist()}")
     return LRRegimesState(
-        lambdas=lam, alpha=_check_alpha(alpha), k=np.arange(k_max + 1),
+        lambdas=lam, alpha=as_alpha(alpha, "LearningRateRegimes"), k=np.arange(k_max + 1),
         factors=gd_factors(lam, alpha, k_max), regimes=gd_regimes(lam, alpha),
         alpha_monotone=1.0 / lam_max, alpha_max=2.0 / lam_max, rate=gd_rate(lam, alpha),
     )
@@ -83,10 +83,10 @@ class LearningRateRegimes(WidgetView):
     """
 
     def __init__(self, lambdas, alpha: float | None = None, k_max: int = 30, alpha_limit: float | None = None):
-        lam = _as_lambdas(lambdas)
+        lam = as_lambdas(lambdas, "LearningRateRegimes")
         first = lr_regimes_model(lam, 0.0, k_max)
-        alpha_limit = 2.5 * first.alpha_monotone if alpha_limit is None else _check_alpha(alpha_limit)
-        alpha = 0.5 * first.alpha_monotone if alpha is None else _check_alpha(alpha)
+        alpha_limit = 2.5 * first.alpha_monotone if alpha_limit is None else as_alpha(alpha_limit, "LearningRateRegimes", "alpha_limit")
+        alpha = 0.5 * first.alpha_monotone if alpha is None else as_alpha(alpha, "LearningRateRegimes")
         if alpha > alpha_limit:
             raise ValueError(f"alpha={alpha!r} is beyond the slider's end alpha_limit={alpha_limit!r}")
         self.lambdas, self.k_max = lam, k_max
