@@ -1,17 +1,15 @@
 """The curvature the optimizers use agrees with independent implementations: LossHessianOperator (the Hessian
 of a closure, Newton's and saddle-free Newton's) with torch.autograd.functional.hessian and optlab.curvature's
-HessianOperator; the registry's dense references with optlab.curvature's Gauss-Newton matrix and Fisher;
-Hessian-free's Gauss-Newton product, the natural gradient's Fisher, SDLM's diagonal source."""
+HessianOperator; the registry's dense references (from torch.autograd.functional) with optlab.curvature's
+Gauss-Newton matrix and Fisher, which Gauss-Newton, Hessian-free and the natural gradient use; SDLM's
+diagonal source with the Gauss-Newton matrix's diagonal."""
 
 import pytest
 import torch
 from torch.func import functional_call
 
-from optlab.curvature import (FisherOperator, GGNOperator, LossHessianOperator, diagonal_hessian,
-                              gauss_newton_matrix, hessian)
+from optlab.curvature import FisherOperator, LossHessianOperator, diagonal_hessian, gauss_newton_matrix, hessian
 from optlab.flat import flatten, unflatten
-from optlab.optim.hessian_free import ggn_product
-from optlab.optim.natural_gradient import output_fisher, output_jacobian, true_fisher
 from second_order_registry import dense, small_problem
 
 DT = torch.float64
@@ -70,23 +68,6 @@ def test_registry_references_use_optlab_curvatures_gauss_newton_matrix_and_fishe
     torch.testing.assert_close(d.G, gauss_newton_matrix(p.model, p.loss_fn, data))
     torch.testing.assert_close(d.G, FisherOperator(p.model, p.loss_fn, data).to_dense())  # softmax: Fisher = GGN
     torch.testing.assert_close(d.F_emp, FisherOperator(p.model, p.loss_fn, data, kind="empirical").to_dense())
-
-
-def test_ggn_product_matches_optlab_curvature_ggn_operator():
-    net, X, y = problem(1)
-    ce = torch.nn.functional.cross_entropy
-    z = net(X)
-    Gv = ggn_product(z, ce(z, y), list(net.parameters()))
-    op = GGNOperator(net, ce, (X, y))
-    v = torch.randn(op.shape[0], generator=torch.Generator().manual_seed(2), dtype=DT)
-    torch.testing.assert_close(Gv(v), op @ v)
-
-
-def test_true_fisher_of_a_softmax_is_the_gauss_newton_matrix():
-    net, X, y = problem(2)
-    z = net(X)
-    F = true_fisher(output_jacobian(z, list(net.parameters())), output_fisher(z.detach(), "categorical"))
-    torch.testing.assert_close(F, gauss_newton_matrix(net, torch.nn.functional.cross_entropy, (X, y)))
 
 
 def test_gauss_newton_diagonal_feeding_sdlm_is_the_diagonal_of_the_ggn():
