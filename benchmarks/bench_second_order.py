@@ -324,7 +324,8 @@ def main() -> None:
             runs[side].append(run_side(side, tree, args))
     print(f"\nbefore: {runs['before'][0]['optlab']}\nafter:  {runs['after'][0]['optlab']}")
     print(f"median step time over {args.rounds} x {args.repeats} steps, {args.threads} thread(s), float64\n")
-    header = f"{'optimizer / operator':<36} {'problem':<7} {'params':>6} {'before ms':>10} {'after ms':>10} {'after/before':>12} {'|d_a-d_b|/|d_b|':>16}"
+    header = (f"{'optimizer / operator':<36} {'problem':<7} {'params':>6} {'before ms':>10} {'after ms':>10} "
+              f"{'after/before':>12} {'|d_a-d_b|/|d_b|':>16}")
     print(header)
     print("-" * len(header))
     for case, problem, _ in CASES:

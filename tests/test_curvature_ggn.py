@@ -226,12 +226,24 @@ def test_true_fisher_is_its_definition_and_equals_the_ggn(name):
     torch.testing.assert_close(auto.to_dense(), F_ref, rtol=1e-8, atol=atol)
 
 
-@pytest.mark.parametrize("name", list(FISHER_CASES))
-def test_empirical_fisher_is_the_mean_outer_product_ofper_sample_gradients(name):
-    model, loss_fn, (x, y) = _fisher_case(name)
+EMPIRICAL_CASES = {**{name: "per-sample" if name.startswith("bce") else "r-op" for name in FISHER_CASES},
+                   "sequences-mse": "r-op", "huber": "per-sample"}
+
+
+def _empirical_case(name):
+    if name in FISHER_CASES:
+        return _fisher_case(name)
+    make, loss_fn, make_data = STACKS["linear-on-sequences-relu-mse" if name == "sequences-mse" else "no-bias-elu-huber"]
+    return make(), loss_fn, make_data()
+
+
+@pytest.mark.parametrize("name", list(EMPIRICAL_CASES))
+def test_empirical_fisher_is_the_mean_outer_product_of_per_sample_gradients(name):
+    model, loss_fn, (x, y) = _empirical_case(name)
     Gs = torch.stack([per_sample_gradient(model, loss_fn, x[n:n + 1], y[n:n + 1]) for n in range(x.shape[0])])
     F = oc.FisherOperator(model, loss_fn, (x, y), kind="empirical")
     torch.testing.assert_close(F.to_dense(), Gs.T @ Gs / x.shape[0], rtol=1e-10, atol=1e-14)
+    assert F.sample_gradients_method == EMPIRICAL_CASES[name]  # from the linearization where it can
     with torch.no_grad():  # recomputed after the parameters move
         next(model.parameters()).mul_(0.5)
     Gs = torch.stack([per_sample_gradient(model, loss_fn, x[n:n + 1], y[n:n + 1]) for n in range(x.shape[0])])

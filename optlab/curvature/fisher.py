@@ -33,13 +33,15 @@ generalized Gauss-Newton matrix** of :math:`E` (Martens 2020; tested against
 :class:`~optlab.curvature.GGNOperator`). It is computed as the GGN is, :math:`J^\top F_{\text{out}} (J v)`
 by the R-pass's linearization. The empirical Fisher is not a curvature of :math:`E` (Kunstner et al.
 2019 show where it fails); it is computed from per-sample gradients (one forward/backward per sample:
-use eval mode for models with BatchNorm).
+use eval mode for models with BatchNorm), for the mean cross-entropy and squared error on R-pass models
+all at once from the linearization's back-propagated :math:`\delta` (Goodfellow 2015).
 
 References:
     Amari, S. (1998). Natural gradient works efficiently in learning. Neural Computation 10(2).
     Martens, J. (2020). New insights and perspectives on the natural gradient method. JMLR 21.
     Kunstner, F., Balles, L., Hennig, P. (2019). Limitations of the empirical Fisher approximation for
     natural gradient descent. NeurIPS.
+    Goodfellow, I. (2015). Efficient per-example gradient computations. arXiv:1510.01799.
 """
 
 from __future__ import annotations
@@ -47,10 +49,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._data import batch_loss, flatten, preserved_buffers
 from .ggn import GGNOperator
+from .rop import Linearization
 
 KINDS = ("true", "empirical")
 LIKELIHOODS = (nn.CrossEntropyLoss, nn.MSELoss, nn.BCEWithLogitsLoss)
@@ -116,6 +120,39 @@ def output_fisher_product(loss_fn, outputs: Tensor, targets: Tensor) -> Callable
     return lambda u: s * (1 - s) * u / N
 
 
+def linearized_per_sample_gradients(lin: Linearization, params) -> Tensor:
+    r"""The ``N x P`` per-sample gradients :math:`\nabla_\omega\ell_n` of a batch from its linearization.
+
+    For a mean loss :math:`E = \frac1N\sum_n\ell_n` the back-propagated :math:`\delta_{z_l} = \partial E/\partial z_l`
+    holds each sample's part, :math:`\frac1N\partial\ell_n/\partial z_{l,n}`, so (Goodfellow 2015)
+
+    .. math:: \nabla_{W_l}\ell_n = N\,\delta_{z_l,n}\, a_{l-1,n}^\top,\qquad \nabla_{b_l}\ell_n = N\,\delta_{z_l,n}
+
+    summed over positions for sequences and convolutions (a convolution's input patches by ``unfold``).
+
+    Reference: Goodfellow, I. (2015). Efficient per-example gradient computations. arXiv:1510.01799.
+    """
+    N = lin.out.shape[0]
+    parts: dict[int, Tensor] = {}
+    for m, a, d in zip(lin.layers, lin.inputs, lin.deltas):
+        if isinstance(m, nn.Linear):
+            d3, a3 = d.reshape(N, -1, m.out_features), a.reshape(N, -1, m.in_features)
+            parts[id(m.weight)] = torch.einsum("nto,nti->noi", d3, a3)
+            d_sum = d3.sum(1)
+        elif isinstance(m, nn.Conv2d):
+            patches = F.unfold(a, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
+            d3 = d.reshape(N, m.out_channels, -1)
+            parts[id(m.weight)] = torch.einsum("nol,nkl->nok", d3, patches).reshape(N, *m.weight.shape)
+            d_sum = d3.sum(2)
+        else:
+            continue
+        if m.bias is not None:
+            parts[id(m.bias)] = d_sum
+    return N * torch.cat([(parts[id(p)] if id(p) in parts else torch.zeros(N, *p.shape, dtype=lin.out.dtype,
+                                                                             device=lin.out.device)).reshape(N, -1)
+                          for p in params], dim=1)
+
+
 class FisherOperator(GGNOperator):
     r"""The Fisher information matrix, ``kind="true"`` or ``"empirical"``, as a linear operator.
 
@@ -154,6 +191,7 @@ class FisherOperator(GGNOperator):
         check_fisher_loss(type(self).__name__, loss_fn, kind)
         self.kind = kind
         self._G, self._G_versions = None, None
+        self.sample_gradients_method = None  # set by per_sample_gradients()
         super().__init__(model, loss_fn, data, params, method=method, cache_graph=cache_graph)
 
     def _output_product(self, outputs: Tensor, targets: Tensor, lin=None) -> Callable[[Tensor], Tensor]:
@@ -161,16 +199,35 @@ class FisherOperator(GGNOperator):
 
     def per_sample_gradients(self) -> Tensor:
         r"""The ``N x P`` matrix of per-sample gradients :math:`\nabla_\omega\ell_n` (computed once for the
-        current parameters, again after they change)."""
+        current parameters, again after they change).
+
+        Where the R-pass applies and its linearization recognizes the loss as the mean cross-entropy or
+        the mean squared error (so that :math:`E_b = \frac{1}{N_b}\sum_n \ell_n` exactly), all the batch's
+        rows come from the linearization (:func:`linearized_per_sample_gradients`); otherwise one
+        forward/backward pass per sample. ``sample_gradients_method`` then tells which was used
+        (``"r-op"`` or ``"per-sample"``).
+        """
         versions = tuple(p._version for p in self.params)
         if self._G is None or versions != self._G_versions:
-            rows = []
+            methods = set()
             with torch.enable_grad(), preserved_buffers(self.model):
-                for x, y in self.batches.samples():
-                    loss = batch_loss(self.model, self.loss_fn, x, y)
-                    rows.append(flatten(torch.autograd.grad(loss, self.params, allow_unused=True), self.params))
-            self._G, self._G_versions = torch.stack(rows), versions
+                G = torch.cat([self._batch_per_sample_gradients(x, y, methods) for x, y in self.batches.batches])
+            self._G, self._G_versions = G, versions
+            self.sample_gradients_method = "r-op" if methods == {"r-op"} else "per-sample"
         return self._G
+
+    def _batch_per_sample_gradients(self, x: Tensor, y: Tensor, methods: set) -> Tensor:
+        if self.method == "r-op":
+            lin = Linearization(self._layers, self.loss_fn, x, y)
+            if lin.p is not None or lin.mse:  # the plain mean of per-sample losses
+                methods.add("r-op")
+                return linearized_per_sample_gradients(lin, self.params)
+        methods.add("per-sample")
+        rows = []
+        for n in range(x.shape[0]):
+            loss = batch_loss(self.model, self.loss_fn, x[n:n + 1], y[n:n + 1])
+            rows.append(flatten(torch.autograd.grad(loss, self.params, allow_unused=True), self.params))
+        return torch.stack(rows)
 
     def _matmat(self, V: Tensor) -> Tensor:
         if self.kind == "empirical":

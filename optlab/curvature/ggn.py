@@ -201,7 +201,8 @@ def vjp(lin: Linearization, U: Tensor) -> dict[int, Tensor]:
             if m.bias is not None:
                 out[id(m.bias)] = d.sum((1, 3, 4))
             if j > first:
-                d = nng.conv2d_input((k * a.shape[0], *a.shape[1:]), m.weight, d.flatten(0, 1), **kw).unflatten(0, (k, a.shape[0]))
+                d = nng.conv2d_input((k * a.shape[0], *a.shape[1:]), m.weight, d.flatten(0, 1),
+                                     **kw).unflatten(0, (k, a.shape[0]))
         elif isinstance(m, nn.Flatten):
             d = d.reshape(k, *a.shape)
         else:
@@ -221,12 +222,14 @@ def _direction_term(m, a: Tensor, V: Tensor | None, Vb: Tensor | None, k: int, s
     r""":math:`V a + v_b` of a Linear or Conv2d layer for ``k`` directions, ``(k, *shape)`` (``None``: zero)."""
     if V is None and Vb is None:
         return None
+    # the k directions' weights stacked as k times as many output units: one pass for all of them
     if isinstance(m, nn.Linear):
-        lead = [1] * (len(shape) - 1)
-        Rz = None if V is None else F.linear(a, V.reshape(-1, m.in_features)).unflatten(-1, (k, m.out_features)).movedim(-2, 0)
-        b = None if Vb is None else Vb.reshape(k, *lead, m.out_features)
+        Rz = None if V is None else F.linear(a, V.reshape(-1, m.in_features)).unflatten(-1, (k, m.out_features))
+        Rz = None if Rz is None else Rz.movedim(-2, 0)
+        b = None if Vb is None else Vb.reshape(k, *[1] * (len(shape) - 1), m.out_features)
     else:
-        Rz = None if V is None else F.conv2d(a, V.flatten(0, 1), None, **_conv_kwargs(m)).unflatten(1, (k, m.out_channels)).movedim(1, 0)
+        Rz = None if V is None else F.conv2d(a, V.flatten(0, 1), None, **_conv_kwargs(m))
+        Rz = None if Rz is None else Rz.unflatten(1, (k, m.out_channels)).movedim(1, 0)
         b = None if Vb is None else Vb.reshape(k, 1, m.out_channels, 1, 1)
     if b is None:
         return Rz
