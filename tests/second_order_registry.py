@@ -172,13 +172,6 @@ def no_wiring(problem: Problem) -> dict:
 WIRING = {"gradient": no_wiring, "closure": no_wiring, "model": model_and_loss}
 
 
-def pending_model_api(cls):
-    """The rows of optimizers whose ``needs = "model"`` conversion is still on its way (they assume the
-    ``model=`` / ``loss_fn=`` constructor) are expected to fail until it lands; then they must pass."""
-    return [pytest.mark.xfail(getattr(cls, "needs", None) != "model", strict=True,
-                              reason=f"{cls.__name__} does not take model= and loss_fn= yet")]
-
-
 @dataclass(frozen=True)
 class Entry:
     """One curvature-driven optimizer, in ``optim_registry.Entry``'s shape plus the reference column."""
@@ -228,24 +221,24 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in [
     Entry(oo.SaddleFreeNewton, dict(damping=0.1), ref_saddle_free, (dict(), 1), (dict(damping=0.1), 3),
           invalid=[(dict(lr=float("inf")), "lr", float("inf")), (dict(damping=-1.0), "damping", -1.0)]),
     Entry(oo.GaussNewton, dict(damping=0.01), ref_gauss_newton, (dict(), 1), (dict(damping=1.0), 3),
-          grid=dict(solver=["dense", "cg"]), marks=pending_model_api(oo.GaussNewton),
+          grid=dict(solver=["dense", "cg"]),
           invalid=[(dict(lr=-0.5), "lr", -0.5), (dict(solver="qr"), "solver", "qr")]),
     Entry(oo.LevenbergMarquardt, dict(damping=0.1), ref_levenberg_marquardt, (dict(), 5), (dict(), 3),
-          groups=False, marks=pending_model_api(oo.LevenbergMarquardt),
+          groups=False,
           invalid=[(dict(damping=0.0), "damping", 0.0), (dict(drop=1.5), "drop", 1.5),
                    (dict(boost=0.5), "boost", 0.5)]),
     Entry(oo.HessianFree, dict(damping=1.0, cg_max_iter=200), ref_gauss_newton, (dict(damping=1e-3), 5),
-          (dict(), 3), groups=False, rtol=1e-5, marks=pending_model_api(oo.HessianFree),
+          (dict(), 3), groups=False, rtol=1e-5,
           invalid=[(dict(damping=-1.0), "damping", -1.0), (dict(curvature="fisher"), "curvature", "fisher"),
                    (dict(cg_max_iter=0), "cg_max_iter", 0), (dict(warm_start=1.0), "warm_start", 1.0),
                    (dict(lr=0), "lr", 0)]),
     # for a softmax the true Fisher is the generalized Gauss-Newton matrix
     Entry(oo.NaturalGradient, dict(damping=0.1), ref_gauss_newton, (dict(kind="empirical", damping=0.1), 30),
-          (dict(damping=0.1), 3), marks=pending_model_api(oo.NaturalGradient),
+          (dict(damping=0.1), 3),
           invalid=[(dict(kind="exact"), "kind", "exact"), (dict(damping=-2.0), "damping", -2.0)]),
     Entry(oo.NaturalGradient, dict(kind="empirical", damping=0.1), ref_empirical_fisher,
           (dict(kind="empirical", damping=0.1), 30), (dict(kind="empirical", damping=0.1), 3),
-          label="NaturalGradient-empirical", marks=pending_model_api(oo.NaturalGradient)),
+          label="NaturalGradient-empirical"),
     Entry(oo.NonlinearCG, dict(c1=1e-10, c2=1e-9, ls_max_iter=60), ref_exact_line_search, (dict(), 10),
           (dict(), 3), groups=False, rtol=1e-6,
           invalid=[(dict(lr=0.0), "lr", 0.0), (dict(beta="hs"), "beta", "hs"), (dict(restart=0), "restart", 0),

@@ -21,11 +21,10 @@ from optlab.problems.base import model_objective
 from optlab.trajectory import run
 from optim_registry import REGISTRY as FIRST_ORDER
 from second_order_registry import REGISTRY as SECOND_ORDER
-from second_order_registry import Problem, pending_model_api, small_problem
+from second_order_registry import Problem, small_problem
 
 DT = torch.float64
 OPTIMIZERS = [n for n in oo.__all__ if isinstance(getattr(oo, n), type) and issubclass(getattr(oo, n), torch.optim.Optimizer)]
-PENDING = {"GaussNewton", "LevenbergMarquardt", "HessianFree", "NaturalGradient"}  # model= API on its way
 
 
 def _param(name, marks=()):
@@ -36,8 +35,7 @@ FIRST = [_param(n) for n in FIRST_ORDER]
 SECOND = [_param(n, SECOND_ORDER[n].marks) for n in SECOND_ORDER]
 
 
-@pytest.mark.parametrize("name", [_param(n, pending_model_api(getattr(oo, n)) if n in PENDING else ())
-                                  for n in OPTIMIZERS])
+@pytest.mark.parametrize("name", [_param(n) for n in OPTIMIZERS])
 def test_every_optimizer_has_a_registry_row_and_declares_needs(name):
     cls = getattr(oo, name)
     assert cls.needs in NEEDS
@@ -101,7 +99,7 @@ ISSUE = ["GaussNewton", "LevenbergMarquardt", "Newton", "SaddleFreeNewton", "SDL
 
 
 @pytest.mark.parametrize("use_closure", [False, True])
-@pytest.mark.parametrize("name", [_param(n, pending_model_api(getattr(oo, n)) if n in PENDING else ()) for n in ISSUE])
+@pytest.mark.parametrize("name", [_param(n) for n in ISSUE])
 def test_run_builds_a_class_from_the_objective_and_knows_what_it_needs(name, use_closure):
     """``run(objective, cls, 30)``: the class with its defaults (``model=``/``loss_fn=`` from the objective
     when it needs them) and torch's closure when it needs one; ``use_closure`` is only for foreign

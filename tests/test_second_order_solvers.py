@@ -150,8 +150,6 @@ def test_newton_cg_refuses_an_indefinite_system():
 
 
 # ---------------------------------------------------------------- Gauss-Newton and LM (model= and loss_fn=)
-pending = pytest.mark.xfail(getattr(GaussNewton, "needs", None) != "model", strict=True,
-                            reason="GaussNewton and LevenbergMarquardt do not take model= and loss_fn= yet")
 
 
 class HalfSquaredError(torch.nn.Module):
@@ -185,7 +183,6 @@ class Linear(torch.nn.Module):
         return z if self.activation is None else self.activation(z)
 
 
-@pending
 @pytest.mark.parametrize("solver", ["dense", "cg"])
 def test_gauss_newton_equals_newton_on_linear_least_squares(solver):
     X, y, w = linear_least_squares()
@@ -202,7 +199,6 @@ def test_gauss_newton_equals_newton_on_linear_least_squares(solver):
     torch.testing.assert_close(w.detach(), torch.linalg.lstsq(X, y.unsqueeze(1)).solution.squeeze(1))
 
 
-@pending
 def test_gauss_newton_drops_the_second_order_term_on_a_nonlinear_model():
     """On r = tanh(X w) - y, GN's matrix is J^T J (checked against a dense Jacobian), not the Hessian."""
     X, y, w = linear_least_squares(1, m=8, n=3)
@@ -251,7 +247,6 @@ class Exponential(torch.nn.Module):
         return self.theta[0] * torch.exp(self.theta[1] * t)
 
 
-@pending
 def test_lm_fits_a_nonlinear_curve_and_never_increases_the_loss():
     """Fit y = a exp(b t): LM from a poor start reaches the generating parameters; rejected steps stay put."""
     t = torch.linspace(0, 1, 30, dtype=DT)
@@ -265,7 +260,6 @@ def test_lm_fits_a_nonlinear_curve_and_never_increases_the_loss():
     assert all(b <= a + 1e-15 for a, b in zip(losses, losses[1:]))  # rejected steps never increase the loss
 
 
-@pending
 def test_lm_rejects_a_bad_step():
     """With a tiny damping on a strongly nonlinear residual the first trial overshoots: LM must undo it (or,
     if it accepted the step, the loss went down)."""
