@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from . import _fused
-from ._validate import check
+from ..errors import check
 
 
 def scalar_dtype() -> torch.dtype:

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
 from ._fused import arrays, fma, fused_kernel, prange, scalars
-from ._validate import in_unit_interval, non_negative
+from ..errors import in_unit_interval, non_negative
 
 
 def adadelta_update(

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
 from ._fused import arrays, fma, fused_kernel, prange, scalars
-from ._validate import non_negative
+from ..errors import non_negative
 
 
 def adagrad_update(

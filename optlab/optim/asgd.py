@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
 from ._fused import arrays, fma, fused_kernel, prange, scalars
-from ._validate import non_negative
+from ..errors import non_negative
 
 
 def asgd_eta(t: int, *, eta0: float, lambd: float, a: float = 0.75) -> float:

@@ -41,7 +41,7 @@ from torch import Tensor
 from ._base import KernelOptimizer, effective_grad, value
 from ._fused import arrays, fma, fused_kernel, prange, scalars
 from .asgd import asgd_eta
-from ._validate import check, non_negative
+from ..errors import check, non_negative
 
 
 def bottou_eta(t: int, *, eta0: float, lambd: float, power: float = 0.75) -> float:

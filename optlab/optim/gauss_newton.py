@@ -53,8 +53,9 @@ from torch import Tensor
 
 from ..curvature import GGNOperator, cg
 from ..flat import add_, assign, flatten, unflatten
-from ._validate import check, non_negative, positive_int_or_none
-from .closure import check_model_and_loss, evaluate, loss_at
+from ..errors import check, non_negative, positive_int_or_none
+from .param_groups import all_params, joint_options, per_coordinate
+from .closure import check_model_and_loss, evaluate, leave_gradient, loss_at
 
 SOLVERS = ("dense", "cg")
 
@@ -130,22 +131,6 @@ def damped_solve(A, g: Tensor, mu: Tensor, *, solver: str, cg_max_iter: int | No
     return Solution(result.x, result.iterations)
 
 
-def per_coordinate(param_groups, key: str, like: Tensor) -> Tensor:
-    """A flat vector holding each group's ``key`` (``lr``, ``damping``) for every coordinate of its parameters."""
-    return torch.cat([torch.full((p.numel(),), float(group[key]), dtype=like.dtype, device=like.device)
-                      for group in param_groups for p in group["params"]])
-
-
-def joint_options(owner: str, param_groups, keys: tuple[str, ...]) -> dict:
-    """The options one joint solve uses (``solver``, ``cg_max_iter``...): equal in every parameter group."""
-    first = param_groups[0]
-    for i, group in enumerate(param_groups[1:], start=1):
-        for k in keys:
-            check(owner, f"param_groups[{i}]['{k}']", group[k], group[k] == first[k],
-                  f"{first[k]!r} as in param_groups[0] (one linear system couples all groups)")
-    return {k: first[k] for k in keys}
-
-
 def check_solver_options(owner: str, solver, cg_max_iter, cg_rtol) -> None:
     """The linear-solver options of the curvature-matrix optimizers."""
     check(owner, "solver", solver, solver in SOLVERS, f"one of {SOLVERS}")
@@ -165,20 +150,9 @@ def check_model_params(owner: str, model, loss_fn, param_groups) -> None:
                                  f"is taken through it)")
 
 
-def all_params(param_groups) -> list[Tensor]:
-    """Every parameter of every group, in order (the flat vector's layout)."""
-    return [p for group in param_groups for p in group["params"]]
-
-
 def gradient(loss: Tensor, params: list[Tensor]) -> Tensor:
     """The flat gradient of the closure's loss (unused parameters: zeros)."""
     return flatten(torch.autograd.grad(loss, params, allow_unused=True), params)
-
-
-def store_gradient(params: list[Tensor], g: Tensor) -> None:
-    """Leave the flat gradient ``g`` in ``p.grad``, as after torch's ``loss.backward()``."""
-    for p, gi in zip(params, unflatten(g.detach(), params)):
-        p.grad = gi.clone()
 
 
 # ---------------------------------------------------------------- the optimizers
@@ -253,7 +227,7 @@ class GaussNewton(torch.optim.Optimizer):
         with G.many_products():
             d, iterations = damped_solve(G, g, per_coordinate(self.param_groups, "damping", g), **opts)
         add_(params, per_coordinate(self.param_groups, "lr", g) * d)
-        store_gradient(params, g)
+        leave_gradient(params, unflatten(g, params))
         state = self.state[params[0]]
         state["step"] = state.get("step", 0) + 1
         state["cg_iterations"] = iterations
@@ -316,5 +290,5 @@ class LevenbergMarquardt(GaussNewton):
             assign(params, theta0)  # reject: back to where we were
         state.update(damping=lm_damping_update(mu, rho, drop=group["drop"], boost=group["boost"]), rho=rho,
                      step=state.get("step", 0) + 1, cg_iterations=iterations)
-        store_gradient(params, g)
+        leave_gradient(params, unflatten(g, params))
         return E

@@ -47,10 +47,10 @@ import torch
 from torch import Tensor
 
 from ..curvature import GGNOperator, HessianOperator, cg, quadratic_value
-from ..flat import assign, flatten
-from ._validate import check
-from .closure import evaluate, loss_at
-from .gauss_newton import check_model_params, gradient, lm_damping_update, store_gradient
+from ..flat import assign, flatten, unflatten
+from ..errors import check
+from .closure import evaluate, leave_gradient, loss_at
+from .gauss_newton import check_model_params, gradient, lm_damping_update
 
 CURVATURES = ("gauss-newton", "hessian")
 SAVE_RATIO = 1.3  # Martens saves the CG iterates at iterations ceil(1.3^j)
@@ -282,5 +282,5 @@ class HessianFree(torch.optim.Optimizer):
         assign(params, theta0 + alpha * p)
         state.update(d=run.x, rho=rho, alpha=alpha, loss=E_new, cg_iterations=run.iterations, cg_reason=run.reason,
                      step=state.get("step", 0) + 1)
-        store_gradient(params, g)
+        leave_gradient(params, unflatten(g, params))
         return ev.loss.detach()

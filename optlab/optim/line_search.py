@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ._validate import check
+from ..errors import check
 
 Probe = tuple  # (t, phi(t), phi'(t))
 

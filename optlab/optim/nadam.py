@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
 from ._fused import arrays, fma, fused_kernel, lerp, lerp_weight, prange, scalars
-from ._validate import check, in_unit_interval, non_negative
+from ..errors import check, in_unit_interval, non_negative
 
 
 def nadam_mu(t: int, *, beta1: float, psi: float) -> float:

@@ -40,11 +40,11 @@ from torch import Tensor
 
 from ..curvature import FisherOperator
 from ..curvature.fisher import KINDS, check_fisher_loss
-from ..flat import add_
-from ._validate import check, non_negative
-from .closure import evaluate
-from .gauss_newton import (all_params, check_model_params, check_solver_options, damped_solve, gradient,
-                           joint_options, per_coordinate, store_gradient)
+from ..flat import add_, unflatten
+from ..errors import check, non_negative
+from .closure import evaluate, leave_gradient
+from .gauss_newton import check_model_params, check_solver_options, damped_solve, gradient
+from .param_groups import all_params, joint_options, per_coordinate
 
 
 def natural_gradient_direction(g: Tensor, F: Tensor, lambda_: Tensor | float = 0.0) -> Tensor:
@@ -146,7 +146,7 @@ class NaturalGradient(torch.optim.Optimizer):
         with F.many_products():
             d, iterations = damped_solve(F, g, per_coordinate(self.param_groups, "damping", g), **opts)
         add_(params, per_coordinate(self.param_groups, "lr", g) * d)
-        store_gradient(params, g)
+        leave_gradient(params, unflatten(g, params))
         state = self.state[params[0]]
         state["step"] = state.get("step", 0) + 1
         state["cg_iterations"] = iterations

@@ -33,7 +33,8 @@ from torch import Tensor
 
 from ..curvature import LossHessianOperator, cg
 from ..flat import add_, unflatten
-from ._validate import check, non_negative, positive_int_or_none
+from ..errors import check, non_negative, positive_int_or_none
+from .param_groups import all_params, joint_option, per_coordinate
 from .closure import evaluate, leave_gradient
 
 SOLVERS = ("dense", "cg")
@@ -72,25 +73,6 @@ def newton_update(theta: Tensor, g: Tensor, H: Tensor, *, alpha: Tensor | float 
     return theta + alpha * newton_direction(g, H, mu)
 
 
-def _group_vector(param_groups, key: str, like: Tensor) -> Tensor:
-    """A flat vector holding each group's ``key`` for every coordinate of its parameters."""
-    return torch.cat([torch.full((p.numel(),), float(group[key]), dtype=like.dtype, device=like.device)
-                      for group in param_groups for p in group["params"]])
-
-
-def _all_params(param_groups) -> list[Tensor]:
-    return [p for group in param_groups for p in group["params"]]
-
-
-def joint_option(owner: str, param_groups, key: str):
-    """The value of ``key`` that all parameter groups share (one solve couples them all)."""
-    value = param_groups[0][key]
-    for i, group in enumerate(param_groups[1:], 1):
-        check(owner, f"param_groups[{i}]['{key}']", group[key], group[key] == value,
-              f"{value!r} as in param_groups[0] (one solve couples all the groups)")
-    return value
-
-
 def check_solver_args(name: str, lr, damping, solver, cg_max_iter, cg_rtol) -> None:
     """The hyper-parameters shared by the Newton family (Newton, Gauss-Newton, Levenberg-Marquardt)."""
     non_negative(name, "lr", lr)
@@ -109,10 +91,10 @@ def hessian_step(optimizer: torch.optim.Optimizer, closure,
     coordinate), moves each group's part by its ``lr``, leaves the gradient at the starting point in
     ``p.grad`` and counts the step in ``state[first param]["step"]``. Returns the loss at the start.
     """
-    params = _all_params(optimizer.param_groups)
+    params = all_params(optimizer.param_groups)
     H = LossHessianOperator(lambda: evaluate(type(optimizer).__name__, closure).loss, params)
-    d = direction(H, _group_vector(optimizer.param_groups, "damping", H.gradient))
-    add_(params, _group_vector(optimizer.param_groups, "lr", d) * d)
+    d = direction(H, per_coordinate(optimizer.param_groups, "damping", H.gradient))
+    add_(params, per_coordinate(optimizer.param_groups, "lr", d) * d)
     leave_gradient(params, unflatten(H.gradient, params))
     state = optimizer.state[params[0]]
     state["step"] = state.get("step", 0) + 1

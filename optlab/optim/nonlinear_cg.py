@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from ..flat import assign, flatten, unflatten
-from ._validate import check
+from ..errors import check
 from .closure import loss_and_grad_at, require_closure
 from .line_search import LineSearchResult, strong_wolfe
 

@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._validate import check, non_negative
-from .newton import joint_option
+from ..errors import check, non_negative
+from .param_groups import joint_option
 
 
 def whitening(h: Tensor, eps: float) -> tuple[Tensor, Tensor]:

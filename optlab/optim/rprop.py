@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, scalar_state, value
 from ._fused import arrays, fused_kernel, prange, scalars
-from ._validate import check, non_negative
+from ..errors import check, non_negative
 
 
 def rprop_update(

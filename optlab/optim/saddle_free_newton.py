@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..curvature import LossHessianOperator
-from ._validate import non_negative
+from ..errors import non_negative
 from .newton import hessian_step
 
 

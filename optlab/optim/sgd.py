@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ._base import KernelOptimizer, effective_grad, value
 from ._fused import arrays, fma, fused_kernel, prange, scalars
-from ._validate import check, non_negative
+from ..errors import check, non_negative
 
 
 def sgd_update(

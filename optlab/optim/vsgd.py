@@ -66,9 +66,9 @@ from torch import Tensor
 from ..curvature import diagonal_hessian
 from ..curvature.diagonal import METHODS as DIAGONALS
 from ..flat import unflatten
-from ._validate import check, non_negative
+from ..errors import check, non_negative
 from .closure import check_model_and_loss, evaluate, leave_gradient
-from .newton import joint_option
+from .param_groups import joint_option
 
 
 class VSGDState(NamedTuple):
