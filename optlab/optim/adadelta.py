@@ -151,6 +151,8 @@ class Adadelta(KernelOptimizer):
         >>> opt = Adadelta(torch.nn.Linear(3, 1).parameters(), lr=1.0, rho=0.9)
     """
 
+    elementwise_state = ("square_avg", "acc_delta")
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *, capturable=False,
                  maximize=False, differentiable=False, kernel="fused"):
         non_negative("Adadelta", "lr", lr)
@@ -160,8 +162,6 @@ class Adadelta(KernelOptimizer):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
                         capturable=capturable, foreach=foreach, differentiable=differentiable)
         super().__init__(params, defaults, kernel=kernel)
-
-    elementwise_state = ("square_avg", "acc_delta")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)

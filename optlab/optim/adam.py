@@ -205,6 +205,8 @@ class Adam(KernelOptimizer):
         >>> opt = Adam(torch.nn.Linear(3, 1).parameters(), lr=1e-3, betas=(0.9, 0.999))
     """
 
+    elementwise_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
                  decoupled_weight_decay=False, kernel="fused"):
@@ -214,8 +216,6 @@ class Adam(KernelOptimizer):
                         differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults, kernel=kernel)
-
-    elementwise_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)

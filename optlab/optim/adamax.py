@@ -131,6 +131,8 @@ class Adamax(KernelOptimizer):
         >>> opt = Adamax(torch.nn.Linear(3, 1).parameters(), lr=2e-3)
     """
 
+    elementwise_state = ("exp_avg", "exp_inf")
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
                  maximize=False, differentiable=False, capturable=False, kernel="fused"):
         non_negative("Adamax", "lr", lr)
@@ -142,8 +144,6 @@ class Adamax(KernelOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults, kernel=kernel)
-
-    elementwise_state = ("exp_avg", "exp_inf")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)

@@ -149,6 +149,8 @@ class ASGD(KernelOptimizer):
         >>> opt = ASGD(torch.nn.Linear(3, 1).parameters(), lr=0.01, t0=100)
     """
 
+    elementwise_state = ("ax",)
+
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
                  maximize=False, differentiable=False, capturable=False, *, kernel="fused"):
         non_negative("ASGD", "lr", lr)
@@ -159,8 +161,6 @@ class ASGD(KernelOptimizer):
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults, kernel=kernel)
-
-    elementwise_state = ("ax",)
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)

@@ -165,6 +165,8 @@ class AveragedSGD(KernelOptimizer):
         ...     pass  # evaluate model here with the averaged weights
     """
 
+    elementwise_state = ("theta_bar",)
+
     def __init__(self, params, lr=1e-2, lambd=1e-4, power=0.75, weight_decay=0, *, steps_per_epoch=None,
                  average_start=None, maximize=False, kernel="fused"):
         non_negative("AveragedSGD", "lr", lr)
@@ -181,8 +183,6 @@ class AveragedSGD(KernelOptimizer):
         defaults = dict(lr=lr, lambd=lambd, power=power, weight_decay=weight_decay, average_start=average_start,
                         maximize=maximize)
         super().__init__(params, defaults, kernel=kernel)
-
-    elementwise_state = ("theta_bar",)
 
     def _init_state(self, p, group, state):
         state["step"] = 0

@@ -191,6 +191,8 @@ class NAdam(KernelOptimizer):
         >>> opt = NAdam(torch.nn.Linear(3, 1).parameters(), lr=2e-3)
     """
 
+    elementwise_state = ("exp_avg", "exp_avg_sq")
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False, kernel="fused"):
@@ -205,8 +207,6 @@ class NAdam(KernelOptimizer):
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, foreach=foreach,
                         capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults, kernel=kernel)
-
-    elementwise_state = ("exp_avg", "exp_avg_sq")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)

@@ -181,6 +181,8 @@ class RMSprop(KernelOptimizer):
         >>> opt = RMSprop(torch.nn.Linear(3, 1).parameters(), lr=0.01, alpha=0.99)
     """
 
+    elementwise_state = ("square_avg", "grad_avg", "momentum_buffer")
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  capturable=False, foreach=None, maximize=False, differentiable=False, *, kernel="fused"):
         non_negative("RMSprop", "lr", lr)
@@ -192,8 +194,6 @@ class RMSprop(KernelOptimizer):
                         weight_decay=weight_decay, capturable=capturable, foreach=foreach,
                         maximize=maximize, differentiable=differentiable)
         super().__init__(params, defaults, kernel=kernel)
-
-    elementwise_state = ("square_avg", "grad_avg", "momentum_buffer")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)

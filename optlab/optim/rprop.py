@@ -161,6 +161,8 @@ class Rprop(KernelOptimizer):
         >>> opt = Rprop(torch.nn.Linear(3, 1).parameters(), lr=0.01, etas=(0.5, 1.2))
     """
 
+    elementwise_state = ("prev", "step_size")
+
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
                  foreach=None, maximize=False, differentiable=False, kernel="fused"):
         non_negative("Rprop", "lr", lr)
@@ -173,8 +175,6 @@ class Rprop(KernelOptimizer):
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults, kernel=kernel)
-
-    elementwise_state = ("prev", "step_size")
 
     def _init_state(self, p, group, state):
         state["step"] = scalar_state(0.0)
