@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..errors import data_error, shape_error, type_error
-from ..flat import flatten, unflatten  # noqa: F401 (unflatten: the one implementation, for ggn and fisher)
+from ..flat import flatten
 
 OWNER = "optlab.curvature"
 DATA = "an (inputs, targets) pair of tensors or an iterable of such pairs"

@@ -52,7 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._data import batch_loss, flatten, preserved_buffers
+from ..flat import flatten
+from ._data import batch_loss, preserved_buffers
 from .ggn import GGNOperator
 from .rop import Linearization
 

@@ -54,7 +54,8 @@ import torch.nn.functional as F
 import torch.nn.grad as nng
 from torch import Tensor, nn
 
-from ._data import Batches, flatten, num_params, preserved_buffers, resolve_params, scalar_loss, unflatten
+from ..flat import flatten, unflatten, unflatten_columns
+from ._data import Batches, num_params, preserved_buffers, resolve_params, scalar_loss
 from ._operator import CurvatureOperator
 from .rop import Linearization, rop_layers
 
@@ -419,7 +420,7 @@ class _RPassState:
 
     def _chunk(self, params, V: Tensor) -> Tensor:
         k = V.shape[1]
-        JV = jvp(self.lin, {id(p): Vp for p, Vp in zip(params, _unflatten_columns(V, params))}, k)
+        JV = jvp(self.lin, {id(p): Vp for p, Vp in zip(params, unflatten_columns(V, params))}, k)
         if JV is None:
             return torch.zeros_like(V)
         parts = vjp(self.lin, self.output_product(JV))
@@ -454,12 +455,3 @@ class _AutogradState:
                                           retain_graph=True, allow_unused=True)
             cols.append(flatten(JTw, params))
         return torch.stack(cols, dim=1)
-
-
-def _unflatten_columns(V: Tensor, params) -> list[Tensor]:
-    """Split the ``(P, k)`` matrix ``V`` into ``k``-batched tensors shaped ``(k, *p.shape)``."""
-    out, i = [], 0
-    for p in params:
-        out.append(V[i:i + p.numel()].T.reshape(V.shape[1], *p.shape))
-        i += p.numel()
-    return out
