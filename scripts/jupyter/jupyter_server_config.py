@@ -1,25 +1,25 @@
 """Jupyter server settings for the course, read through JUPYTER_CONFIG_PATH=scripts/jupyter.
 
-Kernel websocket connections that survive Restart Kernel and Run All Cells given right after a
-notebook opens. JupyterLab then reconnects with the same session id before the server has read its
-previous socket (that socket's open() still waits for the restarted kernel), and jupyter_server's
-ZMQChannelsWebsocketConnection._register_session replaces it ("Replacing stale connection") by only
-closing the websocket. Two things then go wrong upstream (jupyter_server 2.x,
-services/kernels/connection/channels.py):
+Kernel websocket connections that survive Restart Kernel and Run All Cells given right after a notebook
+opens. JupyterLab then reconnects with the same session id while the server is still opening its first
+websocket (open() waits for the restarted kernel, and no frame is read before it returns), so
+ZMQChannelsWebsocketConnection._register_session in jupyter_server
+(services/kernels/connection/channels.py) logs "Replacing stale connection" and only closes the old
+websocket. Two things then go wrong:
 
-1. The frames JupyterLab had sent on the old socket are still delivered to it. Once the handler is
+1. The frames JupyterLab had sent on the old websocket are still delivered to it. With the handler
    closed, ``subprotocol`` falls back to the legacy protocol, so a binary frame of the
    ``v1.kernel.websocket.jupyter.org`` protocol goes to ``deserialize_binary_message``, which reads its
    8-byte little-endian offset count 6 as a 4-byte big-endian buffer count of 100663296 and builds a
    struct format of that many items: about 3.2 GB that Python's struct cache keeps
    ("struct.error: unpack requires a buffer of 402653184 bytes").
-2. Both connections open the kernel's channels with the session id as zmq identity. The kernel's
-   ROUTER sockets ignore a second peer with an identity in use, so when the old connection's sockets
-   reach the restarted kernel first, the new connection's execute requests never arrive: every prompt
-   stays [*].
+2. Both connections open the kernel's channels with the session id as zmq identity, and the old one
+   keeps its channels until its close is read. ipykernel's ROUTER sockets hand an identity to the peer
+   that connected last and cut the other off, so when the old connection's sockets reconnect to the
+   restarted kernel after the new one's, Run All's execute requests are lost: every prompt stays [*].
 
-CourseKernelConnection drops frames that arrive on a closed websocket and gives each connection a
-zmq identity of its own. benchmarks/stress_restart.py measures both.
+CourseKernelConnection drops frames that arrive on a closed websocket and gives each connection a zmq
+identity of its own. benchmarks/stress_restart.py reproduces both and measures the fix.
 """
 
 # Server settings of scripts/course.sh, which puts this folder on JUPYTER_CONFIG_PATH (Jupyter also
