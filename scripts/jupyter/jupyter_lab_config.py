@@ -1,9 +1,11 @@
-# Server settings of scripts/course.sh, which puts this folder on JUPYTER_CONFIG_PATH (Jupyter also
-# reads jupyter_server_config.json and labconfig/ here): JupyterLab starts without avoidable warnings.
-# Python, not JSON, to merge with the other config files' settings and to say why.
+# JupyterLab's settings for scripts/course.sh, which puts this folder first on JUPYTER_CONFIG_PATH:
+# start without avoidable warnings. JupyterLab reads this file when it starts and hands these
+# ServerApp and KernelManager settings to the server before the server makes its kernel manager and
+# web application. (jupyter_server_config.py beside it holds the server's kernel-connection fix.)
+# Python rather than JSON: to say why, and to skip a setting this jupyter_client does not have.
 from jupyter_client.manager import KernelManager
 
-c = get_config()  # noqa: F821 (Jupyter defines it when it loads this file)
+c = get_config()  # noqa: F821 (Jupyter defines it when it reads this file)
 
 # Kernel websockets: jupyter_server hands tornado its keep-alive ping interval in milliseconds (30000)
 # where tornado >= 6.5 reads seconds, with a timeout three times that, so tornado warns on the first
