@@ -80,16 +80,19 @@ class Course:
                 "header": header, "parent_header": {}, "metadata": {}, "channel": "shell",
                 "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                             "allow_stdin": False}}))
-            out = []
-            while True:
+            # outputs come on iopub, the reply on shell, in no fixed order between the two channels; the
+            # kernel's iopub "idle" status for the request comes after all of its outputs
+            out, replied, idle = [], False, False
+            while not (replied and idle):
                 msg = json.loads(await asyncio.wait_for(ws.read_message(), 90))
                 if msg["parent_header"].get("msg_id") != header["msg_id"]:
                     continue
                 if msg["msg_type"] == "stream":
                     out.append(msg["content"]["text"])
-                if msg["msg_type"] == "execute_reply":
-                    ws.close()
-                    return "".join(out)
+                replied = replied or msg["msg_type"] == "execute_reply"
+                idle = idle or (msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle")
+            ws.close()
+            return "".join(out)
 
         try:
             return asyncio.run(execute())
