@@ -19,6 +19,7 @@ module                 contents
 ``learning_rate``      :func:`max_learning_rate` (2/lambda_max), :func:`optimal_learning_rate` (1/lambda_max)
 ``directional``        directional curvature, Goodfellow's optimal step and Taylor prediction
 ``critical``           :func:`classify_critical_point`
+``layers``             per-layer Hessian blocks: :func:`layer_curvature` (top eigenvalue, trace), :func:`hessian_trace`
 ``rbf``                :class:`RBF` units (LeNet-5's output layer)
 =====================  ====================================================================
 
@@ -41,6 +42,7 @@ from .ggn import GGNOperator, gauss_newton_matrix, jacobian, output_hessian
 from .hessian import HessianOperator, hessian, hvp, loss_hvp
 from .closure_hessian import LossHessianOperator
 from .lanczos import LanczosResult, SpectralDensity, condition_number, lanczos, spectral_density
+from .layers import LayerCurvature, hessian_trace, layer_curvature, layer_operators, layer_parameters
 from .learning_rate import lambda_max, max_learning_rate, optimal_learning_rate
 from .power import top_eigenvalue, top_eigenvalues
 from .rbf import RBF
@@ -60,5 +62,6 @@ __all__ = [
     "LanczosResult", "SpectralDensity", "lanczos", "spectral_density", "condition_number",
     "StochasticPowerResult", "stochastic_top_eigenvalue",
     "classify_critical_point", "classify_eigenvalues",
+    "LayerCurvature", "hessian_trace", "layer_curvature", "layer_operators", "layer_parameters",
     "TaylorStep", "directional_curvature", "optimal_step", "taylor_improvement",
 ]
