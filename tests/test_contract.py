@@ -150,3 +150,15 @@ def test_hyper_parameters_are_in_param_groups_not_attributes(name):
     wiring = {"params", "model", "loss_fn", "layers", "sample_fn"}
     arguments = set(inspect.signature(entry.cls.__init__).parameters) - wiring - {"self"}
     assert arguments <= set(opt.param_groups[0]), arguments - set(opt.param_groups[0])
+
+
+@pytest.mark.parametrize("batch_size", [None, 64], ids=["full batch", "mini-batch"])
+def test_digits_objective_drives_the_optimizers_that_need_the_model(batch_size):
+    """Digits' objective carries its model and loss, so Levenberg-Marquardt (needs = "model") runs on it."""
+    from optlab.problems.digits import Digits
+
+    digits = Digits(n=200)
+    objective = digits.objective(digits.model("mlp", seed=0, sizes=(64, 8, 10)), batch_size=batch_size)
+    assert objective.model is not None and objective.loss_fn is not None
+    losses = run(objective, oo.LevenbergMarquardt, 3).losses
+    assert len(losses) == 4 and losses[-1] < losses[0]

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import check, in_interval, int_in_range, is_integer, one_of
-from .base import Objective
+from .base import FunctionLoss, Objective, model_objective
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
@@ -140,7 +140,8 @@ class Digits:
 
     def objective(self, model: nn.Module, split: str = "train", batch_size: int | None = None,
                   seed: int = 0) -> Objective:
-        """The cross-entropy over ``model``'s parameters (trains ``model`` itself).
+        """The cross-entropy over ``model``'s parameters (trains ``model`` itself), carrying ``model`` and the
+        loss so that every optimizer runs on it (:func:`optlab.trajectory.run`).
 
         ``batch_size=None``: the full batch. Otherwise every call of the loss draws a fresh mini-batch of
         ``batch_size`` samples without replacement (seeded by ``seed``), so the trajectory runner, which
@@ -149,18 +150,18 @@ class Digits:
         """
         X, y = self.batch(split)
         if batch_size is None:
-            return Objective([p for p in model.parameters() if p.requires_grad], lambda: self.loss_fn(model(X), y),
-                             name="digits")
+            return model_objective(model, self.loss_fn, X, y, name="digits")
         check("Digits.objective", "batch_size", batch_size, is_integer(batch_size) and 1 <= batch_size <= len(X),
               f"None or an integer in [1, {len(X)}]")
         g = torch.Generator().manual_seed(seed)
+        loss_fn = FunctionLoss(self.loss_fn)
 
         def minibatch_loss():
             idx = torch.randperm(len(X), generator=g)[:batch_size]
-            return self.loss_fn(model(X[idx]), y[idx])
+            return loss_fn(model(X[idx]), y[idx])
 
         return Objective([p for p in model.parameters() if p.requires_grad], minibatch_loss,
-                         name=f"digits (batch {batch_size})")
+                         name=f"digits (batch {batch_size})", model=model, loss_fn=loss_fn)
 
     def accuracy(self, model: nn.Module, split: str = "test") -> float:
         """Share of correctly classified samples (evaluated in ``eval`` mode on a copy of the mode flag)."""

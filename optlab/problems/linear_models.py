@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import check, check_data, data_error, is_integer, positive, positive_int
-from .base import Objective, Surface
+from .base import Objective, Surface, model_objective
 from .quadratic import random_rotation
 
 
@@ -170,7 +170,7 @@ class FactoredLinear:
     def objective(self, model: torch.nn.Module, dtype: torch.dtype = torch.float64) -> Objective:
         """The full-batch loss over ``model``'s parameters (trains ``model`` itself)."""
         X, Y = self.tensors(dtype)
-        return Objective([p for p in model.parameters()], lambda: self.loss_fn(model(X), Y), name="factored linear")
+        return model_objective(model, self.loss_fn, X, Y, name="factored linear")
 
 
 def end_to_end(model: torch.nn.Sequential) -> np.ndarray:
