@@ -295,5 +295,8 @@ def test_the_reference_run_has_its_own_time_limit_and_the_child_reports_its_file
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), tmp_path / "subs" / "s.ipynb")
     with pytest.raises(GradingError, match="time limit of 1 s"):  # not silently raised to a minimum
         grade_assignment(tmp_path, tmp_path / "subs", timeout=60, reference_timeout=1)
-    run = run_notebook(["x = 1"], timeout=60, max_file_bytes=2**20)
-    assert run.file_size_limit == (2**20 if sys.platform != "win32" else None)
+    from optlab.grading import Limits
+
+    run = run_notebook(["x = 1"], timeout=60, limits=Limits(file_mb=1, open_files=99))
+    assert run.limits["RLIMIT_FSIZE"] == 2**20 and run.limits["RLIMIT_NOFILE"] == 99
+    assert run.limits["RLIMIT_CORE"] == 0

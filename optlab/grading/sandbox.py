@@ -1,0 +1,153 @@
+"""Where a child runs: a bubblewrap sandbox on Linux, and the resource limits every child gets.
+
+The sandbox (bubblewrap, Debian package ``bubblewrap``) gives the child:
+
+- no network (its own network namespace with only a down loopback) and no IPC with the host;
+- its own PID namespace: it sees only its own processes in its own ``/proc``, cannot signal the
+  grader, and when the runner ends, or the grader kills bubblewrap, the kernel kills every process
+  left in the namespace (``setsid`` and double forks included); ``--die-with-parent`` ends it if the
+  grader dies;
+- a new user namespace in which it is uid/gid 65534 with no capabilities, and cannot make further
+  user namespaces;
+- a file system made of read-only binds only: the system's ``/usr`` (and ``/lib*``, ``/bin``), the
+  interpreter (``sys.base_prefix``), the environment (``sys.prefix``), the optlab package *without*
+  ``optlab/grading`` (mounted at :data:`LIB_DIR`), and the runner script; plus a private
+  ``/proc``, a minimal ``/dev`` and a size-limited tmpfs at ``/tmp`` (its working directory and the
+  only writable place). The course folder, the submissions, the grader's files and ``/proc`` of the
+  grader are not in its view.
+
+:class:`Limits` are the resource limits the runner sets on itself (hard limits, so the student's code
+cannot raise them) before any student code runs. They apply with and without the sandbox.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import positive_int
+
+SANDBOX_UID = 65534  # "nobody" inside the sandbox's user namespace
+LIB_DIR = "/opt/optlab-lib"  # the optlab package is mounted at LIB_DIR/optlab
+RUNNER_PATH = "/opt/optlab-runner/runner.py"
+WORK_DIR = "/tmp"  # the private tmpfs
+_SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one child (each the hard limit the runner sets before any student code).
+
+    Args:
+        memory_mb: address space (``RLIMIT_AS``), MiB. numpy and torch import in well under 1 GiB.
+        cpu_seconds: CPU time of the runner process (``RLIMIT_CPU``); the wall-clock ``timeout`` of
+            the grader bounds the whole run anyway.
+        processes: processes and threads the child may have (``RLIMIT_NPROC``; inside the sandbox it
+            counts the sandbox's own processes only).
+        file_mb: largest file the child may write (``RLIMIT_FSIZE``), MiB.
+        open_files: open file descriptors (``RLIMIT_NOFILE``).
+        tmpfs_mb: size of the sandbox's private ``/tmp``, the only place it can write, MiB.
+        output_mb: most bytes the grader reads from the child's result channel; a child that writes
+            more is stopped and scores 0.
+
+    Core dumps are always off (``RLIMIT_CORE`` = 0).
+    """
+
+    memory_mb: int = 2048
+    cpu_seconds: int = 120
+    processes: int = 64
+    file_mb: int = 64
+    open_files: int = 256
+    tmpfs_mb: int = 128
+    output_mb: int = 16
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            positive_int("Limits", name, value)
+
+    def rlimits(self) -> dict[str, int]:
+        """The ``resource.RLIMIT_*`` names and values the runner sets (the job carries this dict)."""
+        return {"RLIMIT_AS": self.memory_mb * MiB, "RLIMIT_CPU": self.cpu_seconds, "RLIMIT_NPROC": self.processes,
+                "RLIMIT_FSIZE": self.file_mb * MiB, "RLIMIT_NOFILE": self.open_files, "RLIMIT_CORE": 0}
+
+
+def _bwrap() -> str | None:
+    return shutil.which("bwrap", path=os.environ.get("PATH", "") + os.pathsep + "/usr/bin:/bin")
+
+
+def _roots() -> list[Path]:
+    """The interpreter's and the environment's folders, which the child needs read-only."""
+    out: list[Path] = []
+    for p in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix,
+              os.path.dirname(os.path.realpath(sys.executable))):
+        path = Path(os.path.realpath(p))
+        if path == Path("/") or path == Path("/usr") or Path("/usr") in path.parents \
+                or any(path == r or r in path.parents for r in out):
+            continue
+        out = [r for r in out if path not in r.parents] + [path]
+    return sorted(out)
+
+
+def optlab_package() -> Path:
+    """The folder of the optlab package the grader runs (editable install or not)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def sandbox_command(inner: list[str], runner: Path, limits: Limits) -> list[str]:
+    """``inner`` (the child's command line, naming :data:`RUNNER_PATH`) wrapped in bubblewrap."""
+    bwrap = _bwrap()
+    if bwrap is None:
+        raise RuntimeError("bwrap not found")
+    cmd = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+           "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
+           "--ro-bind", "/usr", "/usr"]
+    for d in _SYSTEM_DIRS:
+        if os.path.islink(d):
+            cmd += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            cmd += ["--ro-bind", d, d]
+    for f in _ETC_FILES:
+        if os.path.exists(f):
+            cmd += ["--ro-bind", f, f]
+    package = optlab_package()
+    for root in _roots():
+        cmd += ["--ro-bind", str(root), str(root)]
+        if root in package.parents:  # optlab installed inside the environment: hide its grader there too
+            cmd += ["--tmpfs", str(package / "grading")]
+    cmd += ["--ro-bind", str(package), f"{LIB_DIR}/optlab", "--tmpfs", f"{LIB_DIR}/optlab/grading",
+            "--ro-bind", str(runner), RUNNER_PATH,
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(limits.tmpfs_mb * MiB), "--perms", "0700", "--tmpfs", WORK_DIR,
+            "--chdir", WORK_DIR]
+    return [*cmd, "--", *inner]
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_problem() -> str | None:
+    """``None`` when bubblewrap sandboxes work on this machine, else why not (one sentence).
+
+    Tried once per process: a sandbox like the children's runs ``python -c pass``.
+    """
+    if not sys.platform.startswith("linux"):
+        return f"the sandbox needs Linux (bubblewrap); this is {sys.platform}"
+    if _bwrap() is None:
+        return ("bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap; "
+                "bash scripts/test.sh installs it when run as root)")
+    cmd = sandbox_command([sys.executable, "-I", "-S", "-c", "pass"], Path(__file__).with_name("runner.py"), Limits())
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not start a sandbox ({type(exc).__name__}: {exc})"
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip()[-300:]
+        return (f"bubblewrap could not start a sandbox ({err or f'exit code {proc.returncode}'}); "
+                "user namespaces may be disabled on this machine")
+    return None
