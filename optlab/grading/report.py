@@ -4,7 +4,7 @@
 Every text that may come from a student (the student id, error messages, notes) is escaped before it
 reaches a terminal or a file: control characters, newlines and other invisible characters become
 ``\\xNN``/``\\uNNNN`` escapes (:func:`clean_text`), and a CSV cell that would start a spreadsheet
-formula (``= + - @``, tab, carriage return) gets a leading ``'`` (:func:`csv_cell`). Files are written
+formula (``= + - @``) gets a leading ``'`` (:func:`csv_cell`). Files are written
 atomically (a temporary file in the same folder, then ``os.replace``), so a reader never sees half a
 file and a symbolic link at the destination is replaced, never followed.
 """
@@ -56,7 +56,7 @@ def clean_text(text: str) -> str:
 def csv_cell(text: str) -> str:
     """A text cell for a spreadsheet: escaped, and a leading ``'`` where it would start a formula."""
     text = clean_text(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text  # tab and CR are escaped already
 
 
 def _fmt(x: float) -> str:
