@@ -207,6 +207,16 @@ def _collect(proc: subprocess.Popen, job: bytes, result_r: int, deadline: float,
                     stderr = (stderr + chunk)[-STDERR_TAIL:]
             if overflow:
                 break
+    while not overflow:  # what the child wrote just before it ended
+        try:
+            chunk = os.read(result_r, 1 << 16)
+        except (BlockingIOError, OSError):
+            break
+        if not chunk:
+            break
+        size += len(chunk)
+        overflow = size > cap
+        chunks.append(chunk)
     return b"".join(chunks), stderr, timed_out, overflow
 
 
