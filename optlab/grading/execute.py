@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import check_type, data_error, positive
 from .protocol import read_stream
-from .sandbox import LIB_DIR, RUNNER_PATH, WORK_DIR, Limits, sandbox_command, sandbox_problem
+from .sandbox import LIB_DIR, RUNNER_PATH, WORK_DIR, Limits, PidsCgroup, sandbox_command, sandbox_problem
 
 RUNNER = Path(__file__).with_name("runner.py")
 STDERR_TAIL = 4000
@@ -136,6 +136,7 @@ def run_notebook(cells: list[str], probes=(), setup: str = "", *, timeout: float
             cmd, workdir, cwd, sys_path = child_command(), tmp, tmp, []
         job = {"cells": list(cells), "setup": setup, "probes": entries, "result_fd": result_w,
                "rlimits": limits.rlimits(), "sys_path": sys_path}
+        cgroup = PidsCgroup.make(limits.processes) if sandbox else None
         start = time.monotonic()
         try:
             proc = subprocess.Popen(cmd, cwd=cwd, env=child_env(workdir), stdin=subprocess.PIPE,
@@ -144,11 +145,16 @@ def run_notebook(cells: list[str], probes=(), setup: str = "", *, timeout: float
         finally:
             os.close(result_w)
         try:
+            if cgroup and not cgroup.add(proc.pid):  # before the child reads its job: before any student code
+                cgroup.remove()
+                cgroup = None
             data, stderr, timed_out, overflow = _collect(proc, json.dumps(job).encode("utf-8"), result_r,
                                                          start + timeout, limits.output_mb * 2**20)
         finally:
             _kill_group(proc)
             os.close(result_r)
+            if cgroup:
+                cgroup.remove()
         seconds = time.monotonic() - start
     result = _summarize(data, len(cells), [e["name"] for e in entries], timed_out, proc.returncode, seconds,
                         stderr.decode("utf-8", "replace"))

@@ -51,7 +51,10 @@ class Limits:
         cpu_seconds: CPU time of the runner process (``RLIMIT_CPU``); the wall-clock ``timeout`` of
             the grader bounds the whole run anyway.
         processes: processes and threads the child may have (``RLIMIT_NPROC``; inside the sandbox it
-            counts the sandbox's own processes only).
+            counts the sandbox's own processes only). The kernel does not apply it when the grader
+            runs as root; the grader then also caps the sandbox with a ``pids`` cgroup where it can
+            make one (:class:`PidsCgroup`), and otherwise relies on the time limit and the PID
+            namespace to end a fork bomb.
         file_mb: largest file the child may write (``RLIMIT_FSIZE``), MiB.
         open_files: open file descriptors (``RLIMIT_NOFILE``).
         tmpfs_mb: size of the sandbox's private ``/tmp``, the only place it can write, MiB.
@@ -108,6 +111,8 @@ def sandbox_command(inner: list[str], runner: Path, limits: Limits) -> list[str]
         raise RuntimeError("bwrap not found")
     cmd = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
            "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
+           # the tmpfs first: a bind below /tmp (an environment in /tmp/clone/.venv) lands on top of it
+           "--size", str(limits.tmpfs_mb * MiB), "--perms", "0700", "--tmpfs", WORK_DIR,
            "--ro-bind", "/usr", "/usr"]
     for d in _SYSTEM_DIRS:
         if os.path.islink(d):
@@ -124,10 +129,68 @@ def sandbox_command(inner: list[str], runner: Path, limits: Limits) -> list[str]
             cmd += ["--tmpfs", str(package / "grading")]
     cmd += ["--ro-bind", str(package), f"{LIB_DIR}/optlab", "--tmpfs", f"{LIB_DIR}/optlab/grading",
             "--ro-bind", str(runner), RUNNER_PATH,
-            "--proc", "/proc", "--dev", "/dev",
-            "--size", str(limits.tmpfs_mb * MiB), "--perms", "0700", "--tmpfs", WORK_DIR,
-            "--chdir", WORK_DIR]
+            "--proc", "/proc", "--dev", "/dev", "--chdir", WORK_DIR]
     return [*cmd, "--", *inner]
+
+
+class PidsCgroup:
+    """A cgroup that caps the number of processes of one sandbox (``pids.max``), where the grader may
+    make one (root, with cgroup v1's ``pids`` hierarchy or v2 with the ``pids`` controller enabled).
+
+    Needed when the grader runs as root: the kernel never applies ``RLIMIT_NPROC`` to processes whose
+    user on the host is root, and bubblewrap started by root maps the sandbox's user to root. Use
+    :meth:`make` (``None`` where no such cgroup can be made), :meth:`add` the child before it reads its
+    job (everything it starts stays inside), and :meth:`remove` after it has been killed.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def make(cls, limit: int) -> PidsCgroup | None:
+        if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+            return None
+        for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+            if base.name == "cgroup" and "pids" not in _read(base / "cgroup.subtree_control").split():
+                continue
+            path = base / f"optlab-grade-{os.getpid()}-{os.urandom(6).hex()}"
+            try:
+                path.mkdir()
+            except OSError:
+                continue
+            try:
+                (path / "pids.max").write_text(str(limit))
+                return cls(path)
+            except OSError:
+                path.rmdir()
+        return None
+
+    def add(self, pid: int) -> bool:
+        """Move process ``pid`` into the cgroup; ``False`` if the kernel refused."""
+        try:
+            (self.path / "cgroup.procs").write_text(str(pid))
+        except OSError:
+            return False
+        return True
+
+    def remove(self) -> None:
+        import time
+
+        for _ in range(100):  # the killed processes leave the cgroup within milliseconds
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 @functools.lru_cache(maxsize=1)
