@@ -590,3 +590,27 @@ def test_inside_the_sandbox(tmp_path):
     listener.close()
     # the host's loopback is not the sandbox's (connection refused there), and no route leads out
     assert [i["value"] for i in v["network"]] == [111.0, 101.0]
+
+
+FORK_COUNTER = '''
+import os
+n = 0
+for _ in range(200):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        raise RuntimeError(f"refused after {n} forks") from None
+    if pid == 0:
+        os.execvp("sleep", ["sleep", "30"])
+    n += 1
+raise RuntimeError(f"forked all {n}")
+'''
+
+
+def test_the_process_limit_holds_in_the_sandbox_also_when_grading_as_root():
+    """As root the kernel ignores RLIMIT_NPROC: the pids cgroup must hold the sandbox's processes, and the
+    sandbox must enter it before it forks (moving bubblewrap in after it started let 200 forks through)."""
+    result = run_notebook([FORK_COUNTER], limits=Limits(processes=16), timeout=30)
+    message = result.cell_errors[1]["message"]
+    assert message.startswith("refused after "), message
+    assert int(message.split()[2]) < 16

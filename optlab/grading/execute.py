@@ -137,6 +137,8 @@ def run_notebook(cells: list[str], probes=(), setup: str = "", *, timeout: float
         job = {"cells": list(cells), "setup": setup, "probes": entries, "result_fd": result_w,
                "rlimits": limits.rlimits(), "sys_path": sys_path}
         cgroup = PidsCgroup.make(limits.processes) if sandbox else None
+        if cgroup:
+            cmd = cgroup.entered_by(cmd)
         start = time.monotonic()
         try:
             proc = subprocess.Popen(cmd, cwd=cwd, env=child_env(workdir), stdin=subprocess.PIPE,
@@ -145,9 +147,6 @@ def run_notebook(cells: list[str], probes=(), setup: str = "", *, timeout: float
         finally:
             os.close(result_w)
         try:
-            if cgroup and not cgroup.add(proc.pid):  # before the child reads its job: before any student code
-                cgroup.remove()
-                cgroup = None
             data, stderr, timed_out, overflow = _collect(proc, json.dumps(job).encode("utf-8"), result_r,
                                                          start + timeout, limits.output_mb * 2**20)
         finally:

@@ -139,8 +139,8 @@ class PidsCgroup:
 
     Needed when the grader runs as root: the kernel never applies ``RLIMIT_NPROC`` to processes whose
     user on the host is root, and bubblewrap started by root maps the sandbox's user to root. Use
-    :meth:`make` (``None`` where no such cgroup can be made), :meth:`add` the child before it reads its
-    job (everything it starts stays inside), and :meth:`remove` after it has been killed.
+    :meth:`make` (``None`` where no such cgroup can be made), start the child with :meth:`entered_by`
+    (everything it starts stays inside), and :meth:`remove` after it has been killed.
     """
 
     def __init__(self, path: Path):
@@ -165,13 +165,14 @@ class PidsCgroup:
                 path.rmdir()
         return None
 
-    def add(self, pid: int) -> bool:
-        """Move process ``pid`` into the cgroup; ``False`` if the kernel refused."""
-        try:
-            (self.path / "cgroup.procs").write_text(str(pid))
-        except OSError:
-            return False
-        return True
+    def entered_by(self, cmd: list[str]) -> list[str]:
+        """``cmd`` started from inside the cgroup: a shell moves itself in, then becomes ``cmd``.
+
+        The process must enter before it forks: moving bubblewrap in after it has started would leave
+        the sandbox's processes, forked at once, outside. A shell that cannot enter fails without
+        running ``cmd`` (the child then reports nothing and scores 0, with its error in the note).
+        """
+        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self.path / "cgroup.procs"), *cmd]
 
     def remove(self) -> None:
         import time
