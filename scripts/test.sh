@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the tests: make the environment if missing, install what the tests need (Debian's chromium for
-# the browser test, when run as root), then pytest with optlab's docstring examples (doctest) and nbval
+# the browser test and bubblewrap for the grader's sandbox, when run as root), then pytest with optlab's docstring examples (doctest) and nbval
 # over the notebooks.
 #   bash scripts/test.sh                  everything: optlab tests lectures assignments/*/source
 #                                         (pyproject.toml's testpaths)
@@ -19,6 +19,19 @@ if [ -z "${OPTLAB_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
         echo "The browser test needs Chromium and this is not root, so it cannot install it." >&2
         echo "Install it with 'sudo apt-get install -y chromium' (Debian/Ubuntu), or point" >&2
         echo "OPTLAB_CHROMIUM at a Chromium/Chrome binary, then run this command again." >&2
+        exit 1
+    fi
+fi
+
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "==> installing Debian's bubblewrap for the grader's sandbox"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+    else
+        echo "The grader's tests need bubblewrap (the sandbox of optlab-grade) and this is not root," >&2
+        echo "so it cannot install it. Install it with 'sudo apt-get install -y bubblewrap' (Debian/Ubuntu)," >&2
+        echo "then run this command again." >&2
         exit 1
     fi
 fi

@@ -295,5 +295,261 @@ def test_the_reference_run_has_its_own_time_limit_and_the_child_reports_its_file
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), tmp_path / "subs" / "s.ipynb")
     with pytest.raises(GradingError, match="time limit of 1 s"):  # not silently raised to a minimum
         grade_assignment(tmp_path, tmp_path / "subs", timeout=60, reference_timeout=1)
-    run = run_notebook(["x = 1"], timeout=60, max_file_bytes=2**20)
-    assert run.file_size_limit == (2**20 if sys.platform != "win32" else None)
+    from optlab.grading import Limits
+
+    run = run_notebook(["x = 1"], timeout=60, limits=Limits(file_mb=1, open_files=99))
+    assert run.limits["RLIMIT_FSIZE"] == 2**20 and run.limits["RLIMIT_NOFILE"] == 99
+    assert run.limits["RLIMIT_CORE"] == 0
+
+
+# --- the result stream as hostile data (grader side) -------------------------------------------------
+
+def _stream(*events) -> bytes:
+    import json
+
+    return b"".join(json.dumps(e).encode() + b"\n" for e in events)
+
+
+_START = {"event": "start", "limits": {"RLIMIT_AS": 1}}
+
+
+def test_read_stream_accepts_exactly_the_job_sequence():
+    from optlab.grading.protocol import read_stream
+
+    ok = _stream(_START, {"event": "cell", "index": 1}, {"event": "cell_done", "index": 1, "error": None},
+                 {"event": "probe", "name": "a"},
+                 {"event": "probe_done", "name": "a", "value": {"kind": "number", "value": "nan"}}, {"event": "done"})
+    events, problem = read_stream(ok, 1, ["a"])
+    assert problem is None and [e[0] for e in events][-1] == "done"
+    assert math.isnan(events[4][2]["value"]["value"])
+    events, problem = read_stream(ok + b'{"event": "done"}\n', 1, ["a"])
+    assert "after the done event" in problem
+    events, problem = read_stream(ok[: ok.index(b'{"event": "probe"')] + ok[ok.index(b'{"event": "probe_done"'):], 1, ["a"])
+    assert "'probe_done' event where 'probe' was due" in problem and len(events) == 3
+    _, problem = read_stream(ok.replace(b'"name": "a"', b'"name": "b"', 1), 1, ["a"])
+    assert "probe 'b' where 'a' was due" in problem
+    _, problem = read_stream(ok.replace(b'"index": 1}', b'"index": 1, "x": 0}', 1), 1, ["a"])
+    assert "fields" in problem
+    _, problem = read_stream(ok.replace(b'"nan"', b"NaN"), 1, ["a"])
+    assert "NaN is not allowed" in problem
+    _, problem = read_stream(b"[" * 100000 + b"]" * 100000 + b"\n", 1, ["a"])
+    assert "line 1 is not JSON" in problem
+    events, problem = read_stream(ok[:-3], 1, ["a"])  # cut by a kill: the last line is dropped
+    assert problem is None and events[-1][0] == "probe_done"
+
+
+@pytest.mark.parametrize("value, problem", [
+    ({"kind": "array", "lib": "numpy", "shape": [3], "dtype": "float64", "data": []}, "data of length 0, expected 3"),
+    ({"kind": "array", "lib": "numpy", "shape": [2, 2], "dtype": "float64", "data": [1, 2, 3, 4, 5]}, "expected 4"),
+    ({"kind": "array", "lib": "jax", "shape": [1], "dtype": "float64", "data": [1]}, "not 'numpy' or 'torch'"),
+    ({"kind": "array", "lib": "numpy", "shape": [-1], "dtype": "float64", "data": []}, "sizes >= 0"),
+    ({"kind": "number", "value": "abc"}, "not a number"),
+    ({"kind": "number", "value": True}, "not a number"),
+    ({"kind": "number", "value": 10**400}, "too large"),
+    ({"kind": "number", "value": 1e308 * 10}, "not finite"),
+    ({"kind": "sequence", "items": {"a": 1}}, "not a list"),
+    ({"kind": "mapping", "items": [1]}, "not an object"),
+    ({"kind": "number", "value": 1.0, "extra": 1}, "fields"),
+    ({"kind": "str", "value": "x" * 5000}, "characters"),
+    ({"kind": "huh"}, "unknown kind"),
+    ([1], "not an object with a kind"),
+])
+def test_values_are_checked_against_the_schema(value, problem):
+    from optlab.grading.protocol import ProtocolError
+    from optlab.grading.protocol import value as check_value
+
+    with pytest.raises(ProtocolError, match=problem):
+        check_value(value)
+
+
+def test_nesting_is_bounded():
+    from optlab.grading.protocol import MAX_DEPTH, ProtocolError
+    from optlab.grading.protocol import value as check_value
+
+    v = {"kind": "none"}
+    for _ in range(MAX_DEPTH + 1):
+        v = {"kind": "sequence", "items": [v]}
+    with pytest.raises(ProtocolError, match="nested"):
+        check_value(v)
+
+
+def test_an_invalid_value_scores_zero_for_that_probe_only():
+    from optlab.grading.execute import RunResult
+
+    checks = Checks((Probe("a", "1"), Probe("b", "2")))
+    run = RunResult(status="ok", values={"a": {"kind": "invalid", "problem": "made up"}, "b": _num(2.0)})
+    score = score_run("s", run, {"a": _num(1.0), "b": _num(2.0)}, checks, timeout=1)
+    assert score.points == {"a": 0.0, "b": 1.0}
+    assert any("a: an invalid value (made up)" in n for n in score.notes)
+
+
+# --- dependencies and per-student seeds ---------------------------------------------------------------
+
+def test_a_required_probe_must_earn_its_points_first():
+    from optlab.grading.execute import RunResult
+
+    checks = Checks((Probe("value", "1", points=2), Probe("raises", "2", requires=("value",)),
+                     Probe("chain", "3", requires="raises")))
+    expected = {"value": _num(1.0), "raises": _err("ValueError"), "chain": _num(3.0)}
+    honest = RunResult(status="ok", values=dict(expected))
+    assert score_run("s", honest, expected, checks, timeout=1).total == 4.0
+    shortcut = RunResult(status="ok", values={"value": _num(0.0), "raises": _err("ValueError"), "chain": _num(3.0)})
+    score = score_run("s", shortcut, expected, checks, timeout=1)
+    assert score.points == {"value": 0.0, "raises": 0.0, "chain": 0.0}  # transitively
+    assert any("raises: right, but counts only when" in n and "not earned: value" in n for n in score.notes)
+
+
+def test_requires_must_name_earlier_probes(tmp_path):
+    with pytest.raises(ValueError, match="requires"):
+        Probe("a", "1", requires=("a",))
+    with pytest.raises(ValueError, match="requires"):
+        Probe("a", "1", requires=(3,))
+    (tmp_path / "checks.py").write_text(
+        "from optlab.grading import Probe\nPROBES = [Probe('a', '1', requires=('b',)), Probe('b', '2')]\n")
+    with pytest.raises(ValueError, match=r"probe 'a' requires \['b'\]"):
+        load_checks(tmp_path)
+
+
+def test_seeded_probes_see_the_student_seed_and_the_reference_covers_every_seed():
+    from optlab.grading import student_seed
+    from optlab.grading.execute import RunResult
+    from optlab.grading.probes import job_probes, probe_key
+
+    assert student_seed("alice") == student_seed("alice") != student_seed("bob")
+    assert 0 <= student_seed("alice") < 2**32
+    probes = [Probe("fixed", "1"), Probe("mine", "seed * 2", seeded=True)]
+    assert [e["name"] for e in job_probes(probes, [5, 3, 5])] == ["fixed", "mine@3", "mine@5"]
+    ref = run_notebook([], probes, seeds=[3, 5], timeout=60)
+    assert ref.values["mine@3"] == _num(6.0) and ref.values["mine@5"] == _num(10.0)
+    s = student_seed("alice")
+    checks = Checks(tuple(probes))
+    expected = {"fixed": _num(1.0), f"mine@{s}": _num(2.0 * s), "mine@7": _num(14.0)}
+    leaked = RunResult(status="ok", values={"fixed": _num(1.0), probe_key(probes[1], s): _num(14.0)})
+    assert score_run("alice", leaked, expected, checks, timeout=1).points == {"fixed": 1.0, "mine": 0.0}
+    own = RunResult(status="ok", values={"fixed": _num(1.0), f"mine@{s}": _num(2.0 * s)})
+    assert score_run("alice", own, expected, checks, timeout=1).total == 2.0
+
+
+# --- outputs --------------------------------------------------------------------------------------------
+
+def test_student_text_is_escaped_and_formula_safe():
+    from optlab.grading.report import clean_text, csv_cell
+
+    assert clean_text("a\nb\x1b[31m\u202e\t") == "a\\x0ab\\x1b[31m\\u202e\\x09"
+    assert clean_text("déjà vu") == "déjà vu"
+    for text in ("=1+2", "+1", "-1", "@SUM(A1)"):
+        assert csv_cell(text) == "'" + text
+    assert csv_cell("\t=1") == "\\x09=1"  # escaped first: no longer a formula
+    assert csv_cell("alice") == "alice"
+
+
+def test_csv_and_feedback_are_written_atomically_and_a_link_is_replaced_not_followed(tmp_path):
+    from optlab.grading.report import Score, read_record, write_feedback
+
+    target = tmp_path / "precious.txt"
+    target.write_text("keep")
+    (tmp_path / "scores.csv").symlink_to(target)
+    score = Score("=bob", {"a": 1.0}, 1.0, 1.0, "ok", ["x\ny"], "abc")
+    from optlab.grading import write_csv
+
+    write_csv([score], tmp_path / "scores.csv")
+    assert target.read_text() == "keep" and not (tmp_path / "scores.csv").is_symlink()
+    text = (tmp_path / "scores.csv").read_text()
+    assert "'=bob" in text and "x\\x0ay" in text and len(text.splitlines()) == 2
+    write_feedback(Score("bob", {"a": 1.0}, 1.0, 1.0, "ok", ["n"], "abc"), tmp_path, "cfg")
+    assert read_record(tmp_path / "bob.json")[1] == "cfg"
+    assert "total: 1/1" in (tmp_path / "bob.txt").read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# --- intake, integrity, no sandbox ------------------------------------------------------------------
+
+def _tiny_assignment(tmp_path, probe_code="f()"):
+    (tmp_path / "a" / "source").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def f():\n    return 2")]),
+                   tmp_path / "a" / "source" / "t.ipynb")
+    (tmp_path / "a" / "checks.py").write_text(f"from optlab.grading import Probe\nPROBES = [Probe('f', {probe_code!r})]\n")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for student, body in [("ann", "return 2"), ("ben", "return 3"), ("cid", "return 2")]:
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"def f():\n    {body}")]),
+                       subs / f"{student}.ipynb")
+    return tmp_path / "a", subs
+
+
+def test_intake_copies_hashes_and_refuses_links(tmp_path):
+    import hashlib
+
+    from optlab.grading.grade import intake
+
+    _, subs = _tiny_assignment(tmp_path)
+    (subs / "link.ipynb").symlink_to(subs / "ann.ipynb")
+    private = tmp_path / "private"
+    private.mkdir()
+    taken = {s.student: s for s in intake(subs, private)}
+    assert taken["ann"].sha256 == hashlib.sha256((subs / "ann.ipynb").read_bytes()).hexdigest()
+    assert taken["ann"].path.parent == private and taken["ann"].path.read_bytes() == (subs / "ann.ipynb").read_bytes()
+    assert taken["link"].path is None and "symbolic link" in taken["link"].problem
+
+
+def test_grading_refuses_when_its_files_change_during_the_run(tmp_path):
+    from optlab.grading import GradingError
+    from optlab.grading.grade import fingerprint, verify
+
+    assignment, _ = _tiny_assignment(tmp_path)
+    baseline = fingerprint(assignment)
+    verify(assignment, baseline)
+    with open(assignment / "checks.py", "a") as f:
+        f.write("# edited\n")
+    with pytest.raises(GradingError, match="checks.py changed since this grading run started"):
+        verify(assignment, baseline)
+
+
+def test_without_a_sandbox_the_grader_refuses_unless_told(tmp_path, monkeypatch, capsys):
+    import optlab.grading.grade as grade
+
+    assignment, subs = _tiny_assignment(tmp_path)
+    monkeypatch.setattr(grade, "sandbox_problem", lambda: "bubblewrap is not installed")
+    assert main(["grade", str(assignment), str(subs)]) == 2
+    err = capsys.readouterr().err
+    assert "bubblewrap is not installed" in err and "--no-sandbox" in err
+    assert main(["grade", str(assignment), str(subs), "--no-sandbox"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("ann", "ben", "cid"))]
+    assert len(rows) == 3 and all("NOT SANDBOXED" in r for r in rows)
+
+
+def test_shards_merge_into_the_full_table_and_a_rerun_skips_what_is_graded(tmp_path, capsys):
+    import json
+
+    from optlab.grading import grade_assignment
+
+    assignment, subs = _tiny_assignment(tmp_path)
+    full = grade_assignment(assignment, subs, jobs=2)
+    assert [(s.student, s.total) for s in full] == [("ann", 1.0), ("ben", 0.0), ("cid", 1.0)]
+    one = grade_assignment(assignment, subs, shard=(1, 2), feedback=tmp_path / "f1")
+    two = grade_assignment(assignment, subs, shard=(2, 2), feedback=tmp_path / "f2")
+    assert sorted(s.student for s in one + two) == ["ann", "ben", "cid"] and len(one) == 2
+    assert main(["merge", str(tmp_path / "f1"), str(tmp_path / "f2"), "--out", str(tmp_path / "m.csv")]) == 0
+    merged = (tmp_path / "m.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in merged[1:]] == [["ann", "1"], ["ben", "0"], ["cid", "1"]]
+    # a rerun reuses a record with the same submission hash and configuration: mark one to see it
+    record = tmp_path / "f1" / "ann.json"
+    data = json.loads(record.read_text())
+    data["notes"] = ["from the record"]
+    record.write_text(json.dumps(data))
+    again = {s.student: s for s in grade_assignment(assignment, subs, shard=(1, 2), feedback=tmp_path / "f1")}
+    assert again["ann"].notes == ["from the record"]
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def f():\n    return 5")]),
+                   subs / "ann.ipynb")  # a new submission is graded again
+    again = {s.student: s for s in grade_assignment(assignment, subs, shard=(1, 2), feedback=tmp_path / "f1")}
+    assert again["ann"].notes != ["from the record"] and again["ann"].total == 0.0
+    (assignment / "checks.py").write_text("from optlab.grading import Probe\nPROBES = [Probe('f', 'f() + 0')]\n")
+    grade_assignment(assignment, subs, shard=(1, 2), feedback=tmp_path / "f1")
+    from optlab.grading import merge_records
+
+    with pytest.raises(ValueError, match="different checks"):  # f2 was graded with the old checks
+        merge_records([tmp_path / "f1", tmp_path / "f2"])
+    capsys.readouterr()
+    assert main(["grade", str(assignment), str(subs), "--shard", "3/2"]) == 2
+    assert "invalid shard='3/2'; expected i/n" in capsys.readouterr().err

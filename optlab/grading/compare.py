@@ -1,6 +1,8 @@
 """Decide, in the grader's process, whether a value a student's code produced matches the reference.
 
-Values arrive as the plain data written by :mod:`optlab.grading.runner` (``kind`` plus fields).
+Values arrive as the plain data written by :mod:`optlab.grading.runner` and checked by
+:mod:`optlab.grading.protocol` (``kind`` plus fields; a value that failed the check is
+``{"kind": "invalid", "problem": ...}`` and never matches).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ _NAMES = {"number": "a number", "array": "an array", "sequence": "a list or tupl
 def describe(value: dict) -> str:
     """A short human description of an encoded value, for the notes column."""
     kind = value.get("kind")
+    if kind == "invalid":
+        return f"an invalid value ({value['problem']})"[:200]
     if kind == "error":
         message = f": {value['message']}" if value["message"] else ""
         return f"raised {value['type']}{message}"[:160]
@@ -35,6 +39,8 @@ def compare(expected: dict, got: dict, *, rtol: float, atol: float) -> str | Non
     match elementwise; an expected exception matches an exception of the same type name.
     """
     kind = expected["kind"]
+    if got.get("kind") == "invalid":
+        return describe(got)
     if kind == "error":
         if got["kind"] == "error" and got["type"] == expected["type"]:
             return None
@@ -48,7 +54,7 @@ def compare(expected: dict, got: dict, *, rtol: float, atol: float) -> str | Non
     if kind == "array":
         if got["kind"] != "array" or got["lib"] != expected["lib"]:
             return f"expected {describe(expected)}, got {describe(got)}"
-        if got["shape"] != expected["shape"]:
+        if got["shape"] != expected["shape"] or len(got["data"]) != len(expected["data"]):
             return f"expected shape {tuple(expected['shape'])}, got shape {tuple(got['shape'])}"
         return _close(expected["data"], got["data"], rtol, atol)
     if kind == "sequence":

@@ -5,13 +5,23 @@ optionally ``SETUP``, code run before every probe (e.g. ``import numpy as np``).
 student's namespace inside the child process, which reports only the value of its last expression;
 the same probe run on the instructor's source notebook gives the expected value. No expected answer
 ever reaches the student's process.
+
+Two options close the shortcuts a value-only check leaves open:
+
+- ``requires``: a probe whose answer can be produced without a working solution (the function raises
+  ``ValueError``; the inputs are unchanged afterwards) counts only when the probes it names also
+  earned their points, i.e. when the function also computes the right values.
+- ``seeded``: the probe's code sees a variable ``seed``, an integer derived from the student id
+  (:func:`student_seed`), and draws its inputs from it. The expected value is computed for each
+  student's seed, so values leaked by a classmate do not transfer.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
+import hashlib
 import re
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +41,11 @@ class Probe:
             exception type.
         points: the points awarded when the value matches (> 0).
         rtol, atol: tolerance for numbers and arrays: ``|got - expected| <= atol + rtol * |expected|``.
+        requires: names of earlier probes of the same assignment that must also earn their points for
+            this one to count (e.g. "raises ValueError" requires a probe of the function's values).
+        seeded: the code sees ``seed``, an integer in ``[0, 2**32)`` derived from the student id
+            (:func:`student_seed`); draw the probe's inputs from it, e.g.
+            ``rng = np.random.default_rng(seed)``. The expected value is computed per student.
 
     Reference: the probe-and-compare design follows nbgrader's split between solution cells and
     hidden tests (Jupyter Development Team, nbgrader, 2015-), with the tests moved out of the
@@ -42,6 +57,8 @@ class Probe:
     points: float = 1.0
     rtol: float = 1e-6
     atol: float = 1e-9
+    requires: tuple[str, ...] = ()
+    seeded: bool = False
 
     def __post_init__(self):
         check("Probe", "name", self.name, isinstance(self.name, str) and bool(_NAME.match(self.name)),
@@ -54,6 +71,12 @@ class Probe:
         positive(owner, "points", self.points)
         non_negative(owner, "rtol", self.rtol)
         non_negative(owner, "atol", self.atol)
+        requires = (self.requires,) if isinstance(self.requires, str) else self.requires
+        check(owner, "requires", self.requires, isinstance(requires, (list, tuple))
+              and all(isinstance(r, str) and _NAME.match(r) and r != self.name for r in requires),
+              "a tuple of other probes' names")
+        object.__setattr__(self, "requires", tuple(requires))
+        check(owner, "seeded", self.seeded, isinstance(self.seeded, bool), "True or False")
 
 
 @dataclass(frozen=True)
@@ -78,9 +101,9 @@ def load_checks(assignment: str | Path) -> Checks:
     if not path.is_file():
         raise data_error("load_checks", "assignment", f"{str(assignment)!r} has no hidden checks",
                          f"a file {path}")
-    spec = importlib.util.spec_from_file_location(f"_optlab_checks_{abs(hash(str(path)))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = types.ModuleType(f"_optlab_checks_{abs(hash(str(path)))}")
+    module.__file__ = str(path)
+    exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)  # noqa: S102 (instructor code)
     probes = getattr(module, "PROBES", None)
     check(str(path), "PROBES", probes, isinstance(probes, (list, tuple)) and bool(probes)
           and all(isinstance(p, Probe) for p in probes), "a non-empty list of optlab.grading.Probe")
@@ -88,6 +111,31 @@ def load_checks(assignment: str | Path) -> Checks:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise data_error(str(path), "PROBES", f"probe names repeated: {dupes}", "unique probe names")
+    for i, p in enumerate(probes):
+        late = [r for r in p.requires if r not in names[:i]]
+        if late:
+            raise data_error(str(path), "PROBES", f"probe {p.name!r} requires {late}, which are not probes "
+                             "listed before it", "requires naming earlier probes")
     setup = getattr(module, "SETUP", "")
     check(str(path), "SETUP", setup, isinstance(setup, str), "a string of Python code")
     return Checks(tuple(probes), setup)
+
+
+def student_seed(student: str) -> int:
+    """The seed of a student's seeded probes: the first 4 bytes of SHA-256 of the student id."""
+    return int.from_bytes(hashlib.sha256(student.encode("utf-8")).digest()[:4], "big")
+
+
+def probe_key(probe: Probe, seed: int) -> str:
+    """The key of a probe's value: its name, plus ``@seed`` for a seeded probe."""
+    return f"{probe.name}@{seed}" if probe.seeded else probe.name
+
+
+def job_probes(probes, seeds) -> list[dict]:
+    """The probes as the child's job lists them: each unseeded probe once, each seeded probe once per
+    seed (so that one reference run computes every student's expected value)."""
+    out = []
+    for p in probes:
+        for seed in (sorted(set(seeds)) if p.seeded else [None]):
+            out.append({"name": p.name if seed is None else f"{p.name}@{seed}", "code": p.code, "seed": seed})
+    return out

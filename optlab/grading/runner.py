@@ -1,25 +1,33 @@
 """The child side of grading: run a notebook's code cells, then the probes, and report *values*.
 
-This file is run as a script in a separate process (``python -I runner.py JOB.json``), never imported
-by the grader, so it uses the standard library only: the child starts fast and imports numpy or torch
-only if the notebook does. It never sees an expected answer and never decides a score; it only writes
-what happened, one JSON object per line, to the result file named in the job. The grader
-(:mod:`optlab.grading.execute`) reads that file after the process has ended or been killed.
+This file is run as a script in a separate process (``python -I -B runner.py``, inside the sandbox of
+:mod:`optlab.grading.sandbox` unless the instructor turned it off), never imported by the grader, so it
+uses the standard library only: the child starts fast and imports numpy or torch only if the notebook
+does. It never sees an expected answer and never decides a score; it only writes what happened, one
+JSON object per line, to a pipe the grader opened and handed over as a file descriptor. Everything it
+writes is treated by the grader as hostile data (:mod:`optlab.grading.protocol` validates it), since
+the student's code runs in this same process and can write to that pipe too.
 
-Job (JSON): ``{"cells": [str, ...], "setup": str, "probes": [{"name": str, "code": str}, ...],
-"result_path": str, "max_file_bytes": int}``.
+Job (JSON, read from stdin until EOF): ``{"cells": [str, ...], "setup": str, "probes": [{"name": str,
+"code": str, "seed": int | null}, ...], "result_fd": int, "rlimits": {"RLIMIT_AS": int, ...},
+"sys_path": [str, ...]}``.
 
-Events written, in order: ``{"event": "start", "pid": ..., "file_size_limit": int | null}``; per cell
-``{"event": "cell", "index": i}`` when it starts and ``{"event": "cell_done", "index": i, "error":
-null | {...}}`` when it ends; per probe
+Before any student code runs it sets the resource limits as hard limits (``rlimits``), puts
+``sys_path`` first on ``sys.path`` (where the sandbox mounts optlab) and closes stdin.
+
+Events written, in order: ``{"event": "start", "limits": {name: int | null}}`` (the limits set; null
+where the platform refused one); per cell ``{"event": "cell", "index": i}`` when it starts and
+``{"event": "cell_done", "index": i, "error": null | {...}}`` when it ends; per probe
 ``{"event": "probe", "name": ...}`` then ``{"event": "probe_done", "name": ..., "value": {...}}``;
 finally ``{"event": "done"}``. A missing ``done`` means the process was killed or died.
+Numbers are JSON numbers when finite, else the strings ``"nan"``, ``"inf"`` or ``"-inf"``.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import sys
 import traceback
@@ -29,21 +37,35 @@ MAX_TEXT = 500  # characters kept of messages and reprs
 
 
 class _Channel:
-    """The result file, opened before any student code runs; every line is flushed at once."""
+    """The result pipe (a file descriptor the grader opened); every event is one write of one line."""
 
-    def __init__(self, path: str):
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
+    def __init__(self, fd: int):
+        self._fd = fd
+        os.set_inheritable(fd, False)  # processes the notebook starts do not get it
 
     def write(self, **event) -> None:
-        self._file.write(json.dumps(event) + "\n")
-        self._file.flush()
+        data = (json.dumps(event, allow_nan=False) + "\n").encode("utf-8")
+        while data:
+            data = data[os.write(self._fd, data):]
 
 
 def describe_error(exc: BaseException) -> dict:
     """An exception as plain data: its type name, message and the last frames of the student's code."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<")]
-    where = [f"{f.filename}, line {f.lineno}, in {f.name}" for f in frames[-3:]]
-    return {"kind": "error", "type": type(exc).__name__, "message": str(exc)[:MAX_TEXT], "where": where}
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<")]
+        where = [f"{f.filename}, line {f.lineno}, in {f.name}"[:200] for f in frames[-3:]]
+    except Exception:  # noqa: BLE001 (a hostile traceback)
+        where = []
+    try:
+        message = str(exc)[:MAX_TEXT]
+    except Exception:  # noqa: BLE001 (an exception whose __str__ raises)
+        message = ""
+    return {"kind": "error", "type": type(exc).__name__[:100], "message": message, "where": where}
+
+
+def number(x: float):
+    """A float as JSON: itself when finite, else ``"nan"``, ``"inf"`` or ``"-inf"``."""
+    return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
 
 
 def encode(value, depth: int = 0) -> dict:
@@ -60,9 +82,9 @@ def encode(value, depth: int = 0) -> dict:
     if isinstance(value, bool):
         return {"kind": "bool", "value": value}
     if isinstance(value, (int, float)):
-        return {"kind": "number", "value": float(value)}
+        return {"kind": "number", "value": number(float(value))}
     if isinstance(value, str):
-        return {"kind": "str", "value": value[:MAX_TEXT]}
+        return {"kind": "str", "value": str.__str__(value)[:MAX_TEXT]}
     if isinstance(value, (list, tuple)):
         return {"kind": "sequence", "items": [encode(v, depth + 1) for v in value[:MAX_ITEMS]]}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
@@ -77,10 +99,11 @@ def encode(value, depth: int = 0) -> dict:
         if size <= MAX_ITEMS and ("float" in dtype or "int" in dtype or "bool" in dtype):
             data = value.tolist()
             if lib == "numpy" and not shape:  # a numpy scalar is a number to the grader
-                return {"kind": "number", "value": float(data)}
+                return {"kind": "number", "value": number(float(data))}
             flat = _flatten(data, len(shape))
-            return {"kind": "array", "lib": lib, "shape": shape, "dtype": dtype,
-                    "data": [float(x) for x in flat]}
+            if len(flat) == size:
+                return {"kind": "array", "lib": lib, "shape": shape, "dtype": dtype,
+                        "data": [number(float(x)) for x in flat]}
     return {"kind": "other", "type": f"{type(value).__module__}.{type(value).__qualname__}",
             "repr": repr(value)[:MAX_TEXT]}
 
@@ -135,44 +158,64 @@ def run_cell(index: int, source: str, namespace: dict) -> dict | None:
     return None
 
 
-def limit_file_size(limit: int) -> int | None:
-    """Forbid files larger than ``limit`` bytes; return the limit set, or ``None`` where the platform
-    cannot set one (no ``resource`` module, or a hard limit below ``limit``): the start event reports
-    it, so the grader sees a run without the guard."""
+def set_limits(rlimits: dict) -> dict:
+    """Set each ``resource.RLIMIT_*`` of ``rlimits`` as soft and hard limit; return what was set
+    (``None`` where the platform has no such limit or refused it: the start event reports that)."""
     try:
         import resource  # POSIX only
     except ImportError:
-        return None
+        return {name: None for name in rlimits}
+    done = {}
+    for name, value in rlimits.items():
+        try:
+            resource.setrlimit(getattr(resource, name), (int(value), int(value)))
+            done[name] = int(value)
+        except (AttributeError, ValueError, OSError):
+            done[name] = None
+    return done
+
+
+def run_probe(probe: dict, namespace: dict, setup: str) -> dict:
+    """One probe's value, in a copy of the namespace (probes cannot see each other's variables)."""
+    scope = dict(namespace)
+    if probe.get("seed") is not None:
+        scope["seed"] = int(probe["seed"])
     try:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    except (ValueError, OSError):
-        return None
-    return limit
+        run_code(setup, scope, "<setup>")
+        value = run_code(probe["code"], scope, f"<probe {probe['name']}>")
+    except BaseException as exc:  # noqa: BLE001
+        return describe_error(exc)
+    try:
+        return encode(value)
+    except BaseException as exc:  # noqa: BLE001 (a value whose shape, tolist or repr raises)
+        return {"kind": "other", "type": "unencodable value", "repr": describe_error(exc)["type"]}
 
 
-def main(job_path: str) -> None:
-    with open(job_path, encoding="utf-8") as f:
-        job = json.load(f)
-    os.unlink(job_path)  # the student's code need not find the probes' code on disk
-    channel = _Channel(job["result_path"])
-    channel.write(event="start", pid=os.getpid(), file_size_limit=limit_file_size(int(job["max_file_bytes"])))
+def main() -> None:
+    job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    limits = set_limits(job.get("rlimits", {}))
+    sys.path[:0] = job.get("sys_path", [])
+    channel = _Channel(int(job["result_fd"]))
+    channel.write(event="start", limits=limits)
     namespace = {"__name__": "__main__"}
     for i, source in enumerate(job["cells"], 1):
         channel.write(event="cell", index=i)
         channel.write(event="cell_done", index=i, error=run_cell(i, source, namespace))
     for probe in job["probes"]:
         channel.write(event="probe", name=probe["name"])
-        scope = dict(namespace)  # probes cannot see each other's variables
+        value = run_probe(probe, namespace, job.get("setup", ""))
         try:
-            run_code(job.get("setup", ""), scope, "<setup>")
-            value = encode(run_code(probe["code"], scope, f"<probe {probe['name']}>"))
-        except BaseException as exc:  # noqa: BLE001
-            value = describe_error(exc)
-        channel.write(event="probe_done", name=probe["name"], value=value)
+            channel.write(event="probe_done", name=probe["name"], value=value)
+        except ValueError:  # a value json cannot write
+            channel.write(event="probe_done", name=probe["name"],
+                          value={"kind": "other", "type": "unencodable value", "repr": ""})
     channel.write(event="done")
     sys.stdout.flush()
     os._exit(0)  # skip the student's atexit handlers and lingering threads
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()
