@@ -41,5 +41,7 @@ The contract every widget follows
 """
 
 from .lr_regimes import LearningRateRegimes, LRRegimesState, lr_regimes_model
+from .momentum import MomentumExplorer, MomentumState, momentum_model
 
-__all__ = ["LearningRateRegimes", "LRRegimesState", "lr_regimes_model"]
+__all__ = ["LearningRateRegimes", "LRRegimesState", "lr_regimes_model",
+           "MomentumExplorer", "MomentumState", "momentum_model"]
