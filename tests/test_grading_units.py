@@ -553,3 +553,66 @@ def test_shards_merge_into_the_full_table_and_a_rerun_skips_what_is_graded(tmp_p
     capsys.readouterr()
     assert main(["grade", str(assignment), str(subs), "--shard", "3/2"]) == 2
     assert "invalid shard='3/2'; expected i/n" in capsys.readouterr().err
+
+
+# --- written answers graded by hand ------------------------------------------------------------------
+
+def _manual_cell(text, grade_id, points):
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.metadata["nbgrader"] = {"solution": True, "grade": True, "task": False, "locked": False,
+                                 "grade_id": grade_id, "points": points, "schema_version": 3}
+    return cell
+
+
+def test_manual_items_are_the_markdown_answers_marked_as_nbgrader_marks_them(tmp_path):
+    from optlab.grading.probes import manual_items
+
+    plain = nbformat.v4.new_markdown_cell("### BEGIN SOLUTION\nnot marked\n### END SOLUTION")
+    code = nbformat.v4.new_code_cell("x = 1")
+    code.metadata["nbgrader"] = {"solution": True, "grade": True, "grade_id": "code_cell", "points": 1}
+    nb = nbformat.v4.new_notebook(cells=[_manual_cell("Why?", "why", 2), plain, code, _manual_cell("How?", "how", 1.5)])
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    assert manual_items(tmp_path / "t.ipynb") == (("why", 2.0), ("how", 1.5))
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([("a b", 1)], "grade_id"),
+    ([("why", 0)], "points"),
+    ([("why", 1), ("why", 2)], "used twice"),
+])
+def test_manual_items_reject_bad_marks_naming_the_cell(tmp_path, cells, message):
+    from optlab.grading.probes import manual_items
+
+    nb = nbformat.v4.new_notebook(cells=[_manual_cell("?", g, p) for g, p in cells])
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    with pytest.raises(ValueError, match=message) as err:
+        manual_items(tmp_path / "t.ipynb")
+    assert "t.ipynb, cell" in str(err.value)
+
+
+def test_manual_items_are_listed_as_manual_and_never_scored(tmp_path):
+    from optlab.grading import grade_assignment, write_csv
+    from optlab.grading.report import feedback_text, read_record
+
+    assignment, subs = _tiny_assignment(tmp_path)
+    nb = nbformat.read(assignment / "source" / "t.ipynb", as_version=4)
+    nb.cells.append(_manual_cell("Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION", "why", 2))
+    nbformat.write(nb, assignment / "source" / "t.ipynb")
+    assert load_checks(assignment).manual == (("why", 2.0),)
+    scores = {s.student: s for s in grade_assignment(assignment, subs, timeout=60, feedback=tmp_path / "fb")}
+    ann, ben = scores["ann"], scores["ben"]
+    assert (ann.total, ann.max_points, ann.manual) == (1.0, 1.0, {"why": 2.0})
+    assert (ben.total, ben.manual) == (0.0, {"why": 2.0})
+    table = format_table([ann, ben])
+    assert "#2: why (manual, 2 points)" in table
+    assert [line.split()[:4] for line in table.splitlines()[3:]] == [["ann", "1", "manual", "1/1"],
+                                                                     ["ben", "0", "manual", "0/1"]]
+    write_csv([ann, ben], tmp_path / "scores.csv")
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "scores.csv", encoding="utf-8")))
+    assert [(r["why"], r["total"], r["max"], r["manual_max"]) for r in rows] == [("manual", "1", "1", "2"),
+                                                                               ("manual", "0", "1", "2")]
+    assert "why  manual (graded by hand, 2 points)" in feedback_text(ann)
+    assert "total: 1/1 (automatic; 2 more points graded by hand)" in feedback_text(ann)
+    assert read_record(tmp_path / "fb" / "ann.json")[0].manual == {"why": 2.0}

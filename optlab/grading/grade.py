@@ -176,7 +176,8 @@ def score_run(student: str, run: RunResult, expected: dict[str, dict], checks: C
                          f"points too (not earned: {', '.join(missing)})")
     if not run.sandboxed:
         notes.insert(0, UNSANDBOXED)
-    return Score(student, points, sum(points.values()), checks.max_points, run.status, notes)
+    return Score(student, points, sum(points.values()), checks.max_points, run.status, notes,
+                 manual=dict(checks.manual))
 
 
 def _config(baseline: dict[str, str], timeout: float, limits: Limits, sandbox: bool) -> str:
@@ -188,7 +189,8 @@ def _config(baseline: dict[str, str], timeout: float, limits: Limits, sandbox: b
 
 def _invalid(sub: Submission, checks: Checks, note: str, sandbox: bool) -> Score:
     notes = ([] if sandbox else [UNSANDBOXED]) + [note]
-    return Score(sub.student, {p.name: 0.0 for p in checks.probes}, 0.0, checks.max_points, "invalid", notes, sub.sha256)
+    return Score(sub.student, {p.name: 0.0 for p in checks.probes}, 0.0, checks.max_points, "invalid", notes, sub.sha256,
+                 dict(checks.manual))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

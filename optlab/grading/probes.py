@@ -6,6 +6,11 @@ student's namespace inside the child process, which reports only the value of it
 the same probe run on the instructor's source notebook gives the expected value. No expected answer
 ever reaches the student's process.
 
+Written answers are not probes: a markdown cell of the source notebook marked as nbgrader marks a
+manually graded answer (cell metadata ``nbgrader: {solution: true, grade: true, grade_id, points}``)
+is a *manual item* (:func:`manual_items`). The grade report lists it as ``manual`` with its points;
+it never enters the automatic total.
+
 Two options close the shortcuts a value-only check leaves open:
 
 - ``requires``: a probe whose answer can be produced without a working solution (the function raises
@@ -81,10 +86,12 @@ class Probe:
 
 @dataclass(frozen=True)
 class Checks:
-    """The hidden checks of one assignment: the probes and the setup code run before each."""
+    """The hidden checks of one assignment: the probes, the setup code run before each, and the
+    written answers graded by hand (``manual``: ``(grade_id, points)`` pairs, never auto-scored)."""
 
     probes: tuple[Probe, ...]
     setup: str = ""
+    manual: tuple[tuple[str, float], ...] = ()
 
     @property
     def max_points(self) -> float:
@@ -118,7 +125,41 @@ def load_checks(assignment: str | Path) -> Checks:
                              "listed before it", "requires naming earlier probes")
     setup = getattr(module, "SETUP", "")
     check(str(path), "SETUP", setup, isinstance(setup, str), "a string of Python code")
-    return Checks(tuple(probes), setup)
+    from .release import source_notebook
+
+    manual = manual_items(source_notebook(assignment)) if (Path(assignment) / "source").is_dir() else ()
+    clash = sorted({m for m, _ in manual} & set(names))
+    if clash:
+        raise data_error(str(path), "PROBES", f"names {clash} are both probes and manually graded answers",
+                         "distinct names")
+    return Checks(tuple(probes), setup, manual)
+
+
+def manual_items(notebook: str | Path) -> tuple[tuple[str, float], ...]:
+    """The manually graded written answers of a source notebook, as ``(grade_id, points)`` in order.
+
+    A markdown cell is one when its metadata says so the way nbgrader marks a "manually graded answer":
+    ``{"nbgrader": {"solution": true, "grade": true, "grade_id": "...", "points": N}}``. ``ValueError``
+    for such a cell without an identifier ``grade_id`` or with points that are not > 0, or for a
+    repeated ``grade_id``.
+    """
+    import json
+
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    out: list[tuple[str, float]] = []
+    for i, cell in enumerate(nb["cells"], 1):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell["cell_type"] != "markdown" or not (meta.get("solution") and meta.get("grade")):
+            continue
+        where = f"{Path(notebook).name}, cell {i}"
+        grade_id, points = meta.get("grade_id"), meta.get("points")
+        check(where, "grade_id", grade_id, isinstance(grade_id, str) and bool(_NAME.match(grade_id)),
+              "an identifier like 'why_mu_below_one'")
+        positive(where, "points", points)
+        if grade_id in [m for m, _ in out]:
+            raise data_error(where, "grade_id", f"{grade_id!r} is used twice", "one grade_id per answer")
+        out.append((grade_id, float(points)))
+    return tuple(out)
 
 
 def student_seed(student: str) -> int:

@@ -28,7 +28,9 @@ RECORD_FORMAT = 1
 @dataclass
 class Score:
     """One student's row: points per probe, total, status (``ok``/``errors``/``timeout``/``crashed``/
-    ``invalid``), the notes that explain every lost point, and the SHA-256 of the submitted file."""
+    ``invalid``), the notes that explain every lost point, the SHA-256 of the submitted file, and the
+    written answers left to grade by hand (``manual``: grade_id -> points available; not in ``total``
+    nor in ``max_points``)."""
 
     student: str
     points: dict[str, float]
@@ -37,6 +39,7 @@ class Score:
     status: str
     notes: list[str] = field(default_factory=list)
     sha256: str = ""
+    manual: dict[str, float] = field(default_factory=dict)
 
 
 def clean_text(text: str) -> str:
@@ -64,14 +67,16 @@ def _fmt(x: float) -> str:
 
 
 def format_table(scores: list[Score]) -> str:
-    """The score table as aligned text: a legend numbering the probes, then one row per student with
-    the points per probe, total/max, status and notes (the CSV has the probes' full names)."""
+    """The score table as aligned text: a legend numbering the probes (then the written answers graded
+    by hand), then one row per student with the points per probe, ``manual`` for each written answer,
+    total/max of the automatic points, status and notes (the CSV has the probes' full names)."""
     if not scores:
         return "(no submissions)"
-    names = list(scores[0].points)
+    names, manual = list(scores[0].points), list(scores[0].manual)
     legend = [f"#{i}: {n}" for i, n in enumerate(names, 1)]
-    header = ["student", *(f"#{i}" for i in range(1, len(names) + 1)), "total", "status", "notes"]
-    rows = [[clean_text(s.student), *(_fmt(s.points[n]) for n in names),
+    legend += [f"#{i}: {n} (manual, {_fmt(scores[0].manual[n])} points)" for i, n in enumerate(manual, len(names) + 1)]
+    header = ["student", *(f"#{i}" for i in range(1, len(legend) + 1)), "total", "status", "notes"]
+    rows = [[clean_text(s.student), *(_fmt(s.points[n]) for n in names), *("manual" for _ in manual),
              f"{_fmt(s.total)}/{_fmt(s.max_points)}", clean_text(s.status), clean_text("; ".join(s.notes))]
             for s in scores]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
@@ -95,24 +100,30 @@ def atomic_write(path: str | Path, text: str) -> None:
 
 
 def write_csv(scores: list[Score], path: str | Path) -> None:
-    """The score table as CSV: ``student, <probe>..., total, max, status, notes, sha256`` (written
-    atomically; text cells escaped and formula-safe)."""
+    """The score table as CSV: ``student, <probe>..., <written answer>..., total, max, manual_max, status,
+    notes, sha256`` (written atomically; text cells escaped and formula-safe). A written answer's cell
+    says ``manual``: it is graded by hand, and ``total``/``max`` count the automatic points only."""
     names = list(scores[0].points) if scores else []
+    manual = list(scores[0].manual) if scores else []
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["student", *names, "total", "max", "status", "notes", "sha256"])
+    w.writerow(["student", *names, *manual, "total", "max", "manual_max", "status", "notes", "sha256"])
     for s in scores:
-        w.writerow([csv_cell(s.student), *(_fmt(s.points[n]) for n in names), _fmt(s.total), _fmt(s.max_points),
+        w.writerow([csv_cell(s.student), *(_fmt(s.points[n]) for n in names), *("manual" for _ in manual),
+                    _fmt(s.total), _fmt(s.max_points), _fmt(sum(s.manual.values())),
                     csv_cell(s.status), csv_cell("; ".join(s.notes)), s.sha256])
     atomic_write(path, buf.getvalue())
 
 
 def feedback_text(score: Score) -> str:
     """The feedback a student gets: each probe with its points, the total, the status and the notes."""
-    width = max((len(n) for n in score.points), default=0)
+    width = max((len(n) for n in [*score.points, *score.manual]), default=0)
     lines = [f"student: {clean_text(score.student)}", f"status: {clean_text(score.status)}", ""]
     lines += [f"{n.ljust(width)}  {_fmt(p)}" for n, p in score.points.items()]
-    lines += ["", f"total: {_fmt(score.total)}/{_fmt(score.max_points)}", ""]
+    lines += [f"{n.ljust(width)}  manual (graded by hand, {_fmt(p)} points)" for n, p in score.manual.items()]
+    lines += ["", f"total: {_fmt(score.total)}/{_fmt(score.max_points)}"
+              + (f" (automatic; {_fmt(sum(score.manual.values()))} more points graded by hand)" if score.manual else ""),
+              ""]
     lines += [f"- {clean_text(n)}" for n in score.notes] or ["(no notes)"]
     return "\n".join(lines) + "\n"
 
@@ -124,7 +135,8 @@ def write_feedback(score: Score, folder: str | Path, config: str) -> None:
     folder = Path(folder)
     record = {"format": RECORD_FORMAT, "student": score.student, "sha256": score.sha256, "config": config,
               "points": score.points, "total": score.total, "max_points": score.max_points,
-              "status": score.status, "notes": score.notes}
+              "status": score.status, "notes": score.notes,
+              "manual": score.manual}
     atomic_write(folder / f"{score.student}.txt", feedback_text(score))
     atomic_write(folder / f"{score.student}.json", json.dumps(record, indent=1) + "\n")
 
@@ -140,8 +152,9 @@ def read_record(path: str | Path) -> tuple[Score, str] | None:
         if r.get("format") != RECORD_FORMAT:
             return None
         points = {str(k): float(v) for k, v in r["points"].items()}
+        manual = {str(k): float(v) for k, v in r.get("manual", {}).items()}
         score = Score(str(r["student"]), points, float(r["total"]), float(r["max_points"]), str(r["status"]),
-                      [str(n) for n in r["notes"]], str(r["sha256"]))
+                      [str(n) for n in r["notes"]], str(r["sha256"]), manual)
         return score, str(r["config"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
