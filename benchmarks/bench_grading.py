@@ -6,9 +6,12 @@ blank release), and hostile (an endless loop, a memory bomb, a process bomb, a d
 result stream, a background process that tries to outlive its run, a reader of the course folder). It
 prints the wall time of ``optlab-grade grade`` on them (the goal: at most 5 minutes with 2 jobs on 2
 cores), the statuses, and the sandbox's overhead per child: the mean wall time of the same small
-notebook run with and without bubblewrap, measured in the same run.
+notebook run with and without bubblewrap, measured in the same run. Then one line per assignment: the
+wall time of grading one submission (the instructor's solution: its cells and every probe, in the
+sandbox; the goal is at most 30 s on 2 cores) and of the whole ``grade`` call for that one submission
+(the reference run included).
 
-Usage: python benchmarks/bench_grading.py [--jobs 2] [--timeout 30] [--repeats 20]
+Usage: python benchmarks/bench_grading.py [--jobs 2] [--timeout 30] [--repeats 20] [--only-assignments]
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from pathlib import Path
 
 import nbformat
 
-from optlab.grading import Probe, grade_assignment, run_notebook, sandbox_problem
+from optlab.grading import Probe, grade_assignment, load_checks, run_notebook, sandbox_problem
+from optlab.grading.execute import code_cells
+from optlab.grading.probes import student_seed
+from optlab.grading.release import source_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = ROOT / "assignments" / "01_momentum"
@@ -82,14 +88,36 @@ def sandbox_overhead(repeats: int) -> tuple[float, float]:
     return statistics.mean(times[True]), statistics.mean(times[False])
 
 
+def per_assignment() -> None:
+    """One line per assignment: seconds to grade one submission (its child alone, and the whole call)."""
+    for folder in sorted(p for p in (ROOT / "assignments").iterdir() if (p / "checks.py").is_file()):
+        checks, src = load_checks(folder), source_notebook(folder)
+        t = time.perf_counter()
+        run = run_notebook(code_cells(src), checks.probes, checks.setup, timeout=120, seeds=[student_seed("s")])
+        child = time.perf_counter() - t
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "s.ipynb").write_bytes(src.read_bytes())
+            t = time.perf_counter()
+            (score,) = grade_assignment(folder, tmp, timeout=120)
+            whole = time.perf_counter() - t
+        print(f"  {folder.name:22s} one submission: {child:5.1f} s (status {run.status}); grade call for it, "
+              f"reference run included: {whole:5.1f} s; {score.total:g}/{score.max_points:g} points"
+              + (f" + {sum(score.manual.values()):g} manual" if score.manual else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--only-assignments", action="store_true", help="only the per-assignment lines")
     args = ap.parse_args()
     if sandbox_problem():
         sys.exit(f"no sandbox on this machine: {sandbox_problem()}")
+    print("grading time per assignment (sandbox on):")
+    per_assignment()
+    if args.only_assignments:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "subs"
         folder.mkdir()

@@ -1,0 +1,236 @@
+"""End to end, assignments 2 to 6: release, nbgrader compatibility, and grading typical submissions.
+
+Each assignment has a registry of submissions built from its instructor notebook: the correct one
+(full marks), the untouched release (0) and typical mistakes, each row stating the probes it must lose,
+its exact total and a text its notes must hold. One batch per assignment is graded with the real
+command (``python -m optlab.grading grade --jobs 2``) and the assertions read the CSV it writes.
+Assignment 1 has its own file (``test_grading.py``) with the same structure.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from optlab.grading import load_checks, release_assignment, run_notebook
+from optlab.grading.execute import code_cells
+from optlab.grading.release import source_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = ROOT / "assignments"
+NAMES = sorted(p.name for p in ASSIGNMENTS.iterdir() if (p / "checks.py").is_file() and p.name != "01_momentum")
+
+
+def _source(name: str):
+    return nbformat.read(source_notebook(ASSIGNMENTS / name), as_version=4)
+
+
+def _release_text(name: str) -> str:
+    return (ASSIGNMENTS / name / "release" / source_notebook(ASSIGNMENTS / name).name).read_text(encoding="utf-8")
+
+
+def edit(name: str, *replacements: tuple[str, str]) -> str:
+    """The source notebook of ``name`` with each ``(old, new)`` replaced in the one code cell holding
+    ``old`` (fails loudly if none or several do)."""
+    nb = copy.deepcopy(_source(name))
+    for old, new in replacements:
+        hits = [c for c in nb.cells if c.cell_type == "code" and old in c.source]
+        assert len(hits) == 1, f"{name}: expected one cell holding {old!r}, found {len(hits)}"
+        hits[0].source = hits[0].source.replace(old, new)
+    return nbformat.writes(nb)
+
+
+@dataclass
+class Case:
+    """One kind of submission: how to build it, its status, the probes it loses, its exact total, and
+    a text that must appear in its notes."""
+
+    assignment: str
+    student: str
+    build: object  # () -> notebook text
+    status: str
+    loses: set
+    total: float
+    note: str = ""
+
+
+CASES = [
+    # --- 02: gradient descent dynamics ---------------------------------------------------------------
+    Case("02_gd_dynamics", "correct", lambda: nbformat.writes(_source("02_gd_dynamics")), "ok", set(), 19),
+    Case("02_gd_dynamics", "untouched", lambda: _release_text("02_gd_dynamics"), "errors",
+         {p.name for p in load_checks(ASSIGNMENTS / "02_gd_dynamics").probes}, 0, "NotImplementedError"),
+    # Scales theta0's own coordinates by the eigenvalues' factors, never rotating into the eigenbasis:
+    # right on a diagonal A only. Zero steps give theta0 either way, and nothing is checked, so the
+    # probes that need the values lose too. The second visible check (a non-diagonal A) catches it.
+    Case("02_gd_dynamics", "no_eigenbasis",
+         lambda: edit("02_gd_dynamics", ("    A = np.asarray(A, dtype=float)\n    if A.ndim != 2 or A.shape[0] != "
+                                         "A.shape[1] or not np.allclose(A, A.T):\n        raise ValueError(f\"A must "
+                                         "be a symmetric square matrix, got shape {A.shape}\")\n", ""),
+                      ("return Q @ ((1.0 - alpha * lam) ** k * (Q.T @ np.asarray(theta0, dtype=float)))",
+                       "return (1.0 - alpha * lam) ** k * np.asarray(theta0, dtype=float)")),
+         "errors", {"gd_closed_form_rotated", "gd_closed_form_per_student", "gd_closed_form_zero_steps",
+                    "gd_closed_form_keeps_inputs", "gd_closed_form_rejects_nonsymmetric"}, 13,
+         "gd_closed_form_zero_steps: right, but counts only when the probes it requires earn their points too "
+         "(not earned: gd_closed_form_rotated)"),
+    # A loop of in-place steps on the caller's theta0: right values, but theta0 is changed.
+    Case("02_gd_dynamics", "in_place",
+         lambda: edit("02_gd_dynamics", ("    lam, Q = np.linalg.eigh(A)\n    return Q @ ((1.0 - alpha * lam) ** k * "
+                                         "(Q.T @ np.asarray(theta0, dtype=float)))",
+                                         "    theta = theta0\n    for _ in range(k):\n        theta -= alpha * A @ theta\n"
+                                         "    return theta")),
+         "errors", {"gd_closed_form_keeps_inputs"}, 18, "gd_closed_form_keeps_inputs: item 1: value differs"),
+    # Compares alpha * lambda with == instead of np.isclose: 49 * (1/49) is 0.9999999999999999.
+    Case("02_gd_dynamics", "exact_compare",
+         lambda: edit("02_gd_dynamics", ("if np.isclose(x, 1.0):", "if x == 1.0:"), ("elif np.isclose(x, 2.0):", "elif x == 2.0:")),
+         "ok", {"gd_regimes_float_boundary", "gd_regimes_rejects_nonpositive"}, 17,
+         "gd_regimes_float_boundary: item 0: expected 'one step', got 'monotone'"),
+    # The rate of the flat direction only: right while it is the slowest, wrong when the stiff one
+    # oscillates more slowly, and blind to divergence.
+    Case("02_gd_dynamics", "flat_direction_only",
+         lambda: edit("02_gd_dynamics", ("rho = float(np.max(np.abs(1.0 - alpha * np.asarray(lambdas, dtype=float))))",
+                                         "rho = float(abs(1.0 - alpha * np.min(lambdas)))")),
+         "ok", {"steps_stiff_direction_limits", "steps_rejects_divergence"}, 17,
+         "steps_stiff_direction_limits: value differs: expected 31, got 28"),
+    # eta_max = 1/lambda_max (the limit of monotone decay, not of divergence).
+    Case("02_gd_dynamics", "eta_monotone_limit",
+         lambda: edit("02_gd_dynamics", ("return lam_max, 2.0 / lam_max", "return lam_max, 1.0 / lam_max")),
+         "errors", {"linear_unit_two_gaussians_other_seed", "linear_unit_three_inputs", "linear_unit_rejects_1d"}, 16,
+         "linear_unit_three_inputs: item 1: value differs"),
+    # The widget set to the edge of divergence, 2 / lambda_max: the stiff direction no longer decays.
+    Case("02_gd_dynamics", "widget_at_edge",
+         lambda: edit("02_gd_dynamics", ("view.set(alpha=best_alpha(lambdas))", "view.set(alpha=2.0 / lambdas.max())")),
+         "ok", {"widget_setting"}, 17, "widget_setting: item 0: value differs"),
+]
+
+
+def _grade(name: str, folder: Path, out: Path) -> dict[str, dict]:
+    cmd = [sys.executable, "-m", "optlab.grading", "grade", str(ASSIGNMENTS / name), str(folder), "--out", str(out),
+           "--timeout", "120", "--jobs", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    with open(out, newline="", encoding="utf-8") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Grades each assignment's batch once, on first use: ``graded(name) -> {student: csv row}``."""
+    done: dict[str, dict] = {}
+
+    def get(name: str) -> dict[str, dict]:
+        if name not in done:
+            folder = tmp_path_factory.mktemp(f"submissions_{name}")
+            for case in CASES:
+                if case.assignment == name:
+                    (folder / f"{case.student}.ipynb").write_text(case.build(), encoding="utf-8")
+            done[name] = _grade(name, folder, folder.parent / f"scores_{name}.csv")
+        return done[name]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.assignment}-{c.student}" for c in CASES])
+def test_grade_submission(graded, case):
+    checks = load_checks(ASSIGNMENTS / case.assignment)
+    row = graded(case.assignment)[case.student]
+    assert row["status"] == case.status, row["notes"]
+    assert case.loses <= {p.name for p in checks.probes}
+    for probe in checks.probes:
+        want = 0.0 if probe.name in case.loses else probe.points
+        assert float(row[probe.name]) == want, (probe.name, row["notes"])
+    assert float(row["total"]) == case.total
+    assert float(row["max"]) == checks.max_points
+    for name, points in checks.manual:  # written answers: listed, never scored
+        assert row[name] == "manual"
+    assert float(row["manual_max"]) == sum(p for _, p in checks.manual)
+    assert case.note in row["notes"]
+    for name in case.loses:  # every lost point is explained
+        assert name in row["notes"], (name, row["notes"])
+
+
+def test_every_assignment_has_its_cases():
+    for name in NAMES:
+        kinds = [c.student for c in CASES if c.assignment == name]
+        assert {"correct", "untouched"} <= set(kinds) and len(kinds) >= 5, (name, kinds)
+        correct = next(c for c in CASES if c.assignment == name and c.student == "correct")
+        assert correct.total == load_checks(ASSIGNMENTS / name).max_points
+        assert 10 <= correct.total <= 20, (name, correct.total)
+
+
+# --- release and the source ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_release_is_what_the_source_generates(name):
+    path, up_to_date = release_assignment(ASSIGNMENTS / name, check=True)
+    assert up_to_date, f"{path} is stale: run `optlab-grade release assignments/{name}`"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_release_hides_solutions_and_lists_written_answers(name):
+    source, release = _source(name), nbformat.reads(_release_text(name), as_version=4)
+    text = "\n".join(c.source for c in release.cells)
+    assert "### BEGIN" not in text and "### END" not in text and "Instructor-only" not in text
+    checks = load_checks(ASSIGNMENTS / name)
+    assert len(checks.manual) >= 1
+    assert text.count("YOUR ANSWER HERE") == len(checks.manual)
+    solved = sum("### BEGIN SOLUTION" in c.source for c in source.cells if c.cell_type == "code")
+    assert sum("raise NotImplementedError()" in c.source for c in release.cells if c.cell_type == "code") == solved
+    for cell in release.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+    assert not (ASSIGNMENTS / name / "release" / "checks.py").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_source_runs_clean_and_release_raises_only_not_implemented(name):
+    release = ASSIGNMENTS / name / "release" / source_notebook(ASSIGNMENTS / name).name
+    run = run_notebook(code_cells(release), timeout=120)
+    assert run.status == "errors"
+    assert {e["type"] for e in run.cell_errors.values()} == {"NotImplementedError"}
+    run = run_notebook(code_cells(source_notebook(ASSIGNMENTS / name)), timeout=120)
+    assert run.status == "ok", run.cell_errors
+
+
+# --- nbgrader compatibility ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["01_momentum", *NAMES])
+def test_nbgrader_generates_the_same_student_code(name, tmp_path):
+    """``nbgrader generate_assignment`` accepts the source notebook and its student version's code cells
+    are the ones ``optlab-grade release`` writes (nbgrader keeps the cells a hidden-test region empties,
+    and may keep trailing blank lines: code is compared per non-empty cell, trailing blanks stripped)."""
+    pytest.importorskip("nbgrader", reason="nbgrader (a dev dependency) is not installed")
+    src = source_notebook(ASSIGNMENTS / name)
+    course = tmp_path / "course"
+    (course / "source" / name).mkdir(parents=True)
+    shutil.copy(src, course / "source" / name / src.name)
+    cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force", "--no-db",
+           f"--CourseDirectory.root={course}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=course)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    theirs = json.loads((course / "release" / name / src.name).read_text(encoding="utf-8"))
+    ours = nbformat.reads(_release_text(name) if name != "01_momentum" else
+                          (ASSIGNMENTS / name / "release" / src.name).read_text(encoding="utf-8"), as_version=4)
+
+    def code(cells):
+        out = []
+        for c in cells:
+            text = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            if c["cell_type"] == "code" and text.strip():
+                out.append(text.rstrip())
+        return out
+
+    assert code(theirs["cells"]) == code(ours.cells)
