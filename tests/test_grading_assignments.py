@@ -109,6 +109,34 @@ CASES = [
     Case("02_gd_dynamics", "widget_at_edge",
          lambda: edit("02_gd_dynamics", ("view.set(alpha=best_alpha(lambdas))", "view.set(alpha=2.0 / lambdas.max())")),
          "ok", {"widget_setting"}, 17, "widget_setting: item 0: value differs"),
+    # --- 03: adaptive methods ---------------------------------------------------------------------------
+    Case("03_adaptive", "correct", lambda: nbformat.writes(_source("03_adaptive")), "ok", set(), 17),
+    Case("03_adaptive", "untouched", lambda: _release_text("03_adaptive"), "errors",
+         {p.name for p in load_checks(ASSIGNMENTS / "03_adaptive").probes}, 0, "NotImplementedError"),
+    # Adam without bias correction: every Adam value is off, so the probes that need them lose too.
+    Case("03_adaptive", "no_bias_correction",
+         lambda: edit("03_adaptive", ("m_hat = m / (1 - beta1 ** t)\n    v_hat = v / (1 - beta2 ** t)",
+                                      "m_hat = m\n    v_hat = v")),
+         "errors", {"adam_late_step", "adam_trajectory", "adam_per_student", "adam_rejects_t_zero",
+                    "adam_keeps_inputs"}, 11,
+         "adam_rejects_t_zero: right, but counts only when the probes it requires earn their points too "
+         "(not earned: adam_late_step, adam_trajectory)"),
+    # RMSprop updating the caller's r in place: right values, changed state.
+    Case("03_adaptive", "rmsprop_in_place",
+         lambda: edit("03_adaptive", ("    r = gamma * r + (1 - gamma) * g ** 2\n",
+                                      "    r *= gamma\n    r += (1 - gamma) * g ** 2\n")),
+         "ok", {"rmsprop_keeps_inputs"}, 16, "rmsprop_keeps_inputs: item 2: value differs"),
+    # Rprop that still steps right after a sign change (no Rprop- skip, g_prev not reset).
+    Case("03_adaptive", "rprop_no_skip",
+         lambda: edit("03_adaptive", ("    g = np.where(s < 0, 0.0, g)\n", "")),
+         "errors", {"rprop_mixed_signs", "rprop_trajectory", "rprop_step_size_bounds"}, 13,
+         "rprop_mixed_signs: item 0: value differs"),
+    # AdaGrad dividing by the accumulator *before* adding this gradient: the first step divides by eps.
+    Case("03_adaptive", "adagrad_old_accumulator",
+         lambda: edit("03_adaptive", ("    r = r + g ** 2\n    theta = theta - alpha * g / (np.sqrt(r) + eps)\n",
+                                      "    theta = theta - alpha * g / (np.sqrt(r) + eps)\n    r = r + g ** 2\n")),
+         "errors", {"adagrad_two_steps", "adagrad_trajectory", "adagrad_keeps_inputs"}, 14,
+         "adagrad_trajectory: value differs"),
 ]
 
 
