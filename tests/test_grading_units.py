@@ -120,7 +120,10 @@ def test_encode_values_without_judging_them():
     assert enc["kind"] == "array" and enc["lib"] == "numpy" and enc["shape"] == [2, 3]
     assert enc["data"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     enc = runner.encode(torch.tensor([1.0, 2.0], dtype=torch.float64))
-    assert enc["lib"] == "torch" and enc["data"] == [1.0, 2.0]
+    assert enc["lib"] == "torch" and enc["data"] == [1.0, 2.0] and enc["dtype"] == "float64"
+    from optlab.grading import protocol
+
+    assert protocol.value(enc) == enc  # a torch tensor passes the grader's check of the stream
     assert runner.encode((1, [True, None])) == {"kind": "sequence", "items": [
         {"kind": "number", "value": 1.0},
         {"kind": "sequence", "items": [{"kind": "bool", "value": True}, {"kind": "none"}]}]}

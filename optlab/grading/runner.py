@@ -95,7 +95,7 @@ def encode(value, depth: int = 0) -> dict:
         size = 1
         for n in shape:
             size *= n
-        dtype = str(value.dtype)
+        dtype = str(value.dtype).rsplit(".", 1)[-1]  # torch's "torch.float64" -> "float64", as numpy's
         if size <= MAX_ITEMS and ("float" in dtype or "int" in dtype or "bool" in dtype):
             data = value.tolist()
             if lib == "numpy" and not shape:  # a numpy scalar is a number to the grader
