@@ -205,6 +205,7 @@ def test_child_runs_cells_in_order_records_errors_and_keeps_going(monkeypatch):
         Probe("x", "x"), Probe("y_defined", "'y' in dir()"), Probe("z", "z"), Probe("w", "w"),
         Probe("sets", "leak = 1\nleak"), Probe("isolated", "leak"),            # probes do not share state
         Probe("env", "os.environ.get('OPTLAB_TEST_SECRET')"),
+        Probe("own_env", "[os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MPLBACKEND', 'HOME')]"),
         Probe("light", "sorted(m for m in ('numpy', 'torch') if m in sys.modules)"),
         Probe("setup", "helper"),
     ]
@@ -218,6 +219,10 @@ def test_child_runs_cells_in_order_records_errors_and_keeps_going(monkeypatch):
     assert v["y_defined"] == {"kind": "bool", "value": False}
     assert v["sets"] == _num(1.0) and v["isolated"]["kind"] == "error" and v["isolated"]["type"] == "NameError"
     assert v["env"] == {"kind": "none"}                 # the child does not inherit the grader's environment
+    # ...but gets its own, inside the sandbox too: one thread (two OpenMP threads on a loaded 2-core
+    # machine made torch's autograd ten times slower), a headless plot backend, a home in /tmp
+    assert v["own_env"] == {"kind": "sequence", "items": [{"kind": "str", "value": "1"}, {"kind": "str", "value": "Agg"},
+                                                          {"kind": "str", "value": "/tmp"}]}
     assert v["light"] == {"kind": "sequence", "items": []}  # nothing heavy imported unless the notebook does
     assert v["setup"] == _num(5.0)
 

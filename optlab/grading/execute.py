@@ -130,7 +130,7 @@ def run_notebook(cells: list[str], probes=(), setup: str = "", *, timeout: float
     result_r, result_w = os.pipe()
     with tempfile.TemporaryDirectory(prefix="optlab-grade-", ignore_cleanup_errors=True) as tmp:
         if sandbox:
-            cmd = sandbox_command(child_command(Path(RUNNER_PATH)), RUNNER, limits)
+            cmd = sandbox_command(child_command(Path(RUNNER_PATH)), RUNNER, limits, env=child_env(WORK_DIR))
             workdir, cwd, sys_path = WORK_DIR, tmp, [LIB_DIR]
         else:
             cmd, workdir, cwd, sys_path = child_command(), tmp, tmp, []

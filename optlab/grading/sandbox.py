@@ -104,8 +104,9 @@ def optlab_package() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def sandbox_command(inner: list[str], runner: Path, limits: Limits) -> list[str]:
-    """``inner`` (the child's command line, naming :data:`RUNNER_PATH`) wrapped in bubblewrap."""
+def sandbox_command(inner: list[str], runner: Path, limits: Limits, env: dict[str, str] | None = None) -> list[str]:
+    """``inner`` (the child's command line, naming :data:`RUNNER_PATH`) wrapped in bubblewrap, with the
+    environment ``env`` and nothing else (bubblewrap clears the environment it was started with)."""
     bwrap = _bwrap()
     if bwrap is None:
         raise RuntimeError("bwrap not found")
@@ -130,6 +131,8 @@ def sandbox_command(inner: list[str], runner: Path, limits: Limits) -> list[str]
     cmd += ["--ro-bind", str(package), f"{LIB_DIR}/optlab", "--tmpfs", f"{LIB_DIR}/optlab/grading",
             "--ro-bind", str(runner), RUNNER_PATH,
             "--proc", "/proc", "--dev", "/dev", "--chdir", WORK_DIR]
+    for key, val in (env or {}).items():
+        cmd += ["--setenv", key, val]
     return [*cmd, "--", *inner]
 
 
