@@ -137,6 +137,36 @@ CASES = [
                                       "    theta = theta - alpha * g / (np.sqrt(r) + eps)\n    r = r + g ** 2\n")),
          "errors", {"adagrad_two_steps", "adagrad_trajectory", "adagrad_keeps_inputs"}, 14,
          "adagrad_trajectory: value differs"),
+    # --- 04: curvature by hand ---------------------------------------------------------------------------
+    Case("04_curvature", "correct", lambda: nbformat.writes(_source("04_curvature")), "ok", set(), 17),
+    Case("04_curvature", "untouched", lambda: _release_text("04_curvature"), "errors",
+         {p.name for p in load_checks(ASSIGNMENTS / "04_curvature").probes}, 0, "NotImplementedError"),
+    # The first gradient without create_graph=True: the second backward raises, and everything built on
+    # the exact product (the learning-rate recipe, the error curve) loses too.
+    Case("04_curvature", "no_create_graph",
+         lambda: edit("04_curvature", ("grads = torch.autograd.grad(loss, params, create_graph=True)",
+                                       "grads = torch.autograd.grad(loss, params)")),
+         "errors", {"exact_hvp_cubic", "exact_hvp_two_tensors", "exact_hvp_keeps_params", "max_learning_rate_other_net",
+                    "fd_error_curve_cubic"}, 10, "exact_hvp_cubic: raised RuntimeError"),
+    # Half a central difference: the forward difference divided by 2 delta.
+    Case("04_curvature", "fd_half",
+         lambda: edit("04_curvature", ("return (grad_fn(theta + delta * v) - grad_fn(theta)) / delta",
+                                       "return (grad_fn(theta + delta * v) - grad_fn(theta)) / (2 * delta)")),
+         "errors", {"fd_hvp_quadratic", "fd_hvp_cubic", "fd_hvp_rejects_zero_delta", "fd_error_curve_cubic"}, 12,
+         "fd_hvp_cubic: value differs"),
+    # The norm of Av instead of the Rayleigh quotient: right unless the dominant eigenvalue is negative.
+    Case("04_curvature", "power_norm",
+         lambda: edit("04_curvature", ("return float(v @ matvec(v))", "return float(matvec(v).norm())")),
+         "ok", {"power_method_negative_dominant"}, 16, "power_method_negative_dominant: value differs: expected -6, got 6"),
+    # The slide's "ignore this!": no f'' term, so the first layer's diagonal is the Gauss-Newton one.
+    Case("04_curvature", "becker_lecun_no_f2",
+         lambda: edit("04_curvature", ("d2a = d2h * f1 ** 2 + dh * f2", "d2a = d2h * f1 ** 2")),
+         "ok", {"becker_lecun_first_layer", "becker_lecun_per_student"}, 14, "becker_lecun_first_layer: item 0: value differs"),
+    # The first layer's diagonal transposed (inputs x hidden): the square visible check cannot tell.
+    Case("04_curvature", "becker_lecun_transposed",
+         lambda: edit("04_curvature", ("dW1, db1 = d2a.T @ X ** 2, d2a.sum(0)", "dW1, db1 = (X ** 2).T @ d2a, d2a.sum(0)")),
+         "ok", {"becker_lecun_shapes_and_last_layer", "becker_lecun_first_layer", "becker_lecun_per_student"}, 13,
+         "becker_lecun_first_layer: item 0: expected shape (4, 6), got shape (6, 4)"),
 ]
 
 
