@@ -167,6 +167,38 @@ CASES = [
          lambda: edit("04_curvature", ("dW1, db1 = d2a.T @ X ** 2, d2a.sum(0)", "dW1, db1 = (X ** 2).T @ d2a, d2a.sum(0)")),
          "ok", {"becker_lecun_shapes_and_last_layer", "becker_lecun_first_layer", "becker_lecun_per_student"}, 13,
          "becker_lecun_first_layer: item 0: expected shape (4, 6), got shape (6, 4)"),
+    # --- 05: normalization ----------------------------------------------------------------------------
+    Case("05_normalization", "correct", lambda: nbformat.writes(_source("05_normalization")), "ok", set(), 17),
+    Case("05_normalization", "untouched", lambda: _release_text("05_normalization"), "errors",
+         {p.name for p in load_checks(ASSIGNMENTS / "05_normalization").probes}, 0, "NotImplementedError"),
+    # The running variance from the biased (1/m) batch variance.
+    Case("05_normalization", "running_biased_variance",
+         lambda: edit("05_normalization", ("var_unbiased = x.var(axis=axes) * m / (m - 1)", "var_unbiased = x.var(axis=axes)")),
+         "errors", {"running_statistics_4d", "running_keeps_inputs"}, 15, "running_statistics_4d: item 1: value differs"),
+    # The backward pass without the variance's term: the visible checks (a constant dy, dx summing to 0)
+    # cannot see it.
+    Case("05_normalization", "backward_without_variance_term",
+         lambda: edit("05_normalization", (" - x_hat * (dy * x_hat).mean(axis=axes, keepdims=True))", ")")),
+         "ok", {"backward_2d", "backward_4d", "backward_per_student"}, 13, "backward_2d: item 0: value differs"),
+    # Statistics over the batch axis only: right for (N, C), per position for (N, C, H, W).
+    Case("05_normalization", "statistics_over_batch_axis_only",
+         lambda: edit("05_normalization", ("    axes = (0,) + tuple(range(2, x.ndim))\n    mu = x.mean(axis=axes, keepdims=True)\n"
+                                           "    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)\n"
+                                           "    x_hat = (x - mu) / np.sqrt(var + eps)\n    return _channel",
+                                           "    axes = (0,)\n    mu = x.mean(axis=axes, keepdims=True)\n"
+                                           "    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)\n"
+                                           "    x_hat = (x - mu) / np.sqrt(var + eps)\n    return _channel")),
+         "ok", {"forward_4d", "forward_per_student", "forward_keeps_inputs"}, 14, "forward_4d: value differs"),
+    # The forward pass normalizing the caller's array in place.
+    Case("05_normalization", "forward_in_place",
+         lambda: edit("05_normalization", ("    x_hat = (x - mu) / np.sqrt(var + eps)\n    return _channel(gamma, x.ndim) * x_hat",
+                                           "    x -= mu\n    x /= np.sqrt(var + eps)\n    return _channel(gamma, x.ndim) * x")),
+         "ok", {"forward_keeps_inputs"}, 16, "forward_keeps_inputs: item 0: expected True, got False"),
+    # Decorrelation without the scaling: a rotation, not a whitening.
+    Case("05_normalization", "whiten_without_scaling",
+         lambda: edit("05_normalization", ("return Xc @ Q / np.sqrt(lam)", "return Xc @ Q")),
+         "errors", {"whiten_gram", "whiten_rejects_singular", "conditioning_correlated"}, 13,
+         "conditioning_correlated: key 'whitened': value differs"),
 ]
 
 
