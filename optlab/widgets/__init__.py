@@ -41,5 +41,9 @@ The contract every widget follows
 """
 
 from .lr_regimes import LearningRateRegimes, LRRegimesState, lr_regimes_model
+from .race import OptimizerRace, RaceState, race_model
+from .saddle_flow import SaddleFlow, SaddleFlowState, saddle_flow_model
 
-__all__ = ["LearningRateRegimes", "LRRegimesState", "lr_regimes_model"]
+__all__ = ["LearningRateRegimes", "LRRegimesState", "lr_regimes_model",
+           "OptimizerRace", "RaceState", "race_model",
+           "SaddleFlow", "SaddleFlowState", "saddle_flow_model"]

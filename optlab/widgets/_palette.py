@@ -38,9 +38,12 @@ CURRENT = {"color": OKABE_ITO["orange"], "linewidth": 3.0}
 
 
 def series_style(i: int) -> dict:
-    """Colour, marker and line style of series ``i`` (cycles after :data:`SERIES_COLORS`'s length)."""
+    """Colour, marker and line style of series ``i``. The first ``n`` = len(:data:`SERIES_COLORS`) series
+    take the three in step; after that the marker and the line style shift by one and two per round of
+    ``n``, so the first ``n * n`` series all differ (an optimizer race may show 20)."""
     n = len(SERIES_COLORS)
-    return {"color": SERIES_COLORS[i % n], "marker": MARKERS[i % n], "linestyle": LINESTYLES[i % n]}
+    r = i // n
+    return {"color": SERIES_COLORS[i % n], "marker": MARKERS[(i + r) % n], "linestyle": LINESTYLES[(i + 2 * r) % n]}
 
 
 def mark_style(i: int) -> dict:

@@ -23,9 +23,14 @@ import functools
 import math
 from dataclasses import dataclass
 
+import ipywidgets as widgets
 import numpy as np
 
 from ..errors import check, check_type, int_in_range, is_number, one_of
+from ._figure import FigureImage
+from ._palette import mark_style, series_style
+from ._state import WidgetState
+from ._view import KEYS_HELP, WidgetView
 
 #: steps each optimizer runs (the end of Play)
 HORIZON = 200
@@ -159,7 +164,7 @@ def _race_run(surface: str, label: str, hyper: tuple, horizon: int):
 
 
 @dataclass(frozen=True)
-class Contestant:
+class Contestant(WidgetState):
     """One optimizer at step ``k`` of the race."""
 
     label: str
@@ -167,13 +172,13 @@ class Contestant:
     path: np.ndarray  #: theta_0..theta_j, j = min(k, the step it stopped at); finite rows only
     losses: np.ndarray  #: f along the path
     loss: float  #: f at the last point shown
-    distance: float  #: distance from the last point to the nearest known minimum (inf if the surface has none)
+    distance: float | None  #: distance from the last point to the nearest known minimum (None: the surface has none)
     status: str  #: "running", "reached the minimum at step j", "diverged at step j: ...", "stopped at step j: ..."
     finished_at: int | None  #: the step it reached the minimum, diverged or stopped (None while running)
 
 
 @dataclass(frozen=True)
-class RaceState:
+class RaceState(WidgetState):
     """What :class:`OptimizerRace` shows at step ``step``."""
 
     surface: str
@@ -185,11 +190,6 @@ class RaceState:
     def contestant(self, label: str) -> Contestant:
         return {c.label: c for c in self.contestants}[label]
 
-    def to_dict(self) -> dict:
-        from .saddle_flow import _plain
-
-        return _plain(self)
-
 
 def _contestant(surface: str, label: str, hyper: dict, step: int, horizon: int) -> Contestant:
     traj, stopped = _race_run(surface, label, tuple(sorted(hyper.items())), horizon)
@@ -200,7 +200,7 @@ def _contestant(surface: str, label: str, hyper: dict, step: int, horizon: int) 
     minima = race_surface(surface).minima
     dists = np.linalg.norm(traj.thetas[:n_ok, None, :] - minima[None], axis=-1).min(-1) if len(minima) else None
     reached = np.nonzero(dists < REACHED)[0] if dists is not None else np.array([], int)
-    distance = float(dists[j]) if dists is not None else math.inf
+    distance = float(dists[j]) if dists is not None else None
     status, finished = "running", None
     if reached.size and reached[0] <= step:
         status, finished = f"reached the minimum at step {reached[0]}", int(reached[0])
@@ -248,3 +248,281 @@ def race_model(surface: str = "rosenbrock", optimizers=DEFAULT_FIELD, *, hyper: 
     alive = [c for c in contestants if not c.status.startswith(("diverged", "stopped"))]
     leader = min(alive, key=lambda c: c.loss).label if alive else None
     return RaceState(surface, int(step), int(horizon), contestants, leader)
+
+
+# --------------------------------------------------------------------------- the view
+
+
+def _hyper_text(hyper: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" for k, v in hyper.items()) or "(defaults)"
+
+
+def race_table_html(s: RaceState) -> str:
+    """One row per contestant: settings, loss and distance at this step, and what became of it."""
+    from ._view import html_table, number
+
+    rows = [[c.label, _hyper_text(c.hyper), number(c.loss, ".4g"),
+             "no minimum" if c.distance is None else number(c.distance, ".3g"), c.status] for c in s.contestants]
+    leader = "none (all diverged or stopped)" if s.leader is None else s.leader
+    caption = (f"<b>{RACE_SURFACES[s.surface].label}</b>: step <b>{s.step}</b> of {s.horizon}; "
+               f"lowest loss: <b>{leader}</b>")
+    return html_table(["optimizer", "settings", "f(&theta;<sub>k</sub>)", "distance to a minimum", "status"], rows,
+                      css_class="optlab-race", caption=caption)
+
+
+class OptimizerRace(WidgetView):
+    """Interactive view of :func:`race_model`: pick optimizers and their settings, then Step, Play or Reset.
+
+    Left: the surface's contours (computed once per surface, in the constructor) with each
+    contestant's path up to the current step; right: the loss against the step. Every optimizer has its
+    own colour, marker and line style (the same wherever it appears). Play advances the step on a timer
+    until the horizon (its square button stops it); Step adds :attr:`step_size` steps; Reset goes back
+    to 0. The settings row edits one contestant at a time: choose it under "edit", then move its knobs.
+
+    ``view.set(step=50)`` or ``view.set(hyper={"Adam": {"lr": 0.1}})`` changes the state exactly as the
+    controls do; ``view.state`` is the model.
+
+    Slides: Zemel lecture 4 (ravines, plateaux, saddles; momentum, RMSprop, Adam); Misra deck 003
+    (SGD, momentum, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam, AdaMax).
+
+    Example:
+        >>> view = OptimizerRace("ravine", ["SGD", "Momentum", "Newton"])
+        >>> view.step_button.click()
+        >>> view.state.step, view.state.contestant("Newton").status
+        (5, 'reached the minimum at step 1')
+        >>> view.set(hyper={"SGD": {"lr": 0.1}}, step=20)
+        >>> view.state.contestant("SGD").status[:19]
+        'diverged at step 18'
+    """
+
+    step_size = 5
+
+    def __init__(self, surface: str = "rosenbrock", optimizers=DEFAULT_FIELD, *, hyper: dict | None = None,
+                 horizon: int = HORIZON, interval_ms: int = 150):
+        first = race_model(surface, optimizers, hyper=hyper, step=0, horizon=horizon)
+        self.horizon = horizon
+        self._hyper = {c.label: dict(c.hyper) for c in first.contestants}
+        style = {"description_width": "7em"}
+        self.controls = {
+            "surface": widgets.Dropdown(options=[(r.label, n) for n, r in RACE_SURFACES.items()], value=surface,
+                                        description="surface", style=style, layout=widgets.Layout(width="26em")),
+            "optimizers": widgets.SelectMultiple(options=tuple(RACE_OPTIMIZERS), value=tuple(optimizers), rows=6,
+                                                 description="optimizers", style=style,
+                                                 layout=widgets.Layout(width="20em")),
+            "step": widgets.IntSlider(value=0, min=0, max=horizon, step=1, description="step", style=style,
+                                      layout=widgets.Layout(width="26em")),
+        }
+        self.play = widgets.Play(value=0, min=0, max=horizon, step=1, interval=interval_ms, repeat=False,
+                                 description="play", tooltip="Play (bounded by the horizon); the square stops")
+        widgets.link((self.play, "value"), (self.controls["step"], "value"))
+        self.step_button = widgets.Button(description=f"Step +{self.step_size}", tooltip="advance the race",
+                                          layout=widgets.Layout(width="7em"))
+        self.reset_button = widgets.Button(description="Reset", tooltip="back to step 0",
+                                           layout=widgets.Layout(width="7em"))
+        self.step_button.on_click(lambda _: self._advance(self.step_size))
+        self.reset_button.on_click(lambda _: self._advance(None))
+        self.edit = widgets.Dropdown(options=tuple(optimizers), value=tuple(optimizers)[0], description="edit",
+                                     style=style, layout=widgets.Layout(width="20em"))
+        self.knobs = [widgets.FloatSlider(description="", continuous_update=False, style=style,
+                                          layout=widgets.Layout(width="26em"), readout_format=".3g")
+                      for _ in range(2)]
+        self.lr_knob = widgets.FloatLogSlider(description="lr", base=10, min=-5, max=1, step=0.1, value=1e-3,
+                                              continuous_update=False, style=style,
+                                              layout=widgets.Layout(width="26em"), readout_format=".2e")
+        self.table = widgets.HTML()
+        self._fig = FigureImage(ncols=2, figsize=(10.0, 4.0))
+        self._build_figure(first)
+        self.edit.observe(lambda _: self._show_knobs(), names="value")
+        self.controls["optimizers"].observe(self._on_optimizers, names="value")  # before _connect's observer
+        self.controls["surface"].observe(self._on_surface, names="value")
+        for knob in (self.lr_knob, *self.knobs):
+            knob.observe(self._on_knob, names="value")
+        self._knob_names = []
+        self._show_knobs()
+        c = self.controls
+        self.widget = widgets.VBox([
+            widgets.HBox([widgets.VBox([c["surface"], c["step"],
+                                        widgets.HBox([self.play, self.step_button, self.reset_button])]),
+                          c["optimizers"],
+                          widgets.VBox([self.edit, self.lr_knob, *self.knobs])]),
+            widgets.HTML(f"<small>{KEYS_HELP} Optimizers: Ctrl/Shift + click or Shift + arrows to pick several."
+                         "</small>"),
+            self._fig.image, self.table])
+        self._connect()
+        # the first render placed the panels (constrained layout); keep them there: a layout pass per
+        # frame would double the render time, and nothing the controls change needs a new layout
+        self._fig.figure.set_layout_engine("none")
+
+    # ----- figure, built once: every surface's contours, one path and one loss line per optimizer
+    def _build_figure(self, s: RaceState) -> None:
+        ax, ax_l = self._fig.axes
+        self._contours, self._minima = {}, {}
+        for name in RACE_SURFACES:
+            surf = race_surface(name)
+            (x0, x1), (y0, y1) = surf.bounds
+            xs, ys = np.linspace(x0, x1, 161), np.linspace(y0, y1, 161)
+            Z = surf.grid(xs, ys)
+            if RACE_SURFACES[name].log_loss:
+                levels = np.geomspace(max(Z.min(), 1e-3), Z.max(), 18)
+            else:
+                levels = np.linspace(Z.min(), Z.max(), 18)
+            cs = ax.contour(xs, ys, Z, levels=levels, colors="0.72", linewidths=0.7)
+            cs.set_visible(name == s.surface)
+            self._contours[name] = cs
+            m = surf.minima
+            self._minima[name] = ax.plot(m[:, 0], m[:, 1], "k*", ms=11, visible=name == s.surface,
+                                         label="minimum" if name == "rosenbrock" else None)[0]
+        self._paths, self._heads, self._loss_lines = {}, {}, {}
+        for i, label in enumerate(RACE_OPTIMIZERS):
+            st = series_style(i)
+            self._paths[label] = ax.plot([], [], ms=3, lw=1.3, markevery=5, label=label, **st)[0]
+            self._heads[label] = ax.plot([], [], marker=st["marker"], color=st["color"], ms=8, mec="k", ls="none")[0]
+            self._loss_lines[label] = ax_l.plot([], [], ms=3, lw=1.3, markevery=5, label=label, **st)[0]
+        self._start = ax.plot([], [], "kx", ms=8, mew=2)[0]
+        ax.set(xlabel="$x$", ylabel="$y$")
+        self._title = ax.set_title("", fontsize="medium")
+        self._step_mark = ax_l.axvline(0, **mark_style(1))
+        ax_l.set(xlabel="step $k$", ylabel=r"$f(\theta_k)$", xlim=(0, self.horizon), title="loss against step")
+        self._legend = None
+
+    # ----- the shared path
+    def values(self) -> dict:
+        return {**super().values(), "optimizers": tuple(self.controls["optimizers"].value),
+                "hyper": {label: dict(h) for label, h in self._hyper.items()},
+                "horizon": self.horizon}
+
+    def _compute(self, values: dict) -> RaceState:
+        racing = tuple(values["optimizers"])  # the view keeps a dropped contestant's settings for its return
+        return race_model(**{**values, "hyper": {k: v for k, v in values["hyper"].items() if k in racing}})
+
+    def _show(self, s: RaceState) -> None:
+        self.table.value = race_table_html(s)
+
+    def _draw(self, s: RaceState) -> None:
+        ax, ax_l = self._fig.axes
+        for name in RACE_SURFACES:
+            self._contours[name].set_visible(name == s.surface)
+            self._minima[name].set_visible(name == s.surface)
+        shown = {c.label: c for c in s.contestants}
+        lows, highs = [], []
+        for label in RACE_OPTIMIZERS:
+            c = shown.get(label)
+            for artist in (self._paths[label], self._heads[label], self._loss_lines[label]):
+                artist.set_visible(c is not None)
+            if c is None:
+                continue
+            self._paths[label].set_data(c.path[:, 0], c.path[:, 1])
+            self._heads[label].set_data(c.path[-1:, 0], c.path[-1:, 1])
+            self._loss_lines[label].set_data(np.arange(len(c.losses)), c.losses)
+            lows.append(np.min(c.losses))
+            highs.append(np.max(c.losses))
+        surf = race_surface(s.surface)
+        (x0, x1), (y0, y1) = surf.bounds
+        ax.set(xlim=(x0, x1), ylim=(y0, y1))
+        self._start.set_data(surf.theta0[:1], surf.theta0[1:])
+        if RACE_SURFACES[s.surface].log_loss:
+            ax_l.set_yscale("log")
+            low = max(min(lows), 1e-12)
+            ax_l.set_ylim(low / 3, max(max(highs), low * 10) * 3)
+        else:
+            ax_l.set_yscale("symlog", linthresh=1.0)
+            ax_l.set_ylim(min(min(lows), -1.0) * 1.5, max(max(highs), 1.0) * 1.5)
+        self._step_mark.set_xdata([s.step, s.step])
+        labels = tuple(shown)
+        if self._legend is None or self._legend_labels != labels:  # the legend lists the contestants only
+            if self._legend is not None:
+                self._legend.remove()
+            handles = [self._paths[label] for label in labels] + [self._minima["rosenbrock"]]
+            self._legend = ax_l.legend(handles, [*labels, "minimum"], loc="upper right", fontsize="x-small",
+                                       framealpha=0.85, ncols=2 if len(labels) > 6 else 1)
+            self._legend_labels = labels
+        self._title.set_text(RACE_SURFACES[s.surface].label)
+
+    # ----- buttons, the edited contestant's knobs, the field of optimizers
+    def _advance(self, by: int | None) -> None:
+        step = self.controls["step"]
+        step.value = 0 if by is None else min(step.value + by, self.horizon)
+
+    def _show_knobs(self) -> None:
+        label = self.edit.value
+        if label is None or label not in self._hyper:
+            return
+        knobs = RACE_OPTIMIZERS[label].knobs
+        hyper = self._hyper[label]
+        self._knob_names = [k for k in knobs if k != "lr"]
+        self._holding_knobs = True
+        try:
+            self.lr_knob.layout.display = None if "lr" in knobs else "none"
+            if "lr" in knobs:
+                self.lr_knob.value = hyper["lr"]
+            for i, knob in enumerate(self.knobs):
+                if i < len(self._knob_names):
+                    name = self._knob_names[i]
+                    low, high, _ = knobs[name]
+                    with knob.hold_trait_notifications():
+                        knob.min, knob.max = min(low, knob.min), max(high, knob.max)
+                        knob.value = hyper[name]
+                        knob.min, knob.max = low, high
+                        knob.step = (high - low) / 100
+                    knob.description = name
+                    knob.layout.display = None
+                else:
+                    knob.layout.display = "none"
+        finally:
+            self._holding_knobs = False
+
+    def _on_knob(self, change) -> None:
+        if getattr(self, "_holding_knobs", False) or self._holding:
+            return
+        label = self.edit.value
+        if label not in self._hyper:
+            return
+        knobs = RACE_OPTIMIZERS[label].knobs
+        for name, knob in [("lr", self.lr_knob), *zip(self._knob_names, self.knobs)]:
+            if name in knobs and change["owner"] is knob:
+                self._hyper[label][name] = float(knob.value)
+        self._update()
+
+    def _on_optimizers(self, change) -> None:
+        labels = tuple(change["new"])
+        for label in labels:
+            self._hyper.setdefault(label, default_hyper(label, self.controls["surface"].value))
+        if labels:
+            self.edit.options = labels
+            if self.edit.value not in labels:
+                self.edit.value = labels[0]
+            self._show_knobs()
+
+    def _on_surface(self, change) -> None:
+        if self._holding:  # inside set(), which has chosen the settings already
+            return
+        self._hyper = {label: default_hyper(label, change["new"]) for label in self._hyper}
+        self._show_knobs()
+
+    def set(self, **params) -> None:
+        """As :meth:`WidgetView.set`, plus ``hyper={label: {knob: value}}`` (checked by the model first). A new
+        ``surface`` brings every contestant's default settings for it (then ``hyper`` applies)."""
+        hyper = params.pop("hyper", None)
+        check_type("OptimizerRace.set", "hyper", hyper, hyper is None or isinstance(hyper, dict),
+                   "a dict label -> {knob: value}")
+        old = self._hyper
+        new = {label: dict(h) for label, h in old.items()}
+        if params.get("surface") in RACE_SURFACES:
+            new = {label: default_hyper(label, params["surface"]) for label in new}
+        for label, h in (hyper or {}).items():
+            new[label] = {**new.get(label, {}), **h} if isinstance(h, dict) else h
+        optimizers = tuple(params.get("optimizers", self.controls["optimizers"].value))
+        for label in (hyper or {}):  # the model says what is wrong with a bad label or knob
+            race_model(params.get("surface", self.controls["surface"].value), optimizers,
+                       hyper={label: new[label]} if label in optimizers else {label: {}}, step=0,
+                       horizon=self.horizon)
+        self._hyper = new
+        try:
+            if params:
+                super().set(**params)
+            else:
+                self._update()
+        except Exception:
+            self._hyper = old
+            raise
+        self._show_knobs()
