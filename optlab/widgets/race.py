@@ -111,7 +111,8 @@ RACE_OPTIMIZERS = {o.label: o for o in [
     RaceOptimizer("ScaledCG", "ScaledCG", {}, {"damping": 1e-6}, {"damping": (1e-9, 10.0, True)}),
     RaceOptimizer("GaussNewton", "GaussNewton", {}, {"lr": 1.0, "damping": 1e-3}, {"lr": _LR, "damping": _DAMP}),
     RaceOptimizer("LevenbergMarquardt", "LevenbergMarquardt", {}, {"damping": 0.01}, {"damping": (1e-9, 10.0, True)}),
-    RaceOptimizer("HessianFree", "HessianFree", {}, {"lr": 1.0, "damping": 1.0}, {"lr": _LR, "damping": _DAMP}),
+    RaceOptimizer("HessianFree", "HessianFree", {}, {"lr": 1.0, "damping": 1.0},
+                  {"lr": _LR, "damping": (1e-6, 10.0, True)}),
     RaceOptimizer("SDLM", "SDLM", {}, {"lr": 0.01, "damping": 0.1}, {"lr": _LR, "damping": (1e-6, 10.0, True)}),
     RaceOptimizer("VSGD", "VSGD", {}, {}, {}),
 ]}
