@@ -4,6 +4,7 @@ One problem family per module; each problem says in its docstring which slide it
 
 ===========================  ==========================================================================
 :mod:`.gd_quadratic`          GD on a convex quadratic in closed form: factors, regimes, rates
+:mod:`.momentum`              momentum (heavy ball) in closed form: terminal velocity, roots, regimes, noise
 :mod:`.quadratic`             quadratics with chosen eigenvalues and rotation (ravines), closed-form GD
 :mod:`.surfaces`              Rosenbrock, Beale, Himmelblau, a saddle, a monkey saddle, a saddle with a floor
 :mod:`.two_gaussians`         LeCun's two-Gaussian least-squares problem (lambda_max, eta_max)
@@ -19,11 +20,16 @@ Only the closed-form GD analysis is imported eagerly (numpy only, so light widge
 every other name is loaded from its module on first use (PEP 562), which imports torch.
 """
 
-from .gd_quadratic import REGIMES, as_alpha, as_lambdas, best_alpha, gd_factors, gd_rate, gd_regime, gd_regimes
+from .gd_quadratic import (REGIMES, as_alpha, as_lambdas, best_alpha, condition_number_of, gd_factors, gd_rate, gd_regime,
+                           gd_regimes, measured_steps, predicted_steps)
 
 # name -> module it lives in, loaded on first access
 _LAZY = {
     "base": ["Objective", "Surface", "model_objective"],
+    "momentum": ["MOMENTUM_REGIMES", "critical_momentum", "heavy_ball_discriminant", "heavy_ball_path",
+                 "heavy_ball_rate", "heavy_ball_rate_grid", "heavy_ball_regime", "heavy_ball_roots", "nesterov_path",
+                 "noisy_plane_velocities", "plane_velocities", "stationary_velocity_variance", "steps_to_fraction",
+                 "terminal_velocity"],
     "quadratic": ["Quadratic", "gd_iterates", "quadratic_grad", "quadratic_loss", "quadratic_matrix",
                   "random_rotation", "rotation_2d"],
     "surfaces": ["SURFACES", "beale", "beale_surface", "himmelblau", "himmelblau_surface", "monkey_saddle",
@@ -40,7 +46,8 @@ _LAZY = {
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = ["REGIMES", "as_alpha", "as_lambdas", "best_alpha", "gd_factors", "gd_rate", "gd_regime", "gd_regimes",
+__all__ = ["REGIMES", "as_alpha", "as_lambdas", "best_alpha", "condition_number_of", "gd_factors", "gd_rate", "gd_regime",
+           "gd_regimes", "measured_steps", "predicted_steps",
            *_WHERE]
 
 

@@ -24,7 +24,7 @@ OKABE_ITO = {
 #: the colours series take in turn
 SERIES_COLORS = tuple(OKABE_ITO[n] for n in ["blue", "vermillion", "bluish green", "reddish purple", "orange",
                                              "sky blue"])
-MARKERS = ("o", "s", "^", "D", "v", "P")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # one more than the colours: (colour, marker) pairs repeat after 42
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1)))
 #: how the marks (vertical or horizontal reference lines) look: black or grey, a dash pattern each
 MARK_STYLES = (
@@ -38,12 +38,9 @@ CURRENT = {"color": OKABE_ITO["orange"], "linewidth": 3.0}
 
 
 def series_style(i: int) -> dict:
-    """Colour, marker and line style of series ``i``. The first ``n`` = len(:data:`SERIES_COLORS`) series
-    take the three in step; after that the marker and the line style shift by one and two per round of
-    ``n``, so the first ``n * n`` series all differ (an optimizer race may show 20)."""
-    n = len(SERIES_COLORS)
-    r = i // n
-    return {"color": SERIES_COLORS[i % n], "marker": MARKERS[(i + r) % n], "linestyle": LINESTYLES[(i + 2 * r) % n]}
+    """Colour, marker and line style of series ``i`` (cycles after :data:`SERIES_COLORS`'s length)."""
+    return {"color": SERIES_COLORS[i % len(SERIES_COLORS)], "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)]}
 
 
 def mark_style(i: int) -> dict:
