@@ -249,10 +249,17 @@ def test_race_model_fuzz_1000_settings_no_exception_no_warning():
 
 
 def test_every_contestant_has_its_own_colour_marker_and_line_style():
-    looks = [tuple(str(v) for v in series_style(i).values()) for i in range(len(RACE_OPTIMIZERS))]
-    assert len(set(looks)) == len(looks)
-    pairs = {(lk[0], lk[1]) for lk in looks}
-    assert len(pairs) == len(looks)  # even colour + marker alone tell them apart
+    view = OptimizerRace("ravine", list(RACE_OPTIMIZERS)[:6], horizon=3)
+    looks = [(view._paths[c.label].get_color(), view._paths[c.label].get_marker(),
+              str(view._paths[c.label]._unscaled_dash_pattern))  # the dash pattern itself
+             for c in view.state.contestants]
+    for k in range(3):  # six contestants differ in colour, in marker and in line style
+        assert len({lk[k] for lk in looks}) == 6, looks
+    for c in view.state.contestants:  # the loss line and the head look like the path
+        assert view._loss_lines[c.label].get_color() == view._paths[c.label].get_color()
+        assert view._heads[c.label].get_marker() == view._paths[c.label].get_marker()
+    pairs = {(series_style(i)["color"], series_style(i)["marker"]) for i in range(len(RACE_OPTIMIZERS))}
+    assert len(pairs) == len(RACE_OPTIMIZERS)  # all of them at once: colour and marker together differ
 
 
 # --------------------------------------------------------------------------- the views, headless

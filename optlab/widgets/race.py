@@ -275,8 +275,10 @@ class OptimizerRace(WidgetView):
     """Interactive view of :func:`race_model`: pick optimizers and their settings, then Step, Play or Reset.
 
     Left: the surface's contours (computed once per surface, in the constructor) with each
-    contestant's path up to the current step; right: the loss against the step. Every optimizer has its
-    own colour, marker and line style (the same wherever it appears). Play advances the step on a timer
+    contestant's path up to the current step; right: the loss against the step. The i-th contestant
+    has the i-th colour, marker and line style of :func:`~optlab.widgets._palette.series_style`, the
+    same in both panels and the legend (six contestants differ in all three; more still differ in
+    colour and marker together). Play advances the step on a timer
     until the horizon (its square button stops it); Step adds :attr:`step_size` steps; Reset goes back
     to 0. The settings row edits one contestant at a time: choose it under "edit", then move its knobs.
 
@@ -350,9 +352,6 @@ class OptimizerRace(WidgetView):
                          "</small>"),
             self._fig.image, self.table])
         self._connect()
-        # the first render placed the panels (constrained layout); keep them there: a layout pass per
-        # frame would double the render time, and nothing the controls change needs a new layout
-        self._fig.figure.set_layout_engine("none")
 
     # ----- figure, built once: every surface's contours, one path and one loss line per optimizer
     def _build_figure(self, s: RaceState) -> None:
@@ -385,6 +384,9 @@ class OptimizerRace(WidgetView):
         self._step_mark = ax_l.axvline(0, **mark_style(1))
         ax_l.set(xlabel="step $k$", ylabel=r"$f(\theta_k)$", xlim=(0, self.horizon), title="loss against step")
         self._legend = None
+        # blitting: Step and Play only move the paths, their heads, the loss lines and the step mark
+        self._fig.animate([*self._paths.values(), *self._heads.values(), *self._loss_lines.values(), self._step_mark])
+        self._background_key = None
 
     # ----- the shared path
     def values(self) -> dict:
@@ -405,7 +407,6 @@ class OptimizerRace(WidgetView):
             self._contours[name].set_visible(name == s.surface)
             self._minima[name].set_visible(name == s.surface)
         shown = {c.label: c for c in s.contestants}
-        lows, highs = [], []
         for label in RACE_OPTIMIZERS:
             c = shown.get(label)
             for artist in (self._paths[label], self._heads[label], self._loss_lines[label]):
@@ -415,8 +416,20 @@ class OptimizerRace(WidgetView):
             self._paths[label].set_data(c.path[:, 0], c.path[:, 1])
             self._heads[label].set_data(c.path[-1:, 0], c.path[-1:, 1])
             self._loss_lines[label].set_data(np.arange(len(c.losses)), c.losses)
-            lows.append(np.min(c.losses))
-            highs.append(np.max(c.losses))
+        self._step_mark.set_xdata([s.step, s.step])
+        key = (s.surface, tuple(shown), tuple(tuple(sorted(c.hyper.items())) for c in s.contestants))
+        if key != self._background_key:  # new contestants or settings: new limits and legend
+            self._draw_background(s)
+            self._fig.redraw_background()
+            self._background_key = key
+
+    def _draw_background(self, s: RaceState) -> None:
+        """Limits from the whole run (so that Step and Play never move them), the legend, the title."""
+        ax, ax_l = self._fig.axes
+        whole = race_model(s.surface, [c.label for c in s.contestants],
+                           hyper={c.label: c.hyper for c in s.contestants}, step=s.horizon, horizon=s.horizon)
+        lows = [float(np.min(c.losses)) for c in whole.contestants]
+        highs = [float(np.max(c.losses)) for c in whole.contestants]
         surf = race_surface(s.surface)
         (x0, x1), (y0, y1) = surf.bounds
         ax.set(xlim=(x0, x1), ylim=(y0, y1))
@@ -428,15 +441,17 @@ class OptimizerRace(WidgetView):
         else:
             ax_l.set_yscale("symlog", linthresh=1.0)
             ax_l.set_ylim(min(min(lows), -1.0) * 1.5, max(max(highs), 1.0) * 1.5)
-        self._step_mark.set_xdata([s.step, s.step])
-        labels = tuple(shown)
-        if self._legend is None or self._legend_labels != labels:  # the legend lists the contestants only
-            if self._legend is not None:
-                self._legend.remove()
-            handles = [self._paths[label] for label in labels] + [self._minima["rosenbrock"]]
-            self._legend = ax_l.legend(handles, [*labels, "minimum"], loc="upper right", fontsize="x-small",
-                                       framealpha=0.85, ncols=2 if len(labels) > 6 else 1)
-            self._legend_labels = labels
+        labels = tuple(c.label for c in s.contestants)
+        for i, label in enumerate(labels):  # the i-th contestant gets the i-th look: six differ in every way
+            st = series_style(i)
+            for line in (self._paths[label], self._loss_lines[label]):
+                line.set(**st)
+            self._heads[label].set(color=st["color"], marker=st["marker"])
+        if self._legend is not None:
+            self._legend.remove()
+        handles = [self._paths[label] for label in labels] + [self._minima["rosenbrock"]]
+        self._legend = ax_l.legend(handles, [*labels, "minimum"], loc="upper right", fontsize="x-small",
+                                   framealpha=0.85, ncols=2 if len(labels) > 6 else 1)
         self._title.set_text(RACE_SURFACES[s.surface].label)
 
     # ----- buttons, the edited contestant's knobs, the field of optimizers

@@ -518,9 +518,6 @@ class SaddleFlow(WidgetView):
         for box in self.field_toggles.values():
             box.observe(self._on_field, names="value")
         self._connect()
-        # the first render placed the panels (constrained layout); keep them there: a layout pass per
-        # frame would double the render time, and nothing the controls change needs a new layout
-        self._fig.figure.set_layout_engine("none")
 
     # ----- figure, built once
     def _build_figure(self, s: SaddleFlowState) -> None:
@@ -563,6 +560,9 @@ class SaddleFlow(WidgetView):
         ax_c.set(yscale="log", ylim=(1e-9, 1e3), xlabel="step $k$",
                  ylabel=r"$|\langle\theta_k - \theta^*, v\rangle|$", title="distance along the escape direction v")
         ax_c.legend(loc="center right", fontsize="x-small", framealpha=0.85)
+        # blitting: only the iterates move on a slider event; contours, fields and legends are the background
+        self._fig.animate([*self._paths.values(), *self._along.values(), *self._predicted.values(), self._start])
+        self._background_key = None
 
     # ----- the shared path
     def _compute(self, values: dict) -> SaddleFlowState:
@@ -591,8 +591,12 @@ class SaddleFlow(WidgetView):
                 pred[~np.isfinite(pred) | (pred <= 0) | (pred > 1e4)] = np.nan
                 self._predicted[r.method].set_data(k, pred)
         self._start.set_data([s.theta0[0]], [s.theta0[1]])
-        self._fig.axes[1].set_xlim(0, s.steps)
-        self._title.set_text(f"{saddle_spec(s.surface)[0].label}: the saddle is a {s.saddle_kind} point")
+        key = (s.surface, s.steps, tuple(box.value for box in self.field_toggles.values()))
+        if key != self._background_key:  # a new surface, field or step range: the background changes
+            self._fig.axes[1].set_xlim(0, s.steps)
+            self._title.set_text(f"{saddle_spec(s.surface)[0].label}: the saddle is a {s.saddle_kind} point")
+            self._fig.redraw_background()
+            self._background_key = key
 
     # ----- the surface brings its own start; the field toggles only change visibility
     def _on_surface(self, change) -> None:
