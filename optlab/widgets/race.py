@@ -528,10 +528,12 @@ class OptimizerRace(WidgetView):
         for label, h in (hyper or {}).items():
             new[label] = {**new.get(label, {}), **h} if isinstance(h, dict) else h
         optimizers = tuple(params.get("optimizers", self.controls["optimizers"].value))
-        for label in (hyper or {}):  # the model says what is wrong with a bad label or knob
-            race_model(params.get("surface", self.controls["surface"].value), optimizers,
-                       hyper={label: new[label]} if label in optimizers else {label: {}}, step=0,
-                       horizon=self.horizon)
+        surface = params.get("surface", self.controls["surface"].value)
+        for label in (hyper or {}):  # the model's own checks (no run): a racing label, known knobs in range
+            check("OptimizerRace", "hyper", label, label in optimizers,
+                  f"a label among the racing optimizers {optimizers}")
+            if surface in RACE_SURFACES:
+                _checked_hyper(label, surface, new[label])
         self._hyper = new
         try:
             if params:
