@@ -199,6 +199,31 @@ CASES = [
          lambda: edit("05_normalization", ("return Xc @ Q / np.sqrt(lam)", "return Xc @ Q")),
          "errors", {"whiten_gram", "whiten_rejects_singular", "conditioning_correlated"}, 13,
          "conditioning_correlated: key 'whitened': value differs"),
+    # --- 06: saddles and Newton ----------------------------------------------------------------------
+    Case("06_saddles_newton", "correct", lambda: nbformat.writes(_source("06_saddles_newton")), "ok", set(), 15),
+    Case("06_saddles_newton", "untouched", lambda: _release_text("06_saddles_newton"), "errors",
+         {p.name for p in load_checks(ASSIGNMENTS / "06_saddles_newton").probes}, 0, "NotImplementedError"),
+    # "Saddle-free" Newton that divides by lambda, not |lambda|: plain Newton, attracted to the saddle.
+    Case("06_saddles_newton", "saddle_free_without_abs",
+         lambda: edit("06_saddles_newton", ("(Q.T @ g) / (np.abs(lam) + damping)", "(Q.T @ g) / (lam + damping)")),
+         "errors", {"saddle_free_step_rotated", "saddle_free_step_damped", "saddle_free_step_keeps_inputs"}, 12,
+         "saddle_free_step_rotated: value differs"),
+    # Exact comparisons with 0: a rounding-error eigenvalue of a rotated matrix decides the answer.
+    Case("06_saddles_newton", "classify_without_tolerance",
+         lambda: edit("06_saddles_newton", ("pos, neg = np.any(lam > tol), np.any(lam < -tol)", "pos, neg = np.any(lam > 0), np.any(lam < 0)"),
+                      ("if np.any(np.abs(lam) <= tol):", "if np.any(lam == 0):")),
+         "ok", {"classify_zero_eigenvalues", "classify_rejects_nonsymmetric"}, 13, "classify_zero_eigenvalues: item 0"),
+    # The gradient flow's escape time log(r/c0)/(alpha |lambda|) instead of the discrete steps' one.
+    Case("06_saddles_newton", "predicted_by_gradient_flow",
+         lambda: edit("06_saddles_newton", ("return float(np.log(radius / abs(c0)) / np.log(1 + alpha * abs(lam_min)))",
+                                            "return float(np.log(radius / abs(c0)) / (alpha * abs(lam_min)))")),
+         "errors", {"gd_escape_per_student", "gd_never_escapes", "predicted_escape_rejects_positive"}, 12,
+         "gd_escape_per_student: item 1: value differs"),
+    # The widget set to the exact damping, not to the slider's grid.
+    Case("06_saddles_newton", "widget_off_the_grid",
+         lambda: edit("06_saddles_newton", ("view.set(damping=np.floor(damping_for_escape(-1.0, 1.0, 1e-3, 10) / 0.05) * 0.05)",
+                                            "view.set(damping=damping_for_escape(-1.0, 1.0, 1e-3, 10))")),
+         "ok", {"widget_setting"}, 13, "widget_setting: item 1: value differs"),
 ]
 
 
