@@ -99,12 +99,12 @@ def adagrad_fused(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, 
     ``torch.sqrt`` (the square root torch.optim takes, see :mod:`optlab.optim._fused`) just wrote into
     ``work`` (scratch shaped like ``theta``).
     """
-    grad = dict(maximize=maximize, l2=weight_decay != 0)
-    _adagrad_sum_loop(*arrays(theta, g, r), **scalars(theta, wd=weight_decay), **grad)
+    theta_, g_, r_, root_ = arrays(theta, g, r, work)
+    hyper = scalars(theta, wd=weight_decay, eps=eps, minus_alpha_t=-(alpha / (1 + (t - 1) * lr_decay)))
+    l2 = weight_decay != 0
+    _adagrad_sum_loop(theta_, g_, r_, wd=hyper["wd"], maximize=maximize, l2=l2)
     torch.sqrt(r, out=work)
-    _adagrad_theta_loop(*arrays(theta, g, work), **scalars(theta, wd=weight_decay, eps=eps,
-                                                            minus_alpha_t=-(alpha / (1 + (t - 1) * lr_decay))),
-                        **grad)
+    _adagrad_theta_loop(theta_, g_, root_, **hyper, maximize=maximize, l2=l2)
 
 
 @fused_kernel

@@ -113,13 +113,14 @@ def rmsprop_fused(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b: 
     takes, see :mod:`optlab.optim._fused`) writes the root into ``work`` (scratch shaped like
     ``theta``), and the second loop reads it back.
     """
-    grad = dict(maximize=maximize, l2=weight_decay != 0)
-    _rmsprop_r_loop(*arrays(theta, g, r, g_bar, work), **scalars(theta, wd=weight_decay, gamma=gamma, c=1 - gamma),
-                    **lerp_weight(theta, 1 - gamma), centered=centered, **grad)
+    theta_, g_, r_, g_bar_, b_, root_ = arrays(theta, g, r, g_bar, b, work)
+    wd = scalars(theta, wd=weight_decay)["wd"]
+    l2 = weight_decay != 0
+    _rmsprop_r_loop(theta_, g_, r_, g_bar_, root_, wd=wd, **scalars(theta, gamma=gamma, c=1 - gamma),
+                    **lerp_weight(theta, 1 - gamma), centered=centered, maximize=maximize, l2=l2)
     torch.sqrt(work if centered else r, out=work)
-    _rmsprop_theta_loop(*arrays(theta, g, b, work), **scalars(theta, wd=weight_decay, eps=eps, mu=mu,
-                                                               minus_alpha=-alpha),
-                        momentum=mu > 0, **grad)
+    _rmsprop_theta_loop(theta_, g_, b_, root_, wd=wd, **scalars(theta, eps=eps, mu=mu, minus_alpha=-alpha),
+                        momentum=mu > 0, maximize=maximize, l2=l2)
 
 
 @fused_kernel
