@@ -138,10 +138,11 @@ class fused_kernel:
 
     def _scalar_order(self, n_arrays: int, scalars: dict) -> tuple[str, ...]:
         """The loop's scalar names after its first ``n_arrays`` arguments; ``TypeError`` unless ``scalars`` has them all."""
-        order = self.order.get(n_arrays)
-        if order is None:
-            order = self.order[n_arrays] = tuple(self.names[n_arrays:])
-        if len(scalars) != len(order) or not all(n in scalars for n in order):
+        known = self.order.get(n_arrays)
+        if known is None:
+            known = self.order[n_arrays] = (tuple(self.names[n_arrays:]), frozenset(self.names[n_arrays:]))
+        order, names = known
+        if scalars.keys() != names:
             raise TypeError(f"{self.loop.__name__}: got scalars {sorted(scalars)}; expected {sorted(order)}")
         return order
 
@@ -199,18 +200,16 @@ def unavailable_reason(theta: Tensor, g: Tensor, *state: Tensor) -> str | None:
     dtype, shape = theta.dtype, theta.shape
     if dtype not in (torch.float32, torch.float64):
         return f"the parameter's dtype is {dtype} (the fused kernels take float32 and float64)"
-    tensors = (theta, g, *state)
-    if not all(t.layout is torch.strided and t.is_cpu and t.dtype is dtype and t.shape == shape and t.is_contiguous()
-               for t in tensors):
-        for name, t in (("parameter", theta), ("gradient", g), *(("state", s) for s in state)):
-            if t.layout != torch.strided:
-                return f"the {name} is sparse"
-            if not t.is_cpu:
-                return f"the {name} is on {t.device}"
-            if t.dtype != dtype or t.shape != shape:
-                return f"the {name} is {t.dtype} {tuple(t.shape)}, the parameter {dtype} {tuple(shape)}"
-            if not t.is_contiguous():
-                return f"the {name} is not contiguous"
+    for name, t in (("parameter", theta), ("gradient", g), *(("state", s) for s in state)):
+        if t.layout is torch.strided and t.is_cpu and t.dtype is dtype and t.shape == shape and t.is_contiguous():
+            continue  # the common case, in one test
+        if t.layout != torch.strided:
+            return f"the {name} is sparse"
+        if not t.is_cpu:
+            return f"the {name} is on {t.device}"
+        if t.dtype != dtype or t.shape != shape:
+            return f"the {name} is {t.dtype} {tuple(t.shape)}, the parameter {dtype} {tuple(shape)}"
+        return f"the {name} is not contiguous"
     if g.requires_grad:
         return "the gradient requires grad (a graph through the step is torch's differentiable=True)"
     if g.data_ptr() == theta.data_ptr():
@@ -221,8 +220,8 @@ def unavailable_reason(theta: Tensor, g: Tensor, *state: Tensor) -> str | None:
 def arrays(*tensors: Tensor | None):
     """Flat numpy views sharing memory with ``tensors`` (``None`` becomes an empty array of the dtype)."""
     dtype = np.float32 if tensors[0].dtype == torch.float32 else np.float64
-    return tuple(np.empty(0, dtype) if t is None else (t.detach() if t.requires_grad else t).numpy().reshape(-1)
-                 for t in tensors)
+    return [np.empty(0, dtype) if t is None else (t.detach() if t.requires_grad else t).numpy().reshape(-1)
+            for t in tensors]
 
 
 def scalars(like: Tensor, **values: float) -> dict:
