@@ -224,6 +224,40 @@ def arrays(*tensors: Tensor | None):
             for t in tensors]
 
 
+class ArrayCache:
+    """:func:`arrays` for the tensors of one parameter that live from step to step (the parameter, its
+    state, scratch): each view is made once and reused, since making one costs about a microsecond.
+
+    Every call passes the same kinds of tensors in the same order. A view is reused while the tensor in
+    its place is the same object on the same memory (``data_ptr``, dtype and shape as when the view was
+    made), so ``p.data = ...``, a new state tensor or a new state (``load_state_dict``) gets a new view.
+    The tensors must have passed :func:`unavailable_reason` (dense, contiguous, CPU) in this step; the
+    cache holds the tensors of its last call and nothing older.
+
+    Example:
+        >>> cache, x = ArrayCache(), torch.zeros(3)
+        >>> cache(x)[0] is cache(x)[0], cache(x)[0] is cache(x.clone())[0]
+        (True, False)
+    """
+
+    def __init__(self):
+        self.entries: list = []  # per place: (tensor, (data_ptr, dtype, shape), view)
+
+    def __call__(self, *tensors: Tensor | None) -> list:
+        if len(self.entries) != len(tensors):
+            self.entries = [(None, None, None)] * len(tensors)
+        views = []
+        for i, t in enumerate(tensors):
+            held, memory, view = self.entries[i]
+            if t is None:
+                view = np.empty(0, np.float32 if tensors[0].dtype == torch.float32 else np.float64)
+            elif held is not t or memory != (t.data_ptr(), t.dtype, t.shape):
+                view = arrays(t)[0]
+                self.entries[i] = (t, (t.data_ptr(), t.dtype, t.shape), view)
+            views.append(view)
+        return views
+
+
 def scalars(like: Tensor, **values: float) -> dict:
     """``values`` as numpy scalars of ``like``'s dtype, as torch rounds a Python scalar before using it."""
     cast = np.float32 if like.dtype == torch.float32 else np.float64
