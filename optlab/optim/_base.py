@@ -160,7 +160,7 @@ class KernelOptimizer(torch.optim.Optimizer):
         return view
 
     def _array_cache(self, p: Tensor) -> _fused.ArrayCache:
-        """The numpy views of ``p`` and its state that the fused kernels reuse from step to step (never state)."""
+        """The numpy views of ``p``, its state and scratch that the fused kernels reuse (kept outside ``state``)."""
         caches = self.__dict__.setdefault("_array_caches", {})
         cache = caches.get(id(p))
         if cache is None:
