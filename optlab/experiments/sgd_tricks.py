@@ -73,7 +73,7 @@ def stream_objective(model: nn.Module, loss_fn: Callable, X: torch.Tensor, y: to
         >>> obj = stream_objective(nn.Linear(1, 1, bias=False), nn.functional.mse_loss, X, y, order="ordered")
         >>> with torch.no_grad():
         ...     _ = obj.model.weight.fill_(1.0)
-        >>> [float(obj.loss()) for _ in range(4)]   # samples 0, 1, 2, then 0 again
+        >>> [float(obj.loss().detach()) for _ in range(4)]   # samples 0, 1, 2, then 0 again
         [1.0, 4.0, 9.0, 1.0]
     """
     owner = "stream_objective"
