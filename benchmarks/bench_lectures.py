@@ -87,7 +87,8 @@ def main(argv=None) -> int:
         ok &= within
         slow = ", ".join(f"{i}: {t:.1f}" for t, i in r["slowest"])
         rss = "?" if r["peak_rss"] is None else f"{r['peak_rss'] / 2**20:.0f}"
-        print(f"{path.name:45s} {r['wall']:7.1f} {r['cells']:8.1f} {rss:>13s}  {'ok' if within else 'OVER':7s}   {slow}")
+        verdict = "ok" if within else "OVER"
+        print(f"{path.name:45s} {r['wall']:7.1f} {r['cells']:8.1f} {rss:>13s}  {verdict:7s}   {slow}")
         results[path.name] = r
     own = resource.getrusage(resource.RUSAGE_SELF)
     print(f"(this process: {own.ru_utime + own.ru_stime:.1f} s CPU; the kernels are separate processes)")

@@ -237,7 +237,9 @@ class PathSum:
 def path_sum(model: nn.Sequential, x) -> PathSum:
     r"""The output of a bias-free ReLU net on one input ``x``, computed path by path:
 
-    .. math:: \hat y_k = \sum_{\text{paths } i \to j_1 \to \dots \to k \text{ active}} x_i\, w_{j_1 i}\, w_{j_2 j_1}\cdots w_{k j_{L-1}}
+    .. math::
+        \hat y_k = \sum_{\text{active paths } i \to j_1 \to \dots \to k}
+        x_i\, w_{j_1 i}\, w_{j_2 j_1}\cdots w_{k j_{L-1}}
 
     A path is active when every hidden unit on it has a positive pre-activation (its ReLU is "on";
     LeCun deck 002: "sum over active paths, product of all weights along the path"). Every path is
@@ -266,7 +268,8 @@ def path_sum(model: nn.Sequential, x) -> PathSum:
 def rescale_unit(model: nn.Sequential, layer: int, unit: int, c: float) -> nn.Sequential:
     r"""A copy of the ReLU net with hidden unit ``unit`` of hidden layer ``layer`` rescaled: incoming weights
     times ``c > 0``, outgoing weights divided by ``c``. Since :math:`\mathrm{ReLU}(cz) = c\,\mathrm{ReLU}(z)`,
-    the function is unchanged: the equivalent weights form a hyperbola :math:`w_{\text{in}}w_{\text{out}} = \text{const}`."""
+    the function is unchanged: the equivalent weights form a hyperbola
+    :math:`w_{\text{in}}w_{\text{out}} = \text{const}`."""
     positive("rescale_unit", "c", c)
     twin = copy.deepcopy(model)
     lins = _linears("rescale_unit", twin)
@@ -329,8 +332,8 @@ def seed_sweep(shapes: Sequence[Sequence[int]], seeds: Sequence[int] = (0, 1, 2,
     for i, shape in enumerate(shapes):
         for j, seed in enumerate(seeds):
             model = mlp((64, *shape, 10), activation=activation, seed=seed, dtype=dtype)
-            traj = run(model_objective(model, data.loss_fn, X, y), lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum),
-                       steps, record_params=False)
+            traj = run(model_objective(model, data.loss_fn, X, y),
+                       lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum), steps, record_params=False)
             losses[i, j] = traj.final_loss
             accs[i, j] = data.accuracy(model, "train")
     return SeedSweep(tuple(tuple(s) for s in shapes), tuple(seeds), losses, accs)
@@ -389,7 +392,8 @@ def hinge_vs_ramp(a: int = 3, b: int = 8, noise: float = 0.2, *, C: float = 1.0,
     in_interval("hinge_vs_ramp", "noise", noise, 0, 0.5, open_high=True)
     positive("hinge_vs_ramp", "C", C)
     positive_int("hinge_vs_ramp", "steps", steps)
-    check("hinge_vs_ramp", "s", s, isinstance(s, (int, float)) and s < 1, "a number < 1 (the ramp's flat level is 1 - s)")
+    check("hinge_vs_ramp", "s", s, isinstance(s, (int, float)) and s < 1,
+          "a number < 1 (the ramp's flat level is 1 - s)")
     Xtr, ytr, Xte, yte, flipped = _binary_digits(a, b, noise, seed)
     X, y = torch.tensor(Xtr), torch.tensor(ytr)
     P = len(y)
