@@ -44,9 +44,10 @@ from torch import nn
 
 from ..errors import check, check_type, in_interval, int_in_range, is_integer, non_negative, positive, positive_int
 from ..landscape import linear_path
-from ..problems.base import model_objective
+from ..problems.base import Objective, model_objective
 from ..problems.digits import Digits, load_digits_data, mlp
 from ..trajectory import run
+from .sgd_tricks import stream_objective
 
 # --------------------------------------------------------------------------- convexity
 
@@ -403,11 +404,9 @@ def hinge_vs_ramp(a: int = 3, b: int = 8, noise: float = 0.2, *, C: float = 1.0,
         return y * (X @ w[:-1] + w[-1])
 
     def fit(loss):
-        opt = torch.optim.Adam([w], lr=lr)
-        for _ in range(steps):
-            opt.zero_grad()
-            (0.5 / (C * P) * (w[:-1] ** 2).sum() + loss(margins()).mean()).backward()
-            opt.step()
+        objective = Objective([w], lambda: 0.5 / (C * P) * (w[:-1] ** 2).sum() + loss(margins()).mean(),
+                              name="linear classifier")
+        run(objective, lambda p: torch.optim.Adam(p, lr=lr), steps, record_params=False)
         with torch.no_grad():
             m = margins().numpy()
             wt = w.detach().numpy().copy()
@@ -428,17 +427,13 @@ class ClassifierTable:
 
 
 def train_cnn(data: Digits, seed: int = 0, epochs: int = 12, batch_size: int = 64, lr: float = 0.01) -> nn.Sequential:
-    """A digits ConvNet (:func:`optlab.problems.cnn`, tanh) trained by mini-batch Adam, seeded (data order too)."""
+    """A digits ConvNet (:func:`optlab.problems.cnn`, tanh) trained by ``epochs`` epochs of shuffled mini-batch
+    Adam (:func:`optlab.experiments.sgd_tricks.stream_objective`), seeded (weights and data order)."""
     positive_int("train_cnn", "epochs", epochs)
     model = data.model("cnn", seed=seed)
     X, y = data.batch("train")
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(X), generator=g).split(batch_size):
-            opt.zero_grad()
-            data.loss_fn(model(X[idx]), y[idx]).backward()
-            opt.step()
+    stream = stream_objective(model, data.loss_fn, X, y, batch_size=batch_size, seed=seed, name="digits ConvNet")
+    run(stream, lambda p: torch.optim.Adam(p, lr=lr), epochs * (len(X) // batch_size), record_params=False)
     return model
 
 
