@@ -9,5 +9,6 @@ dataclass or arrays), which the lecture prints and plots (with :mod:`optlab.plot
 :mod:`.landscape_features`    lecture 02: convexity, symmetries, saddles, plateaux, paths, width/depth
 :mod:`.sgd_tricks`            lecture 03: sample streams, SGD vs batch, redundancy, ordering, averaging
 :mod:`.curvature_measures`    lecture 05: costs in FLOPs, finite-difference HVP errors, power method, layer change
+:mod:`.second_order`          lecture 06: epochs to a target loss (SDLM against a tuned SGD sweep)
 ===========================  ==========================================================================
 """
