@@ -92,8 +92,26 @@ STATUS = [
     Claim(30, "03", REPRODUCED),
     Claim(58, "03", REPRODUCED),
     Claim(69, "03", REPRODUCED),
-    # --- topic 07: lecture 07, normalization (rows shared with 01 (48, 60) and 05 (19) and 06 (88) are handled here)
-    Claim(19, "07", REPRODUCED),
+    # --- topic 05: lecture 05, measuring curvature
+    Claim(9, "05", REPRODUCED),
+    Claim(10, "05", REPRODUCED),
+    Claim(15, "05", REPRODUCED),
+    Claim(16, "05", REPRODUCED),
+    Claim(17, "05", REPRODUCED),
+    Claim(18, "05", REPRODUCED),
+    Claim(19, "05", REPRODUCED, "non-zero means of inputs and of hidden states and the layer-to-layer spread are "
+                                "measured here; lecture 07 adds correlations and logistic vs tanh states (its own test)"),
+    Claim(20, "05", REPRODUCED),
+    Claim(21, "05", REPRODUCED),
+    Claim(23, "05", REPRODUCED),
+    Claim(24, "05", REPRODUCED),
+    Claim(25, "05", REPRODUCED),
+    Claim(26, "05", REPRODUCED),
+    Claim(27, "05", REPRODUCED),
+    Claim(28, "05", DIFFERS, "best rate near the prediction on both nets; blow-up from 1.75x (MLP) and 1.25x "
+                                "(CNN, whose lambda_max grows in training), where the slide says about 2x"),
+    Claim(54, "05", REPRODUCED),
+    # --- topic 07: lecture 07, normalization (rows shared with 01 (48, 60) and 06 (88) are handled here; 19 by 05 and 07)
     Claim(22, "07", REPRODUCED),
     Claim(48, "07", REPRODUCED),
     Claim(49, "07", REPRODUCED),
@@ -115,6 +133,7 @@ STATUS = [
 LECTURES = {
     "02": "02_the_landscape.ipynb",
     "03": "03_sgd_and_its_tricks.ipynb",
+    "05": "05_measuring_curvature.ipynb",
     "07": "07_normalization.ipynb",
 }
 
@@ -673,6 +692,309 @@ def test_claim_069_vanilla_sgd_and_momentum_against_an_outlier(gauss):
     assert momentum / plain == pytest.approx(0.78, abs=0.01)
 
 
+# =========================================================================== topic 05: measuring curvature
+
+
+@pytest.fixture(scope="module")
+def digits320():
+    """Lecture 05's data: 320 training digits, and its 64-10-10 tanh net (760 parameters)."""
+    from optlab.problems import Digits, mlp
+
+    d = Digits(n=400)
+    X, y = d.batch("train")
+    return d.loss_fn, X, y, mlp((64, 10, 10), seed=0)
+
+
+def test_claim_009_diagonal_hessian_by_backprop(digits320):
+    """Claim 9 (LeCun 000, "Computing the diagonal Hessian in complicated structures"): second-order chain rule;
+    dropping the dE/dY d2Y term leaves a PSD estimate; rules f'^2 for sigmoids, chi^2 and sum omega^2 for weighted
+    sums, (chi - omega)^2 for RBFs (the slide omits the x4 and f'' terms)."""
+    from optlab.curvature import HessianOperator, becker_lecun_diagonal, exact_diagonal
+
+    ce, X, y, net = digits320
+    exact = exact_diagonal(HessianOperator(net, ce, (X, y)))
+    bl = becker_lecun_diagonal(net, ce, (X, y))
+    psd = becker_lecun_diagonal(net, ce, (X, y), keep_f2=False)
+    rel = lambda a, b: float((a - b).norm() / b.norm())
+    assert rel(bl[650:], exact[650:]) < 1e-12 and rel(psd[650:], exact[650:]) < 1e-12  # exact in the last layer
+    assert 0.05 < rel(bl[:650], exact[:650]) < 0.15 < 0.5 < rel(psd[:650], exact[:650])
+    assert float(psd.min()) >= 0 > float(exact.min())
+    assert np.corrcoef(bl.numpy(), exact.numpy())[0, 1] > 0.99
+
+
+def test_claim_010_diagonal_costs_one_backprop(digits320):
+    """Claim 10 (LeCun 000, "SAME COST AS REGULAR BACKPROP"): a diagonal-Hessian pass costs about one backprop."""
+    from optlab.curvature import becker_lecun_diagonal
+    from optlab.experiments.curvature_measures import flop_count
+
+    ce, X, y, net = digits320
+
+    def gradient():
+        net.zero_grad()
+        ce(net(X), y).backward()
+
+    ratio = flop_count(lambda: becker_lecun_diagonal(net, ce, (X, y))) / flop_count(gradient)
+    net.zero_grad()
+    assert ratio == pytest.approx(1.06, abs=0.01)
+
+
+def test_claim_015_finite_difference_hessian_symmetrized(digits320):
+    """Claim 15 (LeCun 000, "Computing the Hessian by finite difference"): row k = (grad E(w + delta phi_k) -
+    grad E(w))/delta; symmetrize the result."""
+    from optlab.curvature import finite_difference_hessian, hessian
+
+    ce, X, y, net = digits320
+    H = hessian(net, ce, (X, y))
+    raw = finite_difference_hessian(net, ce, (X, y), symmetrize=False)
+    sym = finite_difference_hessian(net, ce, (X, y))
+    assert 1e-9 < float((raw - raw.T).norm() / H.norm()) < 1e-6
+    assert torch.equal(sym, sym.T)
+    assert float((sym - H).norm()) < float((raw - H).norm()) and float((sym - H).norm() / H.norm()) < 1e-7
+
+
+def test_claim_016_gauss_newton_sign_and_linearized_net(digits320):
+    """Claim 16 (LeCun 000, "Gauss-Newton approximation"): H = sum J'J + sum (D - N)' d2N (the sign should be -);
+    J'J is PSD and is the Hessian of the linearized net."""
+    from optlab.curvature import gauss_newton_matrix, hessian, jacobian
+
+    ce, X, y, net = digits320
+    Xs, D = X[:100], torch.nn.functional.one_hot(y[:100], 10).double()
+    half_sse = lambda out, target: 0.5 * ((target - out) ** 2).sum()
+    with torch.no_grad():
+        r = D - net(Xs)
+    H = hessian(net, half_sse, (Xs, D))
+    J = jacobian(net, Xs).reshape(-1, H.shape[0])
+    JtJ = J.T @ J
+    R = hessian(net, lambda out, res: (res * out).sum(), (Xs, r))
+    assert float((H - (JtJ - R)).norm() / H.norm()) < 1e-12
+    assert float((H - (JtJ + R)).norm() / H.norm()) > 0.5
+    assert torch.allclose(gauss_newton_matrix(net, half_sse, (Xs, D)), JtJ, rtol=1e-10, atol=1e-12)
+    theta0 = torch.cat([p.detach().flatten() for p in net.parameters()])
+    N0 = net(Xs).detach().reshape(-1)
+    H_lin = torch.autograd.functional.hessian(lambda w: 0.5 * ((D.reshape(-1) - N0 - J @ (w - theta0)) ** 2).sum(), theta0)
+    assert torch.allclose(H_lin, JtJ, rtol=1e-10, atol=1e-12)
+    eig_G, eig_H = torch.linalg.eigvalsh(JtJ), torch.linalg.eigvalsh(H)
+    assert float(eig_G[0]) > -1e-10 * float(eig_G[-1]) and float(eig_H[0]) < -1.0
+
+
+def test_claim_017_jacobian_column_by_one_hot_backprop(digits320):
+    """Claim 17 (LeCun 000, "RECIPE for computing the k-th column of the Jacobian"): backprop a one-hot output
+    gradient for every pattern."""
+    from optlab.curvature import jacobian
+
+    ce, X, y, net = digits320
+    x5 = X[:5]
+    J = jacobian(net, x5)
+    for k in [0, 3, 9]:
+        for p in range(5):
+            out = net(x5[p:p + 1])
+            one_hot = torch.zeros_like(out)
+            one_hot[0, k] = 1.0
+            g = torch.autograd.grad(out, list(net.parameters()), grad_outputs=one_hot)
+            assert torch.equal(torch.cat([t.flatten() for t in g]), J[p, k])
+
+
+@pytest.fixture(scope="module")
+def trained_spectrum(digits320):
+    """The exact spectrum of lecture 05's 64-10-10 net after 200 steps of GD at 0.5 (section 6)."""
+    from optlab.curvature import hessian
+    from optlab.problems import mlp, model_objective
+    from optlab.trajectory import run
+
+    ce, X, y, _ = digits320
+    net = mlp((64, 10, 10), seed=0)
+    run(model_objective(net, ce, X, y), lambda p: torch.optim.SGD(p, lr=0.5), 200, record_params=False)
+    return torch.linalg.eigvalsh(hessian(net, ce, (X, y))).numpy()
+
+
+def test_claim_018_few_killers_many_small(trained_spectrum):
+    """Claim 18 (LeCun 000, "What does the Hessian look like in a neural net?"): a few small eigenvalues, a large
+    number of medium ones, and a small number of very large ones (the killers)."""
+    lam = trained_spectrum
+    top = lam[-1]
+    assert top == pytest.approx(1.9315, abs=1e-4)
+    assert ((lam > 0.1 * top).sum()) == 10                      # a few killers
+    assert ((lam > 1e-4 * top) & (lam <= 0.1 * top)).sum() > 400  # a bulk spread over three decades
+    assert top / np.median(lam[lam > 0]) > 1000
+
+
+def test_claim_020_spectrum_of_a_750_weight_digit_net(trained_spectrum):
+    """Claim 20 (LeCun 000, "What does the Hessian look like" (2)): network 256-128-64-10, ~750 parameters,
+    320 digits: its eigenvalue plot (here a 760-weight 64-10-10 net on 320 8x8 digits, exact Hessian)."""
+    assert trained_spectrum.size == 760
+    assert (trained_spectrum < 0).sum() == 142 and trained_spectrum.min() > -0.01
+
+
+def test_claim_054_orders_of_magnitude_and_adam_beats_gd(digits320, trained_spectrum):
+    """Claim 54 (Zemel, "Ravines"): curvature differs by orders of magnitude between directions; Adam often
+    works much better than GD."""
+    from optlab.problems import mlp, model_objective
+    from optlab.trajectory import run
+
+    pos = trained_spectrum[trained_spectrum > 0]
+    assert np.log10(pos.max() / np.percentile(pos, 10)) > 4
+    ce, X, y, _ = digits320
+    best = {}
+    for name, make, lrs in [("gd", torch.optim.SGD, [0.3, 1.0, 3.0]), ("adam", torch.optim.Adam, [0.003, 0.01, 0.03])]:
+        finals = []
+        for lr in lrs:
+            traj = run(model_objective(mlp((64, 10, 10), seed=0), ce, X, y), lambda p: make(p, lr=lr), 200,
+                       record_params=False)
+            finals.append(np.inf if traj.diverged else traj.final_loss)
+        best[name] = min(finals)
+    assert best["adam"] < 0.2 * best["gd"]
+
+
+def test_claim_019_killers_from_means_and_layer_spread(digits320):
+    """Claim 19 (LeCun 000, "They come from"): the killers come from non-zero mean inputs or neuron states,
+    wide variations of second derivatives from layer to layer, and correlations between state variables."""
+    from optlab.curvature import HessianOperator, layer_curvature, top_eigenvalue
+    from optlab.problems import mlp
+
+    ce, X, y, _ = digits320
+    Xc = X - X.mean(0)
+    whole = lambda act, inputs: top_eigenvalue(HessianOperator(mlp((64, 10, 10), activation=act, seed=0), ce,
+                                                                (inputs, y)), which="algebraic").value
+    out = lambda act, inputs: layer_curvature(mlp((64, 10, 10), activation=act, seed=0), ce, (inputs, y),
+                                              num_samples=5)[-1].top_eigenvalue
+    assert whole("tanh", X) > 3.5 * whole("tanh", Xc)                 # the input mean makes a killer
+    assert out("sigmoid", X) > 2 * out("tanh", X) and out("sigmoid", Xc) > 3 * out("tanh", Xc)  # so do state means
+    layers = layer_curvature(mlp((64, 30, 30, 10), seed=0), ce, (X, y), num_samples=20)
+    assert layers[-1].mean_diagonal > 10 * layers[0].mean_diagonal   # and the layer-to-layer spread
+
+
+def test_claim_021_lower_layers_flatter_and_slower(digits320):
+    """Claim 21 (LeCun 000, "What does the Hessian look like" (3)): the second derivative is often smaller in
+    lower layers; the first layer weights learn very slowly, the last layer's change quickly."""
+    from optlab.curvature import layer_curvature
+    from optlab.experiments.curvature_measures import relative_change, snapshot
+    from optlab.problems import mlp, model_objective
+    from optlab.trajectory import run
+
+    ce, X, y, _ = digits320
+    deep = mlp((64, 30, 30, 10), seed=0)
+    layers = layer_curvature(deep, ce, (X, y), num_samples=20)
+    means = [c.mean_diagonal for c in layers]
+    assert means[0] < means[1] < means[2] and means[2] / means[0] == pytest.approx(12.6, abs=0.1)
+    before = snapshot(deep)
+    run(model_objective(deep, ce, X, y), lambda p: torch.optim.SGD(p, lr=0.5), 300, record_params=False)
+    moved = relative_change(before, deep)
+    assert moved["4"] > 2 * moved["0"]
+
+
+def test_claim_023_finite_difference_and_exact_hvp(digits320):
+    """Claim 23 (LeCun 000, "Computing the product of the Hessian by a vector"): finite-difference HVP recipe;
+    Pearlmutter's exact method at the same cost."""
+    from optlab.curvature import finite_difference_hvp, hvp
+    from optlab.experiments.curvature_measures import fd_hvp_errors, flop_count
+    from optlab.problems import mlp
+
+    ce, X, y, _ = digits320
+    net = mlp((64, 30, 10), seed=0)
+    v = torch.randn(2260, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    errors = fd_hvp_errors(net, ce, (X, y), v, [1e-2, 1e-4, 1e-6, 1e-7, 1e-9, 1e-11])
+    assert errors[0] / errors[1] == pytest.approx(100, rel=0.05)      # truncation: error proportional to alpha
+    assert errors.argmin() == 3 and errors[3] < 1e-7 and errors[-1] > 1e-4  # rounding below the best step
+
+    def gradient():
+        net.zero_grad()
+        ce(net(X), y).backward()
+
+    g = flop_count(gradient)
+    net.zero_grad()
+    assert flop_count(lambda: finite_difference_hvp(net, ce, (X, y), v)) == 2 * g
+    assert flop_count(lambda: hvp(net, ce, (X, y), v)) / g == pytest.approx(1.53, abs=0.01)
+
+
+def test_claim_024_power_method_converges_quickly(digits320):
+    """Claim 24 (LeCun 000, "Using the power method to compute the largest eigenvalue"): Psi <- H Psi/||Psi||
+    gives lambda_max; 2 fprop + 2 bprop per pattern; converges quickly."""
+    from optlab.curvature import HessianOperator, top_eigenvalue
+    from optlab.experiments.curvature_measures import finite_difference_power
+    from optlab.problems import mlp
+
+    ce, X, y, _ = digits320
+    net = mlp((64, 30, 10), seed=0)
+    history = finite_difference_power(net, ce, (X, y), 40, seed=0)
+    ref = top_eigenvalue(HessianOperator(net, ce, (X, y)), which="magnitude").value
+    assert abs(history[19] / ref - 1) < 5e-3 and abs(history[39] / ref - 1) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def conv1000():
+    """Lecture 05's CNN (4 and 8 channels, 666 weights) on 1000 training digits, with lambda_max of the average
+    Hessian and two passes of the stochastic power method at gamma 0.05."""
+    from optlab.curvature import HessianOperator, stochastic_top_eigenvalue, top_eigenvalue
+    from optlab.problems import Digits, cnn
+
+    d = Digits(n=1250)
+    X, y = d.batch("train")
+    net = cnn((4, 8), seed=0)
+    lam = top_eigenvalue(HessianOperator(net, d.loss_fn, (X, y)), which="algebraic").value
+    online = stochastic_top_eigenvalue(net, d.loss_fn, (X, y), gamma=0.05, num_passes=2, seed=0)
+    return d.loss_fn, X, y, net, lam, online
+
+
+def test_claim_025_stochastic_power_finds_the_average_hessian(conv1000):
+    """Claim 25 (LeCun 000, "Stochastic version of the principal eigenvalue computation"): the running-average
+    finite-difference update converges to lambda_max of the AVERAGE Hessian."""
+    from optlab.curvature import HessianOperator, top_eigenvalue
+
+    ce, X, y, net, lam, online = conv1000
+    assert online.history[1000:].mean() / lam == pytest.approx(1.0, abs=0.05)
+    per_pattern = np.mean([top_eigenvalue(HessianOperator(net, ce, (X[i:i + 1], y[i:i + 1])), which="algebraic").value
+                           for i in range(20)])
+    assert per_pattern > 4 * lam
+
+
+def test_claim_026_order_of_magnitude_within_100_patterns(conv1000):
+    """Claim 26 (LeCun 000, "EXPERIMENT...1278 free parameters...1000 digits"): the right order of magnitude in
+    under 100 pattern presentations (10% of the set); the fluctuations of the average Hessian are small."""
+    from optlab.curvature import HessianOperator, top_eigenvalue
+
+    ce, X, y, net, lam, online = conv1000
+    assert len(X) == 1000 and sum(p.numel() for p in net.parameters()) == 666
+    assert 1 / 3 < online.history[99] / lam < 3
+    fifths = [top_eigenvalue(HessianOperator(net, ce, (X[i::5], y[i::5])), which="algebraic").value for i in range(5)]
+    assert np.ptp(fifths) / lam < 0.15
+
+
+@pytest.fixture(scope="module")
+def max_lr_sweeps():
+    """Section 12 of lecture 05: eta_opt = 1/||Psi|| by the stochastic recipe, and the loss after 10 epochs of
+    mini-batch SGD (batches of 30) at multiples of it, on 300 digits, for the 64-30-10 MLP and the CNN."""
+    from optlab.curvature import HessianOperator, optimal_learning_rate, stochastic_top_eigenvalue
+    from optlab.experiments.sgd_tricks import lr_sweep
+    from optlab.problems import Digits, cnn, mlp
+
+    d = Digits(n=375)
+    X, y = d.batch("train")
+    ratios = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0]
+    out = {}
+    for name, make in [("mlp", lambda: mlp((64, 30, 10), seed=0)), ("cnn", lambda: cnn((4, 8), seed=0))]:
+        eta = 1 / stochastic_top_eigenvalue(make(), d.loss_fn, (X, y), gamma=0.05, seed=0).value
+        exact = optimal_learning_rate(HessianOperator(make(), d.loss_fn, (X, y)))
+        out[name] = (eta, exact, lr_sweep(make, d.loss_fn, X, y, [r * eta for r in ratios], epochs=10, batch_size=30, seed=0))
+    return ratios, out
+
+
+def test_claim_027_optimal_rate_is_one_over_psi(max_lr_sweeps):
+    """Claim 27 (LeCun 000, "Recipe to compute the maximum learning rate for SGD"): steps 1-7; the optimal rate
+    is 1/||Psi||."""
+    ratios, out = max_lr_sweeps
+    for eta, exact, _ in out.values():
+        assert eta == pytest.approx(exact, rel=0.05)
+
+
+def test_claim_028_best_near_prediction_divergence_near_twice(max_lr_sweeps):
+    """Claim 28 (LeCun 000, plots "784x30x10...300 digits" and "1024x1568x392x400x100x10"): error against eta:
+    best near the predicted optimum, divergence at about 2x (here 1.75x for the MLP and 1.25x for the CNN)."""
+    ratios, out = max_lr_sweeps
+    for name, best, blowup in [("mlp", 1.25, 1.75), ("cnn", 0.75, 1.25)]:
+        losses = out[name][2]
+        assert ratios[int(np.argmin(losses))] == best
+        assert ratios[int(np.argmax(losses > 2.3))] == blowup and np.all(losses[ratios.index(blowup):] > 2.3)
+        assert losses[ratios.index(1.0)] < 0.2
 # =========================================================================== topic 07: normalization
 
 
