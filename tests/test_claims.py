@@ -127,6 +127,40 @@ STATUS = [
                                       "be shipped or trained here; numbers quoted, the digits grid of claim 50 is the analogue"),
     Claim(88, "07", REPRODUCED, "BN = diagonal PRONG reproduced; PRONG's autoencoder results (a)-(d) are lecture 06's "
                                 "measurements; CIFAR-10 and ImageNet not reproducible"),
+    # --- topic 08: lecture 08, the landscape up close (row 92, shared with 06, is handled here)
+    Claim(36, "08", REPRODUCED),
+    Claim(57, "08", REPRODUCED, "shown through random critical points (saddles dominate as n grows, minima at low "
+                                "cost) and lecture 02's seed sweep (claim 34); no high-dimensional picture of its own"),
+    Claim(89, "08", REPRODUCED),
+    Claim(90, "08", REPRODUCED),
+    Claim(91, "08", REPRODUCED),
+    Claim(92, "08", REPRODUCED),
+    Claim(93, "08", REPRODUCED),
+    Claim(94, "08", DIFFERS, "digits 64-32-10 tanh MLP, SGD lr 0.5, batch 32, 480 images: the full gradient norm "
+                             "rises between 9 of 24 checkpoints but falls 14x over 600 steps (0.312 -> 0.0227) while "
+                             "the validation loss falls 2.31 -> 0.25; lr 0.05, a 64-128-10 ReLU net and the running "
+                             "mini-batch norm also fall"),
+    Claim(95, "08", REPRODUCED),
+    Claim(96, "08", REPRODUCED),
+    Claim(97, "08", REPRODUCED, "an analogue: SGD on digits stalls with a non-zero gradient; Newton converges to the "
+                                "1-1-1 net's saddle while GD and saddle-free Newton leave it"),
+    Claim(98, "08", DIFFERS, "minima are exponentially rare and the weighted coin holds, but the GOE fraction falls "
+                             "faster than the coin's 2^-n: 0.498 / 0.148 / 0.0250 / 0.00244 / 1.30e-4 for n = 1..5"),
+    Claim(99, "08", REPRODUCED, "linear nets reproduced (saddle at 0, all minima global, a connected family); "
+                                "Dauphin's index-vs-error scatter for nonlinear nets not reproduced (lecture 02's "
+                                "claim 34 shows big nets' consistent minima)"),
+    Claim(100, "08", NOT_REPRODUCIBLE, "Sussillo's 1,000-layer trained networks are beyond a 60 s CPU lecture and "
+                                       "the slide quotes only '1,000 layers'; the depth difficulty is claim 101"),
+    Claim(101, "08", REPRODUCED),
+    Claim(102, "08", REPRODUCED),
+    Claim(103, "08", REPRODUCED),
+    Claim(104, "08", REPRODUCED),
+    Claim(105, "08", REPRODUCED, "tanh, ReLU, sigmoid MLPs and a CNN on digits; the LSTM and the MP-DBM are not run"),
+    Claim(106, "08", REPRODUCED),
+    Claim(107, "08", REPRODUCED),
+    Claim(108, "08", REPRODUCED, "monotone line for four digits nets and the factored linear model; the adversarial "
+                                 "maxout obstacles need data we do not ship and are not reproduced"),
+    Claim(109, "08", REPRODUCED),
 ]
 
 #: topic -> its lecture, for the topics whose every row is handled (checked below)
@@ -135,6 +169,7 @@ LECTURES = {
     "03": "03_sgd_and_its_tricks.ipynb",
     "05": "05_measuring_curvature.ipynb",
     "07": "07_normalization.ipynb",
+    "08": "08_the_landscape_up_close.ipynb",
 }
 
 BY_ROW = {c.row: c for c in STATUS}
@@ -1190,3 +1225,388 @@ def test_claim_088_batch_norm_is_a_diagonal_prong(digits400):
     c, U = whitening(h, eps=1e-5)
     off = lambda z: (torch.corrcoef(z.T) - torch.eye(16, dtype=z.dtype)).abs().max()
     assert off(batch_norm(h)) > 0.5 and off((h - c) @ U.T) < 1e-12
+
+
+# =========================================================================== topic 08 (lecture 08, the landscape up close)
+
+
+@pytest.fixture(scope="module")
+def tiny_digits_hessian():
+    from optlab.curvature import hessian
+    from optlab.problems import Digits, mlp
+
+    small = Digits(n=150)
+    X, y = small.batch("train")
+    net = mlp((64, 2, 10), seed=0)
+    return small, net, X, y, hessian(net, small.loss_fn, (X, y)).numpy()
+
+
+def test_claim_036_hessian_review(tiny_digits_hessian):
+    """Claim 36 (Zemel, "Review: Hessian Matrix"): H is symmetric; second-order Taylor; H = Q Lambda Q'; the sign
+    of v'Hv is the curvature along v."""
+    from optlab.landscape import model_loss_function
+
+    small, net, X, y, H = tiny_digits_hessian
+    assert np.abs(H - H.T).max() < 1e-12
+    lam, Q = np.linalg.eigh(H)
+    assert np.abs(Q @ np.diag(lam) @ Q.T - H).max() < 1e-12
+    assert lam[0] < 0 < lam[-1]
+    loss_at = model_loss_function(net, small.loss_fn, (X, y))
+    theta = torch.cat([p.detach().flatten() for p in net.parameters()])
+    for i in (0, -1):   # the loss curves down along v_min and up along v_max, as v'Hv says
+        v = torch.tensor(Q[:, i])
+        second = (loss_at(theta + 1e-3 * v) - 2 * loss_at(theta) + loss_at(theta - 1e-3 * v)) / 1e-6
+        assert second == pytest.approx(lam[i], rel=1e-3)
+
+
+def test_claim_089_directional_curvature(tiny_digits_hessian):
+    """Claim 89 (Goodfellow, "Directional Curvature"): d'Hd = sum_i lambda_i cos^2(v_i, d)."""
+    from optlab.curvature import directional_curvature
+
+    H = tiny_digits_hessian[-1]
+    lam, Q = np.linalg.eigh(H)
+    d = np.random.default_rng(0).standard_normal(H.shape[0])
+    d /= np.linalg.norm(d)
+    assert d @ H @ d == pytest.approx(lam @ (Q.T @ d) ** 2, rel=1e-10)
+    assert directional_curvature(torch.tensor(H), torch.tensor(3 * d)) == pytest.approx(d @ H @ d, rel=1e-10)
+    assert lam[0] <= d @ H @ d <= lam[-1]
+
+
+def test_claim_090_gradient_step_improvement(tiny_digits_hessian):
+    """Claim 90 (Goodfellow, "How much does a gradient step improve?"): gain eps g'g - eps^2 g'Hg / 2; worst case
+    (eps - eps^2 lambda_max / 2) g'g; if g'Hg <= 0 every step improves; eps* = g'g / g'Hg."""
+    from optlab.curvature import optimal_step, taylor_improvement
+    from optlab.landscape import model_loss_function
+
+    small, net, X, y, H = tiny_digits_hessian
+    params = list(net.parameters())
+    g = torch.cat([t.flatten() for t in torch.autograd.grad(small.loss_fn(net(X), y), params)]).detach()
+    Ht = torch.tensor(H)
+    st = optimal_step(Ht, g)
+    assert st.epsilon_star == pytest.approx(float(g @ g) / float(g @ Ht @ g))
+    gains = [taylor_improvement(Ht, g, k * st.epsilon_star) for k in (0.5, 0.9, 1.0, 1.1, 1.5)]
+    assert max(gains) == gains[2] and taylor_improvement(Ht, g, 2 * st.epsilon_star) == pytest.approx(0, abs=1e-12)
+    loss_at = model_loss_function(net, small.loss_fn, (X, y))
+    theta = torch.cat([p.detach().flatten() for p in params])
+    eps = 0.05 * st.epsilon_star   # the series is accurate for small steps
+    assert loss_at(theta) - loss_at(theta - eps * g) == pytest.approx(taylor_improvement(Ht, g, eps), rel=0.05)
+    lam, Q = np.linalg.eigh(H)
+    vmax, vmin = torch.tensor(Q[:, -1]), torch.tensor(Q[:, 0])
+    assert taylor_improvement(Ht, vmax, 0.3) == pytest.approx(0.3 - 0.5 * 0.09 * lam[-1])
+    assert optimal_step(Ht, vmin).epsilon_star == float("inf")
+    assert all(taylor_improvement(Ht, vmin, e) > 0 for e in (0.1, 1.0, 10.0))
+
+
+def test_claim_091_critical_points_by_eigenvalue_signs():
+    """Claim 91 (Goodfellow, "Critical points"): all eigenvalues +, all -, or mixed."""
+    from optlab.curvature import classify_critical_point
+
+    assert classify_critical_point(np.diag([2.0, 1.0])) == "minimum"
+    assert classify_critical_point(np.diag([-2.0, -1.0])) == "maximum"
+    assert classify_critical_point(np.diag([2.0, -1.0])) == "saddle"
+    assert classify_critical_point(np.diag([2.0, 0.0])) == "degenerate"
+
+
+def test_claim_092_newton_lands_on_saddles_and_maxima():
+    """Claim 92 (Goodfellow, "Newton's method" + "failure mode"): theta0 - H^-1 g; with mixed signs it lands on a
+    saddle or a maximum."""
+    from optlab.curvature import classify_critical_point
+    from optlab.optim import Newton, SaddleFreeNewton
+    from optlab.problems import LinearChain, saddle_surface
+    from optlab.trajectory import run
+
+    for Hc in (np.diag([2.0, 1.0]), np.diag([-2.0, -1.0]), np.diag([2.0, -1.0])):
+        theta0 = np.array([1.0, 1.0])
+        assert np.allclose(theta0 - np.linalg.solve(Hc, Hc @ theta0), 0.0)   # the quadratic's only critical point
+    surf = saddle_surface()
+    r = run(surf.objective(np.array([1.0, 0.01])), Newton, 3)
+    assert np.allclose(r.thetas[1], 0.0) and classify_critical_point(surf.hessian(r.thetas[1])) == "saddle"
+    chain = LinearChain(2)
+    newton = run(chain.objective(np.array([0.1, 0.05])), Newton, 30)
+    free = run(chain.objective(np.array([0.1, 0.05])), SaddleFreeNewton, 30)
+    gd = run(chain.objective(np.array([0.1, 0.05])), lambda p: torch.optim.SGD(p, lr=0.1), 30)
+    assert np.allclose(newton.thetas[-1], 0.0) and newton.losses[-1] == pytest.approx(1.0)
+    assert free.losses[-1] < 1e-10 and gd.losses[-1] < 1e-4
+
+
+def test_claim_093_cross_entropy_on_separable_data_has_no_critical_point():
+    """Claim 93 (Goodfellow, "Some functions lack critical points"): e.g. cross-entropy on separable data."""
+    from optlab.problems import Digits, mlp, model_objective
+    from optlab.trajectory import run
+
+    digits = Digits(n=600, dtype=torch.float32)
+    X, y = digits.batch("train")
+    sel = y <= 1
+    r = run(model_objective(mlp((64, 2), seed=0, dtype=torch.float32), digits.loss_fn, X[sel], y[sel]),
+            lambda p: torch.optim.SGD(p, lr=1.0), 3000)
+    norms = np.linalg.norm(r.thetas[[100, 1000, 3000]], axis=1)
+    assert np.all(np.diff(norms) > 0.5)                       # the weights keep growing
+    assert np.all(np.diff(r.losses[[100, 1000, 3000]]) < 0) and r.grad_norms[-1] > 0
+    assert r.losses[-1] < 1e-3 and np.all(r.grad_norms > 1e-4)
+
+
+@pytest.fixture(scope="module")
+def sgd_diagnostics():
+    from optlab.experiments.landscape_up_close import training_diagnostics
+    from optlab.problems import Digits, mlp
+
+    digits = Digits(n=600, dtype=torch.float32)
+    net = mlp((64, 32, 10), seed=0, dtype=torch.float32)
+    X, y = digits.batch("train")
+    d = training_diagnostics(net, digits.loss_fn, (X, y), digits.batch("test"), lr=0.5, steps=600, every=25)
+    return digits, net, X, y, d
+
+
+def test_claim_094_sgd_gradient_norm_on_digits(sgd_diagnostics):
+    """Claim 94 (Goodfellow, "SGD may not encounter critical points"): the gradient norm rises while the validation
+    objective falls. Differs on digits: it rises between some checkpoints but falls ~14x over 600 steps."""
+    d = sgd_diagnostics[-1]
+    gn = d.grad_norm
+    assert np.sum(np.diff(gn) > 0) >= 5                      # it does rise at times ...
+    assert 8 < gn[0] / gn[-1] < 25                           # ... but falls about 14x overall (the difference)
+    assert gn[-1] > 0.01 and d.valid_loss[-1] < 0.3 < 2.0 < d.valid_loss[0]
+
+
+def test_claim_095_gradient_descent_flees_saddles():
+    """Claim 95 (Goodfellow, "Gradient descent flees saddle points"): theta(t) = theta0 - Q Lambda'(t) Q' g with
+    lambda'(t) = (1 - e^{-lambda t}) / lambda."""
+    from optlab.experiments.landscape_up_close import gradient_flow
+
+    H, g = np.diag([1.0, -0.5]), np.array([1.0, 1e-3])
+    eps, K = 1e-3, 20_000
+    theta, path = np.zeros(2), [np.zeros(2)]
+    for _ in range(K):
+        theta = theta - eps * (g + H @ theta)
+        path.append(theta)
+    flow = gradient_flow(H, g, eps * np.arange(K + 1))
+    assert np.abs(flow - np.array(path)).max() / np.abs(flow).max() < 5e-3
+    assert flow[-1, 0] == pytest.approx(-1.0, abs=1e-6)                       # stable direction settles at -g/lambda
+    assert flow[-1, 1] == pytest.approx(-2e-3 * np.expm1(0.5 * 20), rel=1e-9)  # unstable one grows like e^{t/2}
+
+
+def test_claim_096_poor_conditioning(sgd_diagnostics):
+    """Claim 96 (Goodfellow, "Poor conditioning"): eps* is tiny when g aligns with a big lambda; a fixed eps can go
+    uphill; g'Hg fluctuates."""
+    from optlab.curvature import optimal_step, taylor_improvement
+    from optlab.landscape import model_loss_function
+
+    Hc = torch.diag(torch.tensor([100.0, 1.0], dtype=torch.float64))
+    big, small = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64)
+    assert optimal_step(Hc, big).epsilon_star == pytest.approx(0.01) and optimal_step(Hc, small).epsilon_star == 1.0
+    assert taylor_improvement(Hc, big, 0.05) < 0 < taylor_improvement(Hc, small, 0.05)
+    digits, net, X, y, d = sgd_diagnostics
+    assert d.curvature.max() / d.curvature.min() > 5
+    assert np.exp(np.abs(np.diff(np.log(d.curvature))).max()) > 2          # changes by > 2x within 25 steps
+    loss_at = model_loss_function(net, digits.loss_fn, (X, y))
+    change = np.array([loss_at(th - 1.5 * g) - loss_at(th) for th, g in zip(d.thetas[d.steps], d.grads)])
+    assert 2 <= np.sum(change > 0) < len(change)                            # a fixed step goes uphill sometimes
+    assert np.all(d.epsilon_star[change > 0] < 0.75)                       # exactly where 1.5 > 2 eps*
+
+
+def test_claim_097_stuck_before_critical_points_only_newton_attracted(sgd_diagnostics):
+    """Claim 97 (Goodfellow, "Why convergence may not happen"): training gets stuck before reaching critical
+    points; only Newton is attracted to saddles."""
+    from optlab.optim import Newton, SaddleFreeNewton
+    from optlab.problems import LinearChain
+    from optlab.trajectory import run
+
+    d = sgd_diagnostics[-1]
+    half = len(d.steps) // 2
+    assert np.ptp(d.valid_loss[half:]) < 0.1 and d.grad_norm.min() > 0.01   # stalled, yet the gradient is not zero
+    chain = LinearChain(2)
+    ends = {name: run(chain.objective(np.array([0.1, 0.05])), opt, 30).thetas[-1]
+            for name, opt in [("gd", lambda p: torch.optim.SGD(p, lr=0.1)), ("newton", Newton),
+                              ("sfn", SaddleFreeNewton)]}
+    assert np.allclose(ends["newton"], 0.0)
+    assert not np.allclose(ends["gd"], 0.0, atol=0.5) and not np.allclose(ends["sfn"], 0.0, atol=0.5)
+
+
+def test_claim_098_minima_are_rare_among_random_critical_points():
+    """Claim 98 (Goodfellow, "Are saddle points or local minima more common?"): coin flips make P(min) ~ 2^-n; the
+    lower J, the more often it is a minimum. Differs in the number: the GOE fraction falls faster than 2^-n."""
+    from optlab.experiments.landscape_up_close import minimum_fraction
+
+    f = np.array([minimum_fraction(n, 100_000) for n in range(1, 6)])
+    assert f[0] == pytest.approx(0.5, abs=0.01)
+    assert np.all(f[1:] < 2.0 ** -np.arange(2, 6)) and np.all(np.diff(f) < 0)
+    assert f[4] == pytest.approx(1.3e-4, rel=0.3)                       # 240x below 2^-5
+    shifted = [minimum_fraction(4, 20_000, shift=s) for s in (0.0, 1.0, 2.0, 3.0)]
+    assert np.all(np.diff(shifted) > 0) and shifted[-1] > 0.9
+
+
+def test_claim_057_non_convexity_matters_less_in_high_dimension():
+    """Claim 57 (LeCun 002, "Non convex objective ... high dimension"): non-convexity matters less in high
+    dimension."""
+    from optlab.experiments.landscape_up_close import minimum_fraction
+
+    # a critical point picked at random is a saddle, ever more surely as the dimension grows
+    f = [minimum_fraction(n, 50_000) for n in (2, 4, 6)]
+    assert f[0] > 10 * f[1] > 0 and f[2] < 1e-4
+    # and the ones that are minima sit at low cost (the weighted coin)
+    assert minimum_fraction(6, 20_000, shift=3.0) > 0.5
+
+
+@pytest.fixture(scope="module")
+def factored():
+    from optlab.problems import FactoredLinear
+    from optlab.trajectory import run
+
+    fl = FactoredLinear(s=(3.0, 1.0, 0.3), n_in=6, n_out=4, n_samples=64)
+    deep = fl.model(depth=3, init_scale=0.1, seed=0)
+    return fl, run(fl.objective(deep), lambda p: torch.optim.SGD(p, lr=0.05), 1500)
+
+
+def test_claim_099_linear_nets_saddles_global_connected_minima():
+    """Claim 99 (Goodfellow, "Do neural nets have saddle points?"): Saxe: linear nets have many saddles, and all
+    minima are global and connected. Dauphin/Choromanska: saddles as many as random-matrix theory predicts;
+    minima are good, more so in big nets; Newton fails because of saddles."""
+    from optlab.curvature import classify_critical_point, hessian
+    from optlab.problems import FactoredLinear
+    from optlab.trajectory import run
+
+    fl = FactoredLinear(s=(3.0, 1.0, 0.3), n_in=6, n_out=4, n_samples=64)
+    X, Y = fl.tensors()
+    finals = []
+    for seed in range(4):
+        m = fl.model(depth=2, init_scale=0.1, seed=seed)
+        finals.append(run(fl.objective(m), lambda p: torch.optim.SGD(p, lr=0.05), 800).final_loss)
+    assert max(finals) < 1e-8
+    zero = fl.model(depth=2, init_scale=0.0)
+    assert classify_critical_point(hessian(zero, fl.loss_fn, (X, Y))) == "saddle"
+    W1, W2 = m[0].weight.detach().clone(), m[1].weight.detach().clone()
+    K = torch.tensor(np.random.default_rng(0).standard_normal((3, 3)))
+    for t in np.linspace(0, 1, 5):
+        A = torch.linalg.matrix_exp(t * K)
+        with torch.no_grad():
+            m[0].weight.copy_(A @ W1)
+            m[1].weight.copy_(W2 @ torch.linalg.inv(A))
+        assert fl.loss_fn(m(X), Y).item() < 1e-8
+
+
+def test_claim_101_linear_chain_gradient_vanishes_or_explodes():
+    """Claim 101 (Goodfellow, "Linear view of the difficulty"): dy/dw1 = x w2...w5 vanishes or explodes
+    exponentially."""
+    from optlab.problems import LinearChain
+
+    for D in (2, 5, 10, 20):
+        for w in (0.5, 1.0, 1.5):
+            th = torch.full((D,), w, dtype=torch.float64, requires_grad=True)
+            assert torch.autograd.grad(th.prod(), th)[0][0].item() == pytest.approx(w ** (D - 1))
+    chain = LinearChain(5)
+    g = chain.grad(np.full(5, 0.5))
+    assert g[0] == pytest.approx(-2 * (1 - 0.5 ** 5) * 0.5 ** 4)
+
+
+def test_claim_102_factored_linear_plateaus_at_saddles(factored):
+    """Claim 102 (Goodfellow, "Factored linear loss function", "Attractive saddle points and plateaus"): a plateau,
+    then a drop; saddles attract."""
+    fl, r = factored
+    saddles = [0.5 * np.sum(fl.s[k:] ** 2) for k in range(1, 3)]    # 0.545, 0.045
+    assert abs(r.losses[100] - saddles[0]) < 0.01 and abs(r.losses[500] - saddles[1]) < 0.002
+    assert r.losses[-1] < 1e-4                                      # then every mode is learned
+    assert r.grad_norms[500] < 0.1 * r.grad_norms[200]              # slow on the plateau, fast in the drop
+
+
+@pytest.fixture(scope="module")
+def landscapes():
+    from optlab.experiments.landscape_up_close import sgd_landscape
+    from optlab.problems import Digits
+
+    digits = Digits(n=600, dtype=torch.float32)
+    X, y = digits.batch("train")
+    out = {}
+    for name, kind, kw, lr in [("tanh", "mlp", dict(sizes=(64, 32, 10), activation="tanh"), 0.5),
+                               ("relu", "mlp", dict(sizes=(64, 32, 10), activation="relu"), 0.5),
+                               ("sigmoid", "mlp", dict(sizes=(64, 32, 10), activation="sigmoid"), 2.0),
+                               ("cnn", "cnn", dict(channels=(4, 8)), 0.5)]:
+        out[name] = sgd_landscape(digits.model(kind, seed=0, **kw), digits.loss_fn, (X, y), lr=lr, steps=600, every=10)
+    return out
+
+
+def test_claim_103_plane_through_init_solution_and_sgd_point(landscapes):
+    """Claim 103 (Goodfellow, "2D Subspace Visualization"): loss on the plane through init, solution and an SGD
+    point."""
+    from optlab.landscape import plane_grid
+
+    s = landscapes["tanh"]
+    pts = s.plane.points
+    corners = [s.loss_at(s.plane.origin + x * s.plane.d1 + y * s.plane.d2) for x, y in pts]
+    assert corners[0] == pytest.approx(s.losses[0], rel=1e-6) and corners[1] == pytest.approx(s.losses[-1], rel=1e-4)
+    assert corners[1] < corners[2] < corners[0]
+    grid = plane_grid(s.loss_at, s.plane, np.linspace(-2, 16, 19), np.linspace(-4, 6, 11))
+    assert grid.Z.min() < corners[1] * 1.0 and grid.Z.max() > corners[0]
+
+
+def test_claim_104_monotone_linear_path_from_init_to_solution(landscapes):
+    """Claim 104 (Goodfellow, "A Special 1-D Subspace", "Maxout / MNIST"): the loss decreases monotonically from
+    init to solution along the straight line."""
+    s = landscapes["tanh"]
+    assert s.max_rise < 0 and s.path.losses[0] > 2.0 > 0.05 > s.path.losses[-1]
+
+
+def test_claim_105_same_path_shape_across_architectures(landscapes):
+    """Claim 105 (Goodfellow, "Other activation functions", "Convolutional network", "LSTM", "MP-DBM"): the same
+    path shape across architectures (here: tanh, ReLU, sigmoid MLPs and a CNN on digits)."""
+    for name, s in landscapes.items():
+        assert s.max_rise < 0, name
+        assert s.path.losses[-1] < 0.05 * s.path.losses[0], name
+
+
+def test_claim_106_projection_and_residual_of_the_sgd_path(landscapes):
+    """Claim 106 (Goodfellow, "3-D Visualization"): projection vs residual of the SGD path."""
+    s = landscapes["tanh"]
+    dist = np.linalg.norm(s.thetas[-1] - s.thetas[0])
+    assert s.residual[0] == pytest.approx(0, abs=1e-9) and s.residual[-1] == pytest.approx(0, abs=1e-4)
+    assert 0.1 * dist < s.residual.max() < 0.4 * dist              # the path leaves the line, then returns
+    assert s.projection[10] > 0.5 * dist                           # most of the way is covered early
+
+
+def test_claim_107_random_walk_control(landscapes):
+    """Claim 107 (Goodfellow, "Random walk control experiment"): a random walk's path looks different."""
+    s = landscapes["tanh"]
+    dist = np.linalg.norm(s.thetas[-1] - s.thetas[0])
+    assert abs(s.walk_projection[-1]) < 0.05 * dist < 0.3 * dist < s.walk_residual[-1]
+    assert s.walk_losses[-1] > s.walk_losses[0] - 0.1 and s.losses[-1] < 0.05
+
+
+def test_claim_108_lessons_monotone_subspace_and_factored_linear(landscapes, factored):
+    """Claim 108 (Goodfellow, "Factored Linear" / "adversarial maxout" 3-D plots; "Lessons from visualizations"): a
+    monotone linear subspace exists; there are obstacles between it and the SGD path; factored linear models
+    capture the qualitative picture."""
+    from optlab.landscape import linear_path, model_loss_function
+
+    assert all(s.max_rise < 0 for s in landscapes.values())
+    fl, r = factored
+    X, Y = fl.tensors()
+    line = linear_path(model_loss_function(fl.model(depth=3, init_scale=0.1, seed=0), fl.loss_fn, (X, Y)),
+                       r.thetas[0], r.thetas[-1], np.linspace(0, 1, 21))
+    assert np.diff(line.losses).max() < 0                      # the straight line is monotone ...
+    assert np.argmax(r.losses < 1e-3) > 1000                   # ... while gradient descent waited on the plateaus
+
+
+def test_claim_109_symptom_obstacle_diagnostics(sgd_diagnostics, factored):
+    """Claim 109 (Goodfellow, "Conclusion"): symptom -> obstacle: local minima -> gradient norm; conditioning ->
+    uphill steps + changing g'Hg; noise -> uphill steps + varying g; saddles -> gradient norm + a negative
+    eigenvalue."""
+    from optlab.curvature import hessian
+    from optlab.experiments.sgd_tricks import stream_objective
+    from optlab.landscape import model_loss_function
+    from optlab.problems import mlp
+    from optlab.trajectory import run
+
+    digits, net, X, y, d = sgd_diagnostics
+    fl, r = factored
+    Xf, Yf = fl.tensors()
+    probe = fl.model(depth=3, init_scale=0.1, seed=0)
+    lam_min = {}
+    for k in (500, 1500):
+        torch.nn.utils.vector_to_parameters(torch.tensor(r.thetas[k]), probe.parameters())
+        lam_min[k] = np.linalg.eigvalsh(hessian(probe, fl.loss_fn, (Xf, Yf)).numpy())[0]
+    assert r.grad_norms[500] < 0.01 and lam_min[500] < -0.05        # saddle: small gradient, negative eigenvalue
+    assert r.grad_norms[1500] < 1e-3 and abs(lam_min[1500]) < 1e-6  # minimum: gradient -> 0, no negative eigenvalue
+    assert d.curvature.max() / d.curvature.min() > 5                # conditioning: g'Hg changes
+    noisy = run(stream_objective(mlp((64, 32, 10), seed=0, dtype=torch.float32), digits.loss_fn, X, y,
+                                 batch_size=32, seed=0), lambda p: torch.optim.SGD(p, lr=0.5), 200)
+    loss_at = model_loss_function(net, digits.loss_fn, (X, y))
+    full = np.array([loss_at(th) for th in noisy.thetas])
+    assert 0.2 < np.mean(np.diff(full) > 0) < 0.5                  # noise: many SGD steps go uphill
