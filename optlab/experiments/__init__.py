@@ -1,0 +1,12 @@
+"""Experiments of the lectures: the few-dozen-line computations behind a slide's claim, with their numbers.
+
+Each module serves one lecture; each function runs one experiment and returns plain numbers (a frozen
+dataclass or arrays), which the lecture prints and plots (with :mod:`optlab.plot`) and
+``tests/test_claims.py`` asserts. Models, data and optimizers come from :mod:`optlab.problems`,
+:mod:`optlab.optim` and :func:`optlab.trajectory.run`; nothing here draws.
+
+===========================  ==========================================================================
+:mod:`.landscape_features`    lecture 02: convexity, symmetries, saddles, plateaux, paths, width/depth
+:mod:`.sgd_tricks`            lecture 03: sample streams, SGD vs batch, redundancy, ordering, averaging
+===========================  ==========================================================================
+"""
