@@ -45,6 +45,10 @@ The contract every widget follows
 
 from .lr_regimes import LearningRateRegimes, LRRegimesState, lr_regimes_model
 from .momentum import MomentumExplorer, MomentumState, momentum_model
+from .race import OptimizerRace, RaceState, race_model
+from .saddle_flow import SaddleFlow, SaddleFlowState, saddle_flow_model
 
 __all__ = ["LearningRateRegimes", "LRRegimesState", "lr_regimes_model",
-           "MomentumExplorer", "MomentumState", "momentum_model"]
+           "MomentumExplorer", "MomentumState", "momentum_model",
+           "OptimizerRace", "RaceState", "race_model",
+           "SaddleFlow", "SaddleFlowState", "saddle_flow_model"]
