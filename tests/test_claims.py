@@ -58,11 +58,22 @@ class Claim:
 
 #: every row handled so far
 STATUS = [
-    # --- topic 01 (lecture 01 exists; the rows it reproduces today; the topic is not complete yet)
+    # --- topic 01: lecture 01, gradient descent on a quadratic
+    Claim(6, "01", REPRODUCED),
+    Claim(7, "01", REPRODUCED, "lambda_max = 0.824 and eta_max = 2.43 on our seeded sample against the slides' "
+                               "0.84 and 2.38 (their sample is not available); 1.5 converges, 2.5 diverges"),
+    Claim(43, "01", REPRODUCED),
     Claim(44, "01", REPRODUCED),
     Claim(45, "01", REPRODUCED),
     Claim(46, "01", REPRODUCED),
+    Claim(47, "01", REPRODUCED),
+    Claim(48, "01", REPRODUCED),
+    Claim(56, "01", REPRODUCED),
     Claim(59, "01", REPRODUCED),
+    Claim(60, "01", REPRODUCED, "the Hessian is the input second-moment matrix; with the NYU slide's loss "
+                                "(1/p) sum (Y - W X)^2 it is twice the stated (1/p) sum X X'"),
+    Claim(61, "01", REPRODUCED, "eta = 1.5 converges with a zig-zag; lambda_max = 0.824, eta_max = 2.43 here "
+                                "against 0.84 and 2.38 on the slides' own sample"),
     Claim(62, "01", REPRODUCED),
     # --- topic 02: lecture 02, the landscape
     Claim(1, "02", REPRODUCED),
@@ -96,6 +107,7 @@ STATUS = [
 
 #: topic -> its lecture, for the topics whose every row is handled (checked below)
 LECTURES = {
+    "01": "01_gradient_descent_on_a_quadratic.ipynb",
     "02": "02_the_landscape.ipynb",
     "03": "03_sgd_and_its_tricks.ipynb",
 }
@@ -239,6 +251,142 @@ def test_claim_062_centering_and_scaling_fix_the_condition_number():
     for table in [badly_scaled(), non_centered()]:
         assert table.condition_number > 1e4
         assert table.transformed(standardize).condition_number < 10
+
+
+def test_claim_006_two_gaussians_data():
+    """Claim 6 (LeCun 000, "Example"): two Gaussians, means -+[0.4, 0.8], unit covariance, 100 samples, least
+    squares to +-1."""
+    from optlab.problems import TwoGaussians
+
+    g = TwoGaussians(c=0.25)
+    X1, X2 = g.X[g.y < 0], g.X[g.y > 0]
+    assert len(g.X) == 100 and len(X1) == len(X2) == 50 and set(g.y) == {-1.0, 1.0}
+    # sample means within 3 standard errors (1/sqrt(50) = 0.14) of the slide's
+    assert np.abs(X1.mean(0) - [-0.4, -0.8]).max() < 0.43 and np.abs(X2.mean(0) - [0.4, 0.8]).max() < 0.43
+    cov = np.cov(np.vstack([X1 - X1.mean(0), X2 - X2.mean(0)]).T)
+    assert np.abs(cov - np.eye(2)).max() < 0.3
+    assert np.allclose(g.W_star, np.linalg.lstsq(g.X, g.y, rcond=None)[0])
+
+
+@pytest.fixture(scope="module")
+def gauss01():
+    from optlab.problems import TwoGaussians
+
+    return TwoGaussians(c=0.25)
+
+
+def top_error(gauss, eta, steps):
+    from optlab.experiments.gd_quadratic import eigen_coordinates
+    from optlab.optim import SGD
+    from optlab.trajectory import run
+
+    traj = run(gauss.objective(), lambda p: SGD(p, lr=eta), steps, explode=None)
+    return np.abs(eigen_coordinates(traj.thetas, gauss.eigenvectors, gauss.W_star)[:, 1]), traj
+
+
+def test_claim_007_converges_at_15_oscillates_at_eta_max_diverges_at_25(gauss01):
+    """Claim 7 (LeCun 000 "Learning rate = 1.5 / 2.5; divergence for 2.38", same in 002): batch GD converges at 1.5
+    and diverges at 2.5; eta_max = 2/lambda_max = 2.38 with lambda_max = 0.84."""
+    assert gauss01.lambda_max == pytest.approx(0.84, abs=0.03) and gauss01.eta_max == pytest.approx(2.38, abs=0.08)
+    e15, t15 = top_error(gauss01, 1.5, 30)
+    e_max, t_max = top_error(gauss01, gauss01.eta_max, 30)
+    e25, t25 = top_error(gauss01, 2.5, 30)
+    assert e15[10] < 1e-4 * e15[0] and t15.final_loss == pytest.approx(t15.losses.min())
+    assert np.allclose(e_max, e_max[0], rtol=1e-9) and abs(t_max.losses[-1] - t_max.losses[5]) < 1e-9
+    assert np.all(np.diff(e25) > 0) and e25[-1] > 5 * e25[0]
+
+
+def test_claim_043_ravine_zigzag_and_gradient_perpendicular_to_contours():
+    """Claim 43 (Zemel, "Ill-conditioned curvature"): GD bounces across high-curvature directions and crawls along
+    low ones; the gradient is perpendicular to the contours."""
+    from optlab.experiments.gd_quadratic import contour_slope, zigzag
+    from optlab.optim import SGD
+    from optlab.problems import Quadratic
+    from optlab.trajectory import run
+
+    ravine = Quadratic.ravine(20.0, angle=np.pi / 6, theta0=[-1.5, 1.0])
+    gd = run(ravine.objective(), lambda p: SGD(p, lr=1.8 / ravine.lambda_max), 60)
+    z = zigzag(ravine, gd.thetas)
+    assert z.sign_changes_stiff == 60 and z.sign_changes_flat == 0
+    assert z.stiff_left < 1e-4 < 1e-3 < z.flat_left  # the stiff direction is done long before the flat one
+    slope = contour_slope(ravine, gd.thetas[:10], eps=1e-4)
+    assert slope.max() < 1e-3
+
+
+def test_claim_047_translation_invariance_and_any_local_optimum():
+    """Claim 47 (Zemel): the analysis is invariant to translation and describes GD near any local optimum."""
+    from optlab.experiments.gd_quadratic import local_quadratic
+    from optlab.optim import SGD
+    from optlab.problems import Quadratic, rosenbrock_surface
+    from optlab.trajectory import run
+
+    ravine = Quadratic.ravine(20.0, angle=np.pi / 6)
+    shift = np.array([3.0, -2.0])
+    moved = Quadratic(ravine.lambdas, Q=ravine.Q, theta_star=shift)
+    a = run(ravine.objective([-1.5, 1.0]), lambda p: SGD(p, lr=0.09), 30).thetas
+    b = run(moved.objective(shift + [-1.5, 1.0]), lambda p: SGD(p, lr=0.09), 30).thetas
+    assert np.abs(b - a - shift).max() < 1e-12
+    banana = rosenbrock_surface()
+    model = local_quadratic(banana, [1.0, 1.0])
+    lr = 1.5 / model.lambda_max
+    gaps = []
+    for offset in [1e-1, 1e-2, 1e-3]:
+        start = np.array([1.0, 1.0]) + offset * np.array([1.0, -0.5])
+        gaps.append(np.abs(run(banana.objective(start), lambda p: SGD(p, lr=lr), 200).thetas
+                           - run(model.objective(start), lambda p: SGD(p, lr=lr), 200).thetas).max() / offset)
+    assert gaps[0] > 5 * gaps[1] > 25 * gaps[2] and gaps[2] < 0.01
+
+
+def test_claim_048_w1_gets_the_big_update_w2_needs_it():
+    """Claim 48 (Zemel, "...normalization" table 1: 114.8, 0.00323, 5.1...): w1 gets the big update, but w2 needs
+    it; the figure understates the ravine."""
+    from optlab.problems import badly_scaled
+
+    table = badly_scaled()
+    g0 = table.surface.grad(np.zeros(2))
+    assert abs(g0[0] / g0[1]) > 1e4 and abs(table.w_star[1] / table.w_star[0]) > 1e4
+    assert table.condition_number > 1e9
+
+
+def test_claim_056_small_and_large_learning_rate(gauss01):
+    """Claim 56 (LeCun NYU, "Gradient descent" x2): a convex quadratic; small vs large learning rate."""
+    from optlab.experiments.gd_quadratic import eigen_coordinates
+    from optlab.optim import SGD
+    from optlab.trajectory import run
+
+    signs = {}
+    for eta in [0.5, 1.5]:
+        traj = run(gauss01.objective(), lambda p: SGD(p, lr=eta), 8)
+        signs[eta] = np.sign(eigen_coordinates(traj.thetas, gauss01.eigenvectors, gauss01.W_star)[:, 1])
+        assert np.all(np.diff(traj.losses) < 0)  # both converge
+    assert np.all(signs[0.5] == signs[0.5][0])  # small: monotone
+    assert np.all(signs[1.5][1:] == -signs[1.5][:-1])  # large: overshoots every step
+
+
+def test_claim_060_hessian_is_the_input_covariance_twice_with_the_nyu_loss(gauss01):
+    """Claim 60 (LeCun NYU, "Let's look at a single linear unit"): H = (1/p) sum X X' (with the loss
+    (1/p) sum (Y - WX)^2 it is really 2x that); normalize the inputs."""
+    from optlab.problems import TwoGaussians, badly_scaled, standardize
+    from optlab.trajectory import objective_hessian
+
+    M = gauss01.X.T @ gauss01.X / len(gauss01.X)
+    for c, factor in [(1.0, 2.0), (0.5, 1.0)]:
+        H = objective_hessian(TwoGaussians(c=c).objective(W0=[0.3, -2.0])).numpy()
+        assert np.allclose(H, factor * M, rtol=1e-10)
+    table = badly_scaled()
+    assert table.transformed(standardize).condition_number < 1e-8 * table.condition_number
+
+
+def test_claim_061_eta_15_zigzag_with_lambda_max_084(gauss01):
+    """Claim 61 (LeCun NYU, "Convergence is slow when Hessian has different eigenvalues"): eta = 1.5,
+    lambda_max = 0.84, eta_max = 2.38; zig-zag trajectory figure."""
+    e15, traj = top_error(gauss01, 1.5, 12)
+    assert 2 * 0.84 * 0.97 < 2 * gauss01.lambda_max < 2 * 0.84 * 1.03
+    from optlab.experiments.gd_quadratic import eigen_coordinates
+
+    c = eigen_coordinates(traj.thetas, gauss01.eigenvectors, gauss01.W_star)
+    assert np.all(np.sign(c[1:, 1]) == -np.sign(c[:-1, 1]))  # zig-zag across the top direction
+    assert np.all(np.sign(c[:, 0]) == np.sign(c[0, 0]))  # monotone along the flat one
 
 
 # =========================================================================== topic 02: the landscape
