@@ -103,6 +103,31 @@ STATUS = [
     Claim(30, "03", REPRODUCED),
     Claim(58, "03", REPRODUCED),
     Claim(69, "03", REPRODUCED),
+    # --- topic 04: lecture 04, momentum and adaptive methods
+    Claim(51, "04", REPRODUCED),
+    Claim(52, "04", REPRODUCED),
+    Claim(53, "04", REPRODUCED),
+    Claim(54, "04", REPRODUCED, "Hessian of softmax regression on digits: median |lambda| 1e-3 of the largest; Adam "
+                                "beats GD-type methods on the digits MLP (lecture 04, section 9)"),
+    Claim(55, "04", REPRODUCED),
+    Claim(70, "04", REPRODUCED),
+    Claim(71, "04", REPRODUCED),
+    Claim(72, "04", REPRODUCED),
+    Claim(73, "04", REPRODUCED),
+    Claim(74, "04", REPRODUCED),
+    Claim(75, "04", REPRODUCED),
+    Claim(76, "04", DIFFERS, "the EMA keeps RMSprop's steps alive (reproduced), but momentum does not add little: "
+                             "on digits it halves RMSprop's loss (logistic regression 0.206 -> 0.097) and divides it "
+                             "by 20 on the MLP (0.055 -> 0.003); no recurrent net here (the RNN remark is not reproduced)"),
+    Claim(77, "04", DIFFERS, "optlab's VSGD takes 4 forward passes per step against SGD's 1 (the closure protocol "
+                             "re-evaluates the loss; the Gauss-Newton diagonal takes its own pass), not the slide's 2x"),
+    Claim(79, "04", REPRODUCED),
+    Claim(80, "04", REPRODUCED),
+    Claim(81, "04", REPRODUCED),
+    Claim(82, "04", DIFFERS, "digits stand-in (MNIST/IMDB not shipped, ConvNets left out): Adam beats SGD-Nesterov "
+                             "on the MLP (0.008 vs 0.015) but RMSprop+momentum is best (0.003); on logistic regression "
+                             "tuned SGD-Nesterov wins (0.066 vs Adam 0.142)"),
+    Claim(83, "04", REPRODUCED),
 ]
 
 #: topic -> its lecture, for the topics whose every row is handled (checked below)
@@ -110,6 +135,7 @@ LECTURES = {
     "01": "01_gradient_descent_on_a_quadratic.ipynb",
     "02": "02_the_landscape.ipynb",
     "03": "03_sgd_and_its_tricks.ipynb",
+    "04": "04_momentum_and_adaptive_methods.ipynb",
 }
 
 BY_ROW = {c.row: c for c in STATUS}
@@ -801,3 +827,306 @@ def test_claim_069_vanilla_sgd_and_momentum_against_an_outlier(gauss):
     momentum = outlier_displacement(make, lambda p: SGD(p, lr=0.005, momentum=0.9), order, outlier=100, at=200,
                                     steps=300)
     assert momentum / plain == pytest.approx(0.78, abs=0.01)
+
+
+# =========================================================================== topic 04: momentum and adaptive methods
+
+
+@pytest.fixture(scope="module")
+def ravine100():
+    from optlab.problems import Quadratic
+
+    return Quadratic.ravine(100.0, angle=np.pi / 6, theta0=[-1.5, 1.0])
+
+
+def test_claim_051_momentum_update_and_mu_one_never_settles():
+    """Claim 51 (Zemel, "Momentum" x2): p <- mu p - alpha grad J; mu about 0.9 or 0.99; with mu = 1 it never settles."""
+    from optlab.optim import SGD
+    from optlab.problems import Quadratic
+    from optlab.trajectory import run
+    from optlab.widgets import momentum_model
+
+    assert momentum_model(alpha=0.1, mu=0.9).deviation < 1e-12
+    bowl = Quadratic([1.0], theta0=[1.0])
+    amp = {}
+    for mu in [0.9, 0.99, 1.0]:
+        theta = run(bowl.objective(), lambda p: SGD(p, lr=0.1, momentum=mu), 1000, explode=None).thetas[:, 0]
+        amp[mu] = (np.abs(theta[1:101]).max(), np.abs(theta[901:]).max())
+    assert amp[0.9][1] < 1e-15 and amp[0.99][1] < 0.05 * amp[0.99][0]
+    assert amp[1.0][1] == pytest.approx(amp[1.0][0], rel=0.05)
+
+
+def test_claim_052_momentum_damps_stiff_and_speeds_flat(ravine100):
+    """Claim 52 (Zemel, "Momentum" 3): damps oscillation in high-curvature directions, speeds up low-curvature ones."""
+    from optlab.experiments.adaptive import eigen_speed
+    from optlab.experiments.sgd_tricks import steps_to_reach
+    from optlab.optim import SGD
+    from optlab.trajectory import run
+
+    a = 1.0 / ravine100.lambda_max
+    gd = run(ravine100.objective(), lambda p: SGD(p, lr=1.9 * a), 2000)
+    gd10 = run(ravine100.objective(), lambda p: SGD(p, lr=10 * a), 2000)
+    mom = run(ravine100.objective(), lambda p: SGD(p, lr=a, momentum=0.9), 2000)
+    flat, stiff = eigen_speed(ravine100, mom.thetas, a, steps=50)
+    assert flat > 6 and stiff < 1.5  # GD: 1 and 1; GD at the long-run rate 10 alpha explodes
+    assert gd10.diverged and not mom.diverged
+    assert 2 * steps_to_reach(mom.losses, 1e-8 * mom.losses[0]) < steps_to_reach(gd.losses, 1e-8 * gd.losses[0])
+
+
+def test_claim_053_terminal_velocity():
+    """Claim 53 (Zemel): terminal velocity -alpha grad J/(1 - mu): raise mu, lower alpha."""
+    from optlab.experiments.adaptive import plane_objective, step_lengths
+    from optlab.optim import SGD
+    from optlab.trajectory import run
+
+    ends = []
+    for lr, mu in [(0.01, 0.9), (0.001, 0.99)]:
+        steps = step_lengths(run(plane_objective([1.0]), lambda p: SGD(p, lr=lr, momentum=mu), 2000,
+                                 explode=None).thetas)
+        assert steps[0] == pytest.approx(lr) and steps[-1] == pytest.approx(lr / (1 - mu), rel=1e-6)
+        ends.append(steps[-1])
+    assert ends[0] == pytest.approx(ends[1], rel=1e-6)
+
+
+def test_claim_054_curvature_spread_and_adam_beats_gd(kingma_ba):
+    """Claim 54 (Zemel, "Ravines"): curvature differs by orders of magnitude between directions; Adam often works
+    much better than GD."""
+    from optlab.problems import Digits, mlp, model_objective
+    from optlab.trajectory import objective_hessian
+
+    small = Digits(n=300)
+    lam = torch.linalg.eigvalsh(objective_hessian(model_objective(mlp((64, 10), seed=0), small.loss_fn,
+                                                                  *small.batch()))).numpy()
+    assert lam.max() > 300 * np.median(np.abs(lam))
+    mlp_results = kingma_ba[(64, 100, 10)]
+    assert mlp_results["Adam"].best_loss < 0.7 * min(mlp_results[n].best_loss for n in ["SGD Nesterov", "AdaGrad"])
+
+
+def test_claim_055_rmsprop_fixes_only_axis_aligned_curvature():
+    """Claim 55 (Zemel, "RMSprop and Adam"): RMSprop keeps an EMA of g^2; it corrects curvature only if the
+    eigenvectors are axis-aligned; Adam = RMSprop + momentum."""
+    from optlab.experiments.sgd_tricks import steps_to_reach
+    from optlab.optim import SGD, RMSprop, adam_update, rmsprop_update
+    from optlab.problems import Quadratic
+    from optlab.trajectory import run
+
+    steps = {}
+    for angle in [0.0, np.pi / 4]:
+        q = Quadratic.ravine(100.0, angle=angle, theta0=[-1.5, 1.0])
+        for name, opt in [("gd", lambda p: SGD(p, lr=1 / q.lambda_max)), ("rms", lambda p: RMSprop(p, lr=0.01))]:
+            t = run(q.objective(), opt, 3000)
+            steps[angle, name] = steps_to_reach(t.losses, 1e-4 * t.losses[0])
+    assert steps[0.0, "rms"] < steps[0.0, "gd"] and steps[np.pi / 4, "rms"] > 4 * steps[np.pi / 4, "gd"]
+    assert steps[np.pi / 4, "rms"] > 3 * steps[0.0, "rms"]
+    g = torch.tensor([0.3, -2.0])
+    rms = rmsprop_update(torch.zeros(2), g, torch.zeros(2), alpha=0.01, gamma=0.999, eps=0.0)[0]
+    ad = adam_update(torch.zeros(2), g, torch.zeros(2), torch.zeros(2), t=1, alpha=0.01, beta1=0.0, beta2=0.999,
+                     eps=0.0)[0]
+    assert torch.allclose(ad / rms, torch.full((2,), float(np.sqrt(1 - 0.999))))
+
+
+def test_claim_070_momentum_weights_past_updates_by_mu_n():
+    """Claim 70 (Misra, "SGD + momentum" 3): past updates are weighted by mu^n; steps grow by x 1/(1 - mu)."""
+    from optlab.optim import sgd_update
+    from optlab.problems import terminal_velocity
+
+    g = torch.randn(6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    b = None
+    for gk in g:
+        _, b = sgd_update(torch.zeros(1, dtype=torch.float64), gk.reshape(1), b, alpha=0.1, mu=0.9)
+    assert float(b[0]) == pytest.approx(float(sum(0.9 ** n * g[-1 - n] for n in range(6))), rel=1e-12)
+    assert terminal_velocity(0.1, 0.9, 1.0) == pytest.approx(-0.1 / (1 - 0.9))
+
+
+def test_claim_071_nesterov_published_form_vs_the_slide():
+    """Claim 71 (Misra, "NAG" x2 + picture): jump to theta - mu v, then take the gradient there (the slide drops
+    +mu v_t from v_{t+1}); picture vs plain momentum."""
+    from optlab.experiments.adaptive import slide_nag_path
+    from optlab.experiments.sgd_tricks import steps_to_reach
+    from optlab.problems import heavy_ball_path, nesterov_path
+    from optlab.widgets import momentum_model
+
+    assert momentum_model(alpha=0.1, mu=0.9).deviation_nesterov < 1e-12
+    k = {}
+    for lam in [1.0, 100.0]:
+        k[lam] = [steps_to_reach(np.abs(x), 1e-6) for x in
+                  (heavy_ball_path(0.012, 0.9, lam, 1.0, 3000)[0], nesterov_path(0.012, 0.9, lam, 1.0, 3000)[0],
+                   slide_nag_path(0.012, 0.9, lam, 1.0, 3000), slide_nag_path(0.012, 0.0, lam, 1.0, 3000))]
+    hb, nag, slide, gd = k[1.0]
+    assert nag < 1.1 * hb and 4 * nag < gd and slide > 0.9 * gd  # the slide's form has no memory
+    hb, nag, slide, gd = k[100.0]
+    assert 4 * nag < hb and slide is None
+
+
+def test_claim_072_gradient_norms_vanish_in_early_layers():
+    """Claim 72 (Misra, "Why anything new"): gradient magnitudes differ by layer; early layers vanish."""
+    from optlab.experiments.adaptive import layer_gradient_norms
+    from optlab.problems import Digits, mlp
+
+    digits = Digits(dtype=torch.float32)
+    X, y = digits.batch("train")
+    norms = layer_gradient_norms(mlp((64, 32, 32, 32, 32, 10), activation="sigmoid", seed=0, dtype=torch.float32),
+                                 digits.loss_fn, X, y)
+    assert np.all(np.diff(norms) > 0) and norms[-1] > 100 * norms[0]
+
+
+def test_claim_073_rprop_rules_and_manhattan():
+    """Claim 73 (Misra, "Rprop" x3): x eta+ when signs agree, x eta- otherwise, 0 < eta- < 1 < eta+; v0 = delta;
+    both factors 1 = Manhattan rule."""
+    from optlab.optim import Rprop, rprop_update
+    from optlab.problems import Quadratic
+    from optlab.trajectory import run
+
+    theta, _, delta = rprop_update(torch.zeros(3), torch.tensor([2.0, -3.0, 5.0]), torch.tensor([1.0, 1.0, 0.0]),
+                                   torch.full((3,), 0.1))
+    assert torch.allclose(delta, torch.tensor([0.12, 0.05, 0.1])) and torch.allclose(theta, torch.tensor([-0.12, 0, -0.1]))
+    manhattan = run(Quadratic([1.0, 100.0]).objective(), lambda p: Rprop(p, lr=0.05, etas=(1.0, 1.0)), 10)
+    assert np.allclose(np.abs(np.diff(manhattan.thetas, axis=0)), 0.05)
+
+
+def test_claim_074_nine_plus_one_minus_moves_rprop_8_delta():
+    """Claim 74 (Misra, "Problems with Rprop"): nine updates of +0.1 and one of -0.9: SGD ends near 0, Rprop moves
+    8 delta."""
+    from optlab.experiments.adaptive import rprop_displacement
+
+    grads = [-0.1] * 9 + [0.9]
+    assert abs(sum(grads)) < 1e-12
+    assert rprop_displacement(grads, 0.01, etas=(1.0, 1.0)) == pytest.approx(8 * 0.01)
+    assert rprop_displacement(grads, 0.01) > 8 * 0.01
+
+
+def test_claim_075_adagrad_accumulates_g2_and_shrinks_steps():
+    """Claim 75 (Misra, "AdaGrad" x2): r += g^2 (the slide's theta^2 is a typo); the step shrinks very
+    aggressively."""
+    from optlab.experiments.adaptive import plane_objective, step_lengths
+    from optlab.optim import Adagrad, adagrad_update
+    from optlab.trajectory import run
+
+    _, r = adagrad_update(torch.tensor([5.0]), torch.tensor([2.0]), torch.zeros(1), t=1, alpha=0.1)
+    assert float(r[0]) == 4.0
+    steps = step_lengths(run(plane_objective([1.0]), lambda p: Adagrad(p, lr=0.1), 1000, explode=None).thetas)
+    assert np.allclose(steps, 0.1 / np.sqrt(np.arange(1, 1001)), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def kingma_ba():
+    """Lecture 04 section 9: the digits comparison, logistic regression and a 64-100-10 MLP."""
+    from optlab.experiments.adaptive import compare_optimizers
+    from optlab.optim import SGD, Adadelta, Adagrad, Adam, RMSprop
+    from optlab.problems import Digits, mlp
+
+    digits = Digits(dtype=torch.float32)
+    X, y = digits.batch("train")
+    contestants = {
+        "SGD Nesterov": (lambda p, lr: SGD(p, lr=lr, momentum=0.9, nesterov=True), [0.1, 0.3, 1.0]),
+        "AdaGrad": (lambda p, lr: Adagrad(p, lr=lr), [0.03, 0.1, 0.3]),
+        "RMSprop": (lambda p, lr: RMSprop(p, lr=lr), [0.001, 0.003, 0.01]),
+        "RMSprop + momentum": (lambda p, lr: RMSprop(p, lr=lr, momentum=0.9), [0.0003, 0.001, 0.003]),
+        "AdaDelta": (lambda p, lr: Adadelta(p, lr=lr), [1.0, 3.0, 10.0]),
+        "Adam": (lambda p, lr: Adam(p, lr=lr), [0.003, 0.01, 0.03]),
+    }
+    return {arch: compare_optimizers(lambda: mlp(arch, activation="relu", seed=0, dtype=torch.float32),
+                                     digits.loss_fn, X, y, contestants, steps=150, batch_size=128, seed=0)
+            for arch in [(64, 10), (64, 100, 10)]}
+
+
+def test_claim_076_rmsprop_ema_keeps_steps_but_momentum_helps_here(kingma_ba):
+    """Claim 76 (Misra, "RMSProp" x2): EMA instead of a sum; good for RNNs; momentum adds little."""
+    from optlab.experiments.adaptive import plane_objective, step_lengths
+    from optlab.optim import RMSprop
+    from optlab.trajectory import run
+
+    steps = step_lengths(run(plane_objective([1.0]), lambda p: RMSprop(p, lr=0.1), 1000, explode=None).thetas)
+    assert steps[0] == pytest.approx(1.0, rel=1e-4) and steps[-1] == pytest.approx(0.1, rel=1e-3)
+    for arch, factor in [((64, 10), 1.5), ((64, 100, 10), 5.0)]:  # differs: momentum helps a lot here
+        r = kingma_ba[arch]
+        assert r["RMSprop + momentum"].best_loss * factor < r["RMSprop"].best_loss
+
+
+def test_claim_077_vsgd_costs_more_passes_than_sgd():
+    """Claim 77 (Misra, "Fancy RMSProp"): vSGD: a diagonal Hessian at 2x the time of SGD."""
+    from optlab.experiments.adaptive import forward_passes_per_step
+    from optlab.optim import SGD, VSGD
+    from optlab.problems import Digits, mlp, model_objective
+
+    small = Digits(n=300)
+    X, y = small.batch()
+    passes = [forward_passes_per_step(model_objective(mlp((64, 10), seed=0), small.loss_fn, X, y), opt, steps=12)
+              for opt in (lambda p: SGD(p, lr=0.1), VSGD)]
+    assert passes == [1.0, 4.0]
+
+
+def test_claim_079_adadelta_without_eps_never_moves():
+    """Claim 79 (Misra, "AdaDelta" x4): RMS(updates)/RMS(gradient); the slide omits eps, so its first step is 0."""
+    from optlab.optim import adadelta_update
+
+    for eps, first in [(0.0, 0.0), (1e-6, np.sqrt(1e-6 / (0.1 + 1e-6)))]:
+        theta, r, p = torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+        moves = []
+        for _ in range(3):
+            new, r, p = adadelta_update(theta, torch.ones(1, dtype=torch.float64), r, p, eps=eps)
+            moves.append(float((theta - new)[0]))
+            theta = new
+        assert moves[0] == pytest.approx(first, rel=1e-9, abs=0.0)
+        assert (max(moves) == 0.0) == (eps == 0.0)
+
+
+def test_claim_080_zero_initialized_averages_are_biased():
+    """Claim 80 (Misra, "Problems with AdaDelta"): the moving averages are biased by their zero initialization."""
+    from optlab.experiments.adaptive import plane_objective, step_lengths
+    from optlab.optim import Adadelta, RMSprop, rmsprop_update
+    from optlab.trajectory import run
+
+    r = torch.zeros(1, dtype=torch.float64)
+    for t in range(1, 11):
+        _, r, _, _ = rmsprop_update(torch.zeros(1, dtype=torch.float64), torch.full((1,), 2.0, dtype=torch.float64), r,
+                                    alpha=0.1, gamma=0.9)
+        assert float(r[0]) == pytest.approx(4.0 * (1 - 0.9 ** t))
+    ada = step_lengths(run(plane_objective([1.0]), lambda p: Adadelta(p), 1000, explode=None).thetas)
+    assert ada[999] > 3 * ada[0] and ada[0] < 0.01  # a slow start
+    rms = step_lengths(run(plane_objective([1.0]), lambda p: RMSprop(p, lr=0.1), 2, explode=None).thetas)
+    assert rms[0] == pytest.approx(0.1 / np.sqrt(1 - 0.99), rel=1e-4)  # ten times too big at first
+
+
+def test_claim_081_adam_bias_correction_and_adamax():
+    """Claim 81 (Misra, "Adam", "AdaMax"): bias correction (the slide's (1 - gamma)^t is a typo); AdaMax
+    p = max(gamma2 p, |g|)."""
+    from optlab.experiments.adaptive import plane_objective, step_lengths
+    from optlab.optim import Adam, adamax_update
+    from optlab.trajectory import run
+
+    steps = step_lengths(run(plane_objective([1.0]), lambda p: Adam(p, lr=0.1), 100, explode=None).thetas)
+    assert np.allclose(steps, 0.1, rtol=1e-6)
+    theta, m, u = torch.zeros(1), torch.zeros(1), torch.zeros(1)
+    us = []
+    for gk in [3.0, -1.0, 0.5]:
+        theta, m, u = adamax_update(theta, torch.tensor([gk]), m, u, t=1, alpha=0.1, eps=0.0)
+        us.append(float(u[0]))
+    assert us == pytest.approx([3.0, 0.999 * 3.0, 0.999 ** 2 * 3.0])
+
+
+def test_claim_082_kingma_ba_comparison_on_digits(kingma_ba):
+    """Claim 82 (Misra, "Adam results" x3): logistic regression on MNIST and IMDB bag-of-words, an MLP, ConvNets:
+    Adam >= the others."""
+    logistic, net = kingma_ba[(64, 10)], kingma_ba[(64, 100, 10)]
+    # differs: on logistic regression tuned SGD-Nesterov beats Adam ...
+    assert logistic["SGD Nesterov"].best_loss < 0.7 * logistic["Adam"].best_loss
+    # ... on the MLP Adam beats SGD-Nesterov, AdaGrad, AdaDelta and RMSprop, but not RMSprop + momentum
+    assert all(net["Adam"].best_loss < net[n].best_loss for n in ["SGD Nesterov", "AdaGrad", "AdaDelta", "RMSprop"])
+    assert net["RMSprop + momentum"].best_loss < net["Adam"].best_loss
+
+
+def test_claim_083_optimizer_race_on_beale_saddle_valley():
+    """Claim 83 (Misra, "Visualization", after Radford): optimizers raced on Beale, a saddle and a long valley."""
+    from optlab.experiments.sgd_tricks import steps_to_reach
+    from optlab.widgets import race_model
+
+    field = ["SGD", "Momentum", "Nesterov", "Adagrad", "RMSprop", "Adadelta", "Adam"]
+    saddle = race_model("saddle", field, step=200)
+    escape = {c.label: steps_to_reach(c.losses, -0.5) for c in saddle.contestants}
+    assert max(escape[n] for n in ["Adagrad", "RMSprop", "Adam"]) < min(escape[n] for n in ["SGD", "Adadelta"])
+    assert escape["Adagrad"] < escape["Momentum"] < escape["SGD"]
+    valley = {c.label: c.loss for c in race_model("rosenbrock", field, step=200).contestants}
+    assert valley["Momentum"] < 0.1 * valley["SGD"] and valley["Nesterov"] < 0.1 * valley["SGD"]
+    beale = {c.label: c.loss for c in race_model("beale", field, step=200).contestants}
+    assert max(beale[n] for n in ["Momentum", "Nesterov", "Adagrad", "Adam"]) < 0.1 * beale["SGD"]
