@@ -6,8 +6,10 @@ dataclass or arrays), which the lecture prints and plots (with :mod:`optlab.plot
 :mod:`optlab.optim` and :func:`optlab.trajectory.run`; nothing here draws.
 
 ===========================  ==========================================================================
+:mod:`.gd_quadratic`          lecture 01: runs read in the eigenbasis, ravine zig-zag, contours, local models
 :mod:`.landscape_features`    lecture 02: convexity, symmetries, saddles, plateaux, paths, width/depth
 :mod:`.sgd_tricks`            lecture 03: sample streams, SGD vs batch, redundancy, ordering, averaging
+:mod:`.adaptive`              lecture 04: eigen speeds, the slide's NAG, planes, Rprop drift, passes, comparisons
 :mod:`.curvature_measures`    lecture 05: costs in FLOPs, finite-difference HVP errors, power method, layer change
 :mod:`.second_order`          lecture 06: epochs to a target loss (SDLM against a tuned SGD sweep)
 :mod:`.normalization`         lecture 07: BN placements, learning-rate grids, saturation, BN as diagonal PRONG
