@@ -14,56 +14,13 @@ Usage: python benchmarks/bench_sdlm.py [--sizes 64 30 10] [--activation tanh] [-
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 
-from optlab.curvature import diagonal_hessian
-from optlab.optim import SDLM
+from optlab.experiments.second_order import epochs_to_target, sdlm_factory
 from optlab.problems import load_digits_data, mlp
 
-ce = torch.nn.CrossEntropyLoss()
-
-
-def epochs_to_target(make_opt, net, X, y, *, target, epochs, batch, seed=1, checks_per_epoch=4):
-    """Epochs (in quarters) until the full training loss is below ``target``; ``math.inf`` if never."""
-    g = torch.Generator().manual_seed(seed)
-    opt = make_opt(net)
-    n_batches = len(X) // batch
-    check_every = max(1, n_batches // checks_per_epoch)
-    for ep in range(epochs):
-        perm = torch.randperm(len(X), generator=g)
-        for b in range(n_batches):
-            idx = perm[b * batch:(b + 1) * batch]
-
-            def closure():
-                opt.zero_grad()
-                loss = ce(net(X[idx]), y[idx])
-                loss.backward()
-                return loss
-
-            try:
-                opt.step(closure)
-            except ValueError:  # SDLM refuses a non-finite diagonal: the run diverged
-                return math.inf
-            if (b + 1) % check_every == 0:
-                with torch.no_grad():
-                    loss = float(ce(net(X), y))
-                if not math.isfinite(loss) or loss > 1e3:
-                    return math.inf
-                if loss < target:
-                    return ep + (b + 1) / n_batches
-    return math.inf
-
-
-def sdlm_factory(*, lr, damping, gamma, estimate_steps, estimate_every):
-    """SDLM on the net, its Gauss-Newton diagonal folded in over ``estimate_steps`` batches every
-    ``estimate_every`` steps."""
-    def make(net):
-        return SDLM(net.parameters(), lr=lr, damping=damping, gamma=gamma, model=net, loss_fn=ce,
-                    diagonal="gauss-newton", estimate_every=estimate_every, estimate_steps=estimate_steps)
-    return make
 
 
 def main(argv=None):

@@ -157,17 +157,9 @@ def test_sdlm_on_the_digits_mlp_needs_fewer_epochs_than_the_best_sgd_of_a_sweep(
     """The slides' claim, qualitatively, on a small fast setting (600 digits, a 64-16-16-10 sigmoid MLP, target
     training loss 0.1): SDLM with the Gauss-Newton diagonal of optlab.curvature, folded in over the first 12
     batches of every epoch, beats the best of an SGD sweep by a margin (measured: SGD 18.2 epochs at lr=3,
-    SDLM 11.2 at eps=0.01, mu=0.001). The full-size comparison and its ratio are in benchmarks/bench_sdlm.py."""
-    import importlib.util
-    from pathlib import Path
-
+    SDLM 11.2 at eps=0.01, mu=0.001). The full-size comparison and its ratio are in benchmarks/bench_sdlm.py, with the same functions."""
+    from optlab.experiments.second_order import epochs_to_target, sdlm_factory
     from optlab.problems import load_digits_data, mlp
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_sdlm", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sdlm.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)  # the benchmark's own measuring functions: one definition of "epochs"
-    epochs_to_target, sdlm_factory = bench.epochs_to_target, bench.sdlm_factory
 
     d = load_digits_data(n=600)
     X, y = d.X_train, d.y_train

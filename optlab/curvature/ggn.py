@@ -8,10 +8,18 @@ The slides (LeCun, "Gauss-Newton Approximation of the Hessian") write, for the s
     H(\omega) = \sum_p \frac{\partial N}{\partial\omega}^\top \frac{\partial N}{\partial\omega}
       + \sum_p (D_p - N)^\top \frac{\partial^2 N}{\partial\omega\,\partial\omega}
 
-and drop the second sum: the Gauss-Newton matrix :math:`G = \sum_p J_p^\top J_p` is positive
-semi-definite, and equals the Hessian of the network linearized in its parameters. For a general loss
-:math:`\ell(f, y)` the generalized Gauss-Newton (Schraudolph 2002) keeps the loss curvature in output
-space, :math:`H_\ell = \partial^2 \ell / \partial f^2`:
+**The slide's sign is wrong:** the gradient is :math:`-\sum_p (D_p - N)^\top \partial N/\partial\omega`, so differentiating
+again gives
+
+.. math::
+
+    H(\omega) = \sum_p \frac{\partial N}{\partial\omega}^\top \frac{\partial N}{\partial\omega}
+      - \sum_p (D_p - N)^\top \frac{\partial^2 N}{\partial\omega\,\partial\omega}
+
+(lecture 05 checks both signs numerically). Either way one drops the second sum: the Gauss-Newton
+matrix :math:`G = \sum_p J_p^\top J_p` is positive semi-definite, and equals the Hessian of the network
+linearized in its parameters. For a general loss :math:`\ell(f, y)` the generalized Gauss-Newton
+(Schraudolph 2002) keeps the loss curvature in output space, :math:`H_\ell = \partial^2 \ell / \partial f^2`:
 
 .. math::
 
