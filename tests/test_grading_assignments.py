@@ -228,8 +228,9 @@ CASES = [
 
 
 def _grade(name: str, folder: Path, out: Path) -> dict[str, dict]:
+    # generous limits: the widgets' assignments take about 10 s per notebook on an idle 2-core machine
     cmd = [sys.executable, "-m", "optlab.grading", "grade", str(ASSIGNMENTS / name), str(folder), "--out", str(out),
-           "--timeout", "120", "--jobs", "2"]
+           "--timeout", "300", "--reference-timeout", "300", "--jobs", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     with open(out, newline="", encoding="utf-8") as f:
@@ -316,6 +317,75 @@ def test_source_runs_clean_and_release_raises_only_not_implemented(name):
     assert {e["type"] for e in run.cell_errors.values()} == {"NotImplementedError"}
     run = run_notebook(code_cells(source_notebook(ASSIGNMENTS / name)), timeout=120)
     assert run.status == "ok", run.cell_errors
+
+
+# --- the reference solutions agree with the library -------------------------------------------------
+
+
+def _solution_namespace(name: str) -> dict:
+    """The namespace of the instructor notebook's graded cells (``skip-grading`` cells left out)."""
+    ns: dict = {}
+    for cell in code_cells(source_notebook(ASSIGNMENTS / name)):
+        exec(compile(cell, f"<{name}>", "exec"), ns)  # noqa: S102 (the instructor's own notebook)
+    return ns
+
+
+def test_adaptive_reference_kernels_follow_optlab_optim_on_the_probes_quadratic():
+    """The expected trajectories of assignment 3 are ``optlab.optim``'s (hence torch.optim's): the
+    solution kernels and the library kernels, 60 steps on the probes' rotated quadratic."""
+    import numpy as np
+    import torch
+
+    from optlab.optim import adagrad_update, adam_update, rmsprop_update, rprop_update
+
+    ns = _solution_namespace("03_adaptive")
+    probe = {p.name: p.code for p in load_checks(ASSIGNMENTS / "03_adaptive").probes}["adam_trajectory"]
+    quad: dict = {"np": np}
+    exec(probe.split("path = [theta]")[0].split("m = v")[0], quad)  # noqa: S102 (A and theta of the probe)
+    A, theta0 = quad["A"], quad["theta"]
+    T = torch.from_numpy
+    mine = {"adagrad": (theta0, np.zeros(3)), "rmsprop": (theta0, np.zeros(3)),
+            "adam": (theta0, np.zeros(3), np.zeros(3)), "rprop": (theta0, np.zeros(3), np.full(3, 0.1))}
+    lib = {k: tuple(T(np.array(x, dtype=float)) for x in v) for k, v in mine.items()}
+    for t in range(1, 61):
+        mine["adagrad"] = ns["adagrad_step"](mine["adagrad"][0], A @ mine["adagrad"][0], mine["adagrad"][1], 0.2)
+        lib["adagrad"] = adagrad_update(lib["adagrad"][0], T(A) @ lib["adagrad"][0], lib["adagrad"][1], t=t, alpha=0.2)
+        mine["rmsprop"] = ns["rmsprop_step"](mine["rmsprop"][0], A @ mine["rmsprop"][0], mine["rmsprop"][1], 0.01, gamma=0.95)
+        lib["rmsprop"] = rmsprop_update(lib["rmsprop"][0], T(A) @ lib["rmsprop"][0], lib["rmsprop"][1], alpha=0.01,
+                                        gamma=0.95)[:2]
+        th, m, v = mine["adam"]
+        mine["adam"] = ns["adam_step"](th, A @ th, m, v, t, 0.05, beta2=0.99)
+        th, m, v = lib["adam"]
+        lib["adam"] = adam_update(th, T(A) @ th, m, v, t=t, alpha=0.05, beta2=0.99)[:3]
+        mine["rprop"] = ns["rprop_step"](mine["rprop"][0], A @ mine["rprop"][0], *mine["rprop"][1:])
+        lib["rprop"] = rprop_update(lib["rprop"][0], T(A) @ lib["rprop"][0], *lib["rprop"][1:])
+        for k in mine:
+            assert np.allclose(mine[k][0], lib[k][0].numpy(), rtol=1e-9, atol=1e-12), (k, t)
+    assert not np.allclose(mine["adam"][0], theta0)  # the runs moved
+
+
+def test_normalization_reference_follows_torch_on_the_probes_shapes():
+    """Assignment 5's expected values are torch's batch norm (forward, running statistics, backward by
+    autograd) on the probes' 2-D and 4-D inputs."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    ns = _solution_namespace("05_normalization")
+    for shape, seed in (((7, 4), 21), ((3, 2, 4, 5), 22), ((5, 3, 6), 23)):
+        rng = np.random.default_rng(seed)
+        x, dy = rng.normal(size=shape) * 2 + 1, rng.normal(size=shape)
+        c = shape[1]
+        gamma, beta = rng.normal(size=c), rng.normal(size=c)
+        xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+        rm, rv = torch.full((c,), 0.5, dtype=torch.float64), torch.full((c,), 2.0, dtype=torch.float64)
+        y = F.batch_norm(xt, rm, rv, gt, bt, training=True, momentum=0.2, eps=1e-3)
+        y.backward(torch.tensor(dy))
+        assert np.allclose(ns["batchnorm_forward"](x, gamma, beta, eps=1e-3), y.detach().numpy())
+        assert np.allclose(np.concatenate(ns["update_running"](np.full(c, 0.5), np.full(c, 2.0), x, momentum=0.2)),
+                           torch.cat([rm, rv]).numpy())
+        for mine, ref in zip(ns["batchnorm_backward"](dy, x, gamma, eps=1e-3), (xt, gt, bt)):
+            assert np.allclose(mine, ref.grad.numpy())
 
 
 # --- nbgrader compatibility ------------------------------------------------------------------------
