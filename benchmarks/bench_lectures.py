@@ -6,9 +6,10 @@ resident memory stays at most 1 GB. Each notebook of ``lectures/`` (or the paths
 ``bash scripts/notebooks.sh`` re-executes them; the notebooks on disk are not changed.
 
 Printed per lecture: the wall time from starting the kernel to the end of the last cell, the time spent in
-the cells, the three slowest cells, and the kernel's peak resident set size (``ru_maxrss`` read inside the
-kernel by one extra cell after the lecture's own), with a verdict against the budget. The exit code is 1
-if a lecture fails or exceeds the budget.
+the cells, the three slowest cells, the kernel's CPU time and its peak resident set size (``getrusage`` read
+inside the kernel by one extra cell after the lecture's own), with a verdict against the budget (wall time
+and peak RSS). On a machine shared with other jobs the wall time grows with the load; the CPU time does
+not. The exit code is 1 if a lecture fails or exceeds the budget.
 
 Run from the repository root (so that the kernel imports this checkout's optlab)::
 
@@ -33,8 +34,9 @@ BUDGET_SECONDS = 60.0
 BUDGET_BYTES = 1 << 30  # 1 GiB
 # ru_maxrss is in kilobytes on Linux and in bytes on macOS
 PEAK_RSS_CELL = ("import resource, sys\n"
-                 "_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-                 "print('PEAK_RSS_BYTES', _peak if sys.platform == 'darwin' else _peak * 1024)")
+                 "_use = resource.getrusage(resource.RUSAGE_SELF)\n"
+                 "print('PEAK_RSS_BYTES', _use.ru_maxrss if sys.platform == 'darwin' else _use.ru_maxrss * 1024)\n"
+                 "print('CPU_SECONDS', _use.ru_utime + _use.ru_stime)")
 
 
 def cell_seconds(cell) -> float:
@@ -57,14 +59,16 @@ def bench(path: Path, timeout: int = 600) -> dict:
     t0 = time.perf_counter()
     client.execute()
     wall = time.perf_counter() - t0
-    peak = None
+    peak = cpu = None
     for out in nb.cells[-1].get("outputs", []):
         for line in out.get("text", "").splitlines():
             if line.startswith("PEAK_RSS_BYTES"):
                 peak = int(line.split()[1])
+            elif line.startswith("CPU_SECONDS"):
+                cpu = float(line.split()[1])
     times = [(cell_seconds(c), i) for i, c in enumerate(nb.cells[:n_cells]) if c.cell_type == "code"]
     return {"wall": wall, "cells": sum(t for t, _ in times), "slowest": sorted(times, reverse=True)[:3],
-            "peak_rss": peak}
+            "peak_rss": peak, "cpu": cpu}
 
 
 def main(argv=None) -> int:
@@ -74,7 +78,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "lectures").glob("*.ipynb"))
     print(f"budget per lecture: {BUDGET_SECONDS:.0f} s, {BUDGET_BYTES / 2**30:.0f} GiB peak RSS (fresh kernel)")
-    print(f"{'lecture':45s} {'wall s':>7s} {'cells s':>8s} {'peak RSS MiB':>13s}  verdict   slowest cells (index: s)")
+    print(f"{'lecture':45s} {'wall s':>7s} {'cells s':>8s} {'kernel CPU s':>13s} {'peak RSS MiB':>13s}  verdict   "
+          f"slowest cells (index: s)")
     results, ok = {}, True
     for path in paths:
         try:
@@ -87,7 +92,9 @@ def main(argv=None) -> int:
         ok &= within
         slow = ", ".join(f"{i}: {t:.1f}" for t, i in r["slowest"])
         rss = "?" if r["peak_rss"] is None else f"{r['peak_rss'] / 2**20:.0f}"
-        print(f"{path.name:45s} {r['wall']:7.1f} {r['cells']:8.1f} {rss:>13s}  {'ok' if within else 'OVER':7s}   {slow}")
+        verdict = "ok" if within else "OVER"
+        cpu = "?" if r["cpu"] is None else f"{r['cpu']:.1f}"
+        print(f"{path.name:45s} {r['wall']:7.1f} {r['cells']:8.1f} {cpu:>13s} {rss:>13s}  {verdict:7s}   {slow}")
         results[path.name] = r
     own = resource.getrusage(resource.RUSAGE_SELF)
     print(f"(this process: {own.ru_utime + own.ru_stime:.1f} s CPU; the kernels are separate processes)")

@@ -5,8 +5,8 @@
 #   bash scripts/notebooks.sh lectures/02_the_landscape.ipynb  only the notebooks given
 #   OPTLAB_VENV  the environment (default: .venv in the repository). When it exists it is used as it is:
 #                nothing is installed or upgraded. Only when it is missing does scripts/env.sh make it.
-# No timing metadata and no widget state are written, so re-executing an unchanged lecture changes
-# nothing but what its cells print.
+# No timing metadata and no widget state are written and consecutive prints are merged into one output,
+# so re-executing an unchanged lecture changes nothing but what its cells print.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${OPTLAB_VENV:-$ROOT/.venv}"
@@ -23,6 +23,7 @@ for nb in "$@"; do
     t0=$(date +%s)
     python -m jupyter nbconvert --to notebook --execute --inplace --log-level=WARN \
         --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=600 \
-        --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.store_widget_state=False "$nb"
+        --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.store_widget_state=False \
+        --NotebookExporter.preprocessors=nbconvert.preprocessors.CoalesceStreamsPreprocessor "$nb"
     echo "==> $nb re-executed in $(( $(date +%s) - t0 )) s"
 done

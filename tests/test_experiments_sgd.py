@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from optlab.experiments.sgd_tricks import averaged_loss, lr_sweep, outlier_displacement, steps_to_reach, stream_objective
+from optlab.experiments.sgd_tricks import (averaged_loss, lr_sweep, outlier_displacement, steps_to_reach,
+                                           stream_objective)
 from optlab.optim import SGD, AveragedSGD
 from optlab.trajectory import run
 
@@ -28,7 +29,8 @@ def seen(obj, calls):
 
 def test_ordered_stream_repeats_the_data_set_order():
     X, y = data()
-    assert seen(stream_objective(model(), torch.nn.functional.mse_loss, X, y, order="ordered"), 8) == [0, 1, 2, 3, 4, 5, 0, 1]
+    obj = stream_objective(model(), torch.nn.functional.mse_loss, X, y, order="ordered")
+    assert seen(obj, 8) == [0, 1, 2, 3, 4, 5, 0, 1]
 
 
 def test_shuffled_stream_is_a_new_permutation_each_epoch_and_seeded():
@@ -70,7 +72,8 @@ def test_averaged_loss_reads_the_averaged_weights():
     X, y = data()
     loss_at = lambda w: float(w[0])            # report the averaged weight itself
     t = run(stream_objective(model(), lambda o, t: 0.5 * ((o - t) ** 2).mean(), X, y, order="ordered"),
-            lambda p: AveragedSGD(p, lr=0.01, lambd=0.0, average_start=0), 3, diagnostics={"bar": averaged_loss(loss_at)})
+            lambda p: AveragedSGD(p, lr=0.01, lambd=0.0, average_start=0), 3,
+            diagnostics={"bar": averaged_loss(loss_at)})
     assert t.diagnostics["bar"][-1] == pytest.approx(t.thetas[1:, 0].mean(), rel=1e-12)
     with pytest.raises(ValueError, match="averaged_params"):
         run(stream_objective(model(), torch.nn.functional.mse_loss, X, y), lambda p: SGD(p, lr=0.01), 1,

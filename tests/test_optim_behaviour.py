@@ -355,3 +355,28 @@ def test_fused_kernel_falls_back_visibly_and_keeps_torch_bits(name):
 
 def test_kernel_names_are_the_three_documented_ones():
     assert KERNELS == ("fused", "inplace", "reference")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_kernel_follows_replaced_memory(name):
+    """The fused kernels reuse numpy views of a parameter and its state from step to step; replacing
+    ``p.data``, or the whole state through ``load_state_dict``, between steps must be seen: the next step
+    writes into the new memory (a stale view would leave ``p`` untouched and drift from torch)."""
+    entry = REGISTRY[name]
+    g = torch.Generator().manual_seed(1)
+    start, grads = torch.randn(5, 3, generator=g, dtype=D), torch.randn(6, 5, 3, generator=g, dtype=D)
+    ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    kw = {**entry.base, "momentum": 0.9} if name == "SGD" else entry.base  # plain SGD is one _foreach_add_
+    opt, ref = entry.make([ours], **kw), entry.make_reference([theirs], **kw)
+    for k in range(6):
+        if k == 2:
+            ours.data = ours.data.clone()  # a new tensor, same values, other memory
+        if k == 4:
+            opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # new state tensors
+        for p, o in ((ours, opt), (theirs, ref)):
+            p.grad = grads[k].clone()
+            o.step()
+        assert torch.equal(ours, theirs), k
+        assert set(opt.kernel_used.values()) == {"fused"}
+    for key, value in ref.state[theirs].items():
+        assert torch.equal(torch.as_tensor(opt.state[ours][key]), torch.as_tensor(value)), key

@@ -44,9 +44,10 @@ from torch import nn
 
 from ..errors import check, check_type, in_interval, int_in_range, is_integer, non_negative, positive, positive_int
 from ..landscape import linear_path
-from ..problems.base import model_objective
+from ..problems.base import Objective, model_objective
 from ..problems.digits import Digits, load_digits_data, mlp
 from ..trajectory import run
+from .sgd_tricks import stream_objective
 
 # --------------------------------------------------------------------------- convexity
 
@@ -237,7 +238,9 @@ class PathSum:
 def path_sum(model: nn.Sequential, x) -> PathSum:
     r"""The output of a bias-free ReLU net on one input ``x``, computed path by path:
 
-    .. math:: \hat y_k = \sum_{\text{paths } i \to j_1 \to \dots \to k \text{ active}} x_i\, w_{j_1 i}\, w_{j_2 j_1}\cdots w_{k j_{L-1}}
+    .. math::
+        \hat y_k = \sum_{\text{active paths } i \to j_1 \to \dots \to k}
+        x_i\, w_{j_1 i}\, w_{j_2 j_1}\cdots w_{k j_{L-1}}
 
     A path is active when every hidden unit on it has a positive pre-activation (its ReLU is "on";
     LeCun deck 002: "sum over active paths, product of all weights along the path"). Every path is
@@ -266,7 +269,8 @@ def path_sum(model: nn.Sequential, x) -> PathSum:
 def rescale_unit(model: nn.Sequential, layer: int, unit: int, c: float) -> nn.Sequential:
     r"""A copy of the ReLU net with hidden unit ``unit`` of hidden layer ``layer`` rescaled: incoming weights
     times ``c > 0``, outgoing weights divided by ``c``. Since :math:`\mathrm{ReLU}(cz) = c\,\mathrm{ReLU}(z)`,
-    the function is unchanged: the equivalent weights form a hyperbola :math:`w_{\text{in}}w_{\text{out}} = \text{const}`."""
+    the function is unchanged: the equivalent weights form a hyperbola
+    :math:`w_{\text{in}}w_{\text{out}} = \text{const}`."""
     positive("rescale_unit", "c", c)
     twin = copy.deepcopy(model)
     lins = _linears("rescale_unit", twin)
@@ -329,8 +333,8 @@ def seed_sweep(shapes: Sequence[Sequence[int]], seeds: Sequence[int] = (0, 1, 2,
     for i, shape in enumerate(shapes):
         for j, seed in enumerate(seeds):
             model = mlp((64, *shape, 10), activation=activation, seed=seed, dtype=dtype)
-            traj = run(model_objective(model, data.loss_fn, X, y), lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum),
-                       steps, record_params=False)
+            traj = run(model_objective(model, data.loss_fn, X, y),
+                       lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum), steps, record_params=False)
             losses[i, j] = traj.final_loss
             accs[i, j] = data.accuracy(model, "train")
     return SeedSweep(tuple(tuple(s) for s in shapes), tuple(seeds), losses, accs)
@@ -389,7 +393,8 @@ def hinge_vs_ramp(a: int = 3, b: int = 8, noise: float = 0.2, *, C: float = 1.0,
     in_interval("hinge_vs_ramp", "noise", noise, 0, 0.5, open_high=True)
     positive("hinge_vs_ramp", "C", C)
     positive_int("hinge_vs_ramp", "steps", steps)
-    check("hinge_vs_ramp", "s", s, isinstance(s, (int, float)) and s < 1, "a number < 1 (the ramp's flat level is 1 - s)")
+    check("hinge_vs_ramp", "s", s, isinstance(s, (int, float)) and s < 1,
+          "a number < 1 (the ramp's flat level is 1 - s)")
     Xtr, ytr, Xte, yte, flipped = _binary_digits(a, b, noise, seed)
     X, y = torch.tensor(Xtr), torch.tensor(ytr)
     P = len(y)
@@ -399,11 +404,9 @@ def hinge_vs_ramp(a: int = 3, b: int = 8, noise: float = 0.2, *, C: float = 1.0,
         return y * (X @ w[:-1] + w[-1])
 
     def fit(loss):
-        opt = torch.optim.Adam([w], lr=lr)
-        for _ in range(steps):
-            opt.zero_grad()
-            (0.5 / (C * P) * (w[:-1] ** 2).sum() + loss(margins()).mean()).backward()
-            opt.step()
+        objective = Objective([w], lambda: 0.5 / (C * P) * (w[:-1] ** 2).sum() + loss(margins()).mean(),
+                              name="linear classifier")
+        run(objective, lambda p: torch.optim.Adam(p, lr=lr), steps, record_params=False)
         with torch.no_grad():
             m = margins().numpy()
             wt = w.detach().numpy().copy()
@@ -424,17 +427,13 @@ class ClassifierTable:
 
 
 def train_cnn(data: Digits, seed: int = 0, epochs: int = 12, batch_size: int = 64, lr: float = 0.01) -> nn.Sequential:
-    """A digits ConvNet (:func:`optlab.problems.cnn`, tanh) trained by mini-batch Adam, seeded (data order too)."""
+    """A digits ConvNet (:func:`optlab.problems.cnn`, tanh) trained by ``epochs`` epochs of shuffled mini-batch
+    Adam (:func:`optlab.experiments.sgd_tricks.stream_objective`), seeded (weights and data order)."""
     positive_int("train_cnn", "epochs", epochs)
     model = data.model("cnn", seed=seed)
     X, y = data.batch("train")
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(X), generator=g).split(batch_size):
-            opt.zero_grad()
-            data.loss_fn(model(X[idx]), y[idx]).backward()
-            opt.step()
+    stream = stream_objective(model, data.loss_fn, X, y, batch_size=batch_size, seed=seed, name="digits ConvNet")
+    run(stream, lambda p: torch.optim.Adam(p, lr=lr), epochs * (len(X) // batch_size), record_params=False)
     return model
 
 

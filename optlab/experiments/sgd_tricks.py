@@ -92,7 +92,10 @@ def stream_objective(model: nn.Module, loss_fn: Callable, X: torch.Tensor, y: to
                 epoch = torch.randperm(len(X), generator=gen)
             else:
                 epoch = torch.arange(len(X))
-            epoch = epoch[: len(epoch) - len(epoch) % batch_size] if len(epoch) >= batch_size else epoch.repeat(batch_size)
+            if len(epoch) >= batch_size:
+                epoch = epoch[: len(epoch) - len(epoch) % batch_size]  # drop the incomplete last batch
+            else:
+                epoch = epoch.repeat(batch_size)
             state["queue"] = torch.cat([state["queue"], epoch])
         idx, state["queue"] = state["queue"][:batch_size], state["queue"][batch_size:]
         return idx

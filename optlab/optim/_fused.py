@@ -132,24 +132,35 @@ class fused_kernel:
     """
 
     def __init__(self, loop):
-        self.loop, self.compiled = loop, {}
+        self.loop, self.compiled, self.order = loop, {}, {}
         self.names = list(inspect.signature(loop).parameters)
         functools.update_wrapper(self, loop)
 
+    def _scalar_order(self, n_arrays: int, scalars: dict) -> tuple[str, ...]:
+        """The loop's scalar names after its first ``n_arrays`` arguments; ``TypeError`` unless ``scalars`` has them all."""
+        known = self.order.get(n_arrays)
+        if known is None:
+            known = self.order[n_arrays] = (tuple(self.names[n_arrays:]), frozenset(self.names[n_arrays:]))
+        order, names = known
+        if scalars.keys() != names:
+            raise TypeError(f"{self.loop.__name__}: got scalars {sorted(scalars)}; expected {sorted(order)}")
+        return order
+
+    def _compiled(self, parallel: bool):
+        """The loop compiled for many cores (``parallel``) or one, on first use."""
+        import numba
+        loop = _with_globals(self.loop, _numba_helpers())
+        if not parallel:
+            loop.__qualname__ += "_serial"  # its own entry in numba's on-disk cache
+        compiled = self.compiled[parallel] = numba.njit(
+            parallel=parallel, cache=True, nogil=True, error_model="numpy")(loop)
+        return compiled
+
     def __call__(self, *arrays, **scalars):
-        if set(scalars) != set(self.names[len(arrays):]):
-            raise TypeError(f"{self.loop.__name__}: got scalars {sorted(scalars)}; expected "
-                            f"{sorted(self.names[len(arrays):])}")
+        order = self._scalar_order(len(arrays), scalars)
         parallel = arrays[0].shape[0] >= GRAIN
-        compiled = self.compiled.get(parallel)
-        if compiled is None:
-            import numba
-            loop = _with_globals(self.loop, _numba_helpers())
-            if not parallel:
-                loop.__qualname__ += "_serial"  # its own entry in numba's on-disk cache
-            compiled = self.compiled[parallel] = numba.njit(
-                parallel=parallel, cache=True, nogil=True, error_model="numpy")(loop)
-        return compiled(*arrays, *(scalars[n] for n in self.names[len(arrays):]))
+        compiled = self.compiled.get(parallel) or self._compiled(parallel)
+        return compiled(*arrays, *[scalars[n] for n in order])
 
 
 @functools.cache
@@ -179,20 +190,26 @@ def torch_arithmetic_mismatch() -> str | None:
 
 
 def unavailable_reason(theta: Tensor, g: Tensor, *state: Tensor) -> str | None:
-    """Why the fused kernels cannot step ``theta`` (gradient ``g``, per-element ``state``); ``None`` if they can."""
+    """Why the fused kernels cannot step ``theta`` (gradient ``g``, per-element ``state``); ``None`` if they can.
+
+    Asked on every step (a tensor may be replaced or moved between steps), so the common case, every
+    tensor dense, CPU, contiguous and like ``theta``, is one short test per tensor.
+    """
     if not _NUMBA:
         return "numba is not installed"
-    if theta.dtype not in (torch.float32, torch.float64):
-        return f"the parameter's dtype is {theta.dtype} (the fused kernels take float32 and float64)"
+    dtype, shape = theta.dtype, theta.shape
+    if dtype not in (torch.float32, torch.float64):
+        return f"the parameter's dtype is {dtype} (the fused kernels take float32 and float64)"
     for name, t in (("parameter", theta), ("gradient", g), *(("state", s) for s in state)):
+        if t.layout is torch.strided and t.is_cpu and t.dtype is dtype and t.shape == shape and t.is_contiguous():
+            continue  # the common case, in one test
         if t.layout != torch.strided:
             return f"the {name} is sparse"
         if not t.is_cpu:
             return f"the {name} is on {t.device}"
-        if t.dtype != theta.dtype or t.shape != theta.shape:
-            return f"the {name} is {t.dtype} {tuple(t.shape)}, the parameter {theta.dtype} {tuple(theta.shape)}"
-        if not t.is_contiguous():
-            return f"the {name} is not contiguous"
+        if t.dtype != dtype or t.shape != shape:
+            return f"the {name} is {t.dtype} {tuple(t.shape)}, the parameter {dtype} {tuple(shape)}"
+        return f"the {name} is not contiguous"
     if g.requires_grad:
         return "the gradient requires grad (a graph through the step is torch's differentiable=True)"
     if g.data_ptr() == theta.data_ptr():
@@ -203,7 +220,42 @@ def unavailable_reason(theta: Tensor, g: Tensor, *state: Tensor) -> str | None:
 def arrays(*tensors: Tensor | None):
     """Flat numpy views sharing memory with ``tensors`` (``None`` becomes an empty array of the dtype)."""
     dtype = np.float32 if tensors[0].dtype == torch.float32 else np.float64
-    return tuple(np.empty(0, dtype) if t is None else t.detach().numpy().ravel() for t in tensors)
+    return [np.empty(0, dtype) if t is None else (t.detach() if t.requires_grad else t).numpy().reshape(-1)
+            for t in tensors]
+
+
+class ArrayCache:
+    """:func:`arrays` for the tensors of one parameter that live from step to step (the parameter, its
+    state, scratch): each view is made once and reused, since making one costs about a microsecond.
+
+    Every call passes the same kinds of tensors in the same order. A view is reused while the tensor in
+    its place is the same object on the same memory (``data_ptr``, dtype and shape as when the view was
+    made), so ``p.data = ...``, a new state tensor or a new state (``load_state_dict``) gets a new view.
+    The tensors must have passed :func:`unavailable_reason` (dense, contiguous, CPU) in this step; the
+    cache holds the tensors of its last call and nothing older.
+
+    Example:
+        >>> cache, x = ArrayCache(), torch.zeros(3)
+        >>> cache(x)[0] is cache(x)[0], cache(x)[0] is cache(x.clone())[0]
+        (True, False)
+    """
+
+    def __init__(self):
+        self.entries: list = []  # per place: (tensor, (data_ptr, dtype, shape), view)
+
+    def __call__(self, *tensors: Tensor | None) -> list:
+        if len(self.entries) != len(tensors):
+            self.entries = [(None, None, None)] * len(tensors)
+        views = []
+        for i, t in enumerate(tensors):
+            held, memory, view = self.entries[i]
+            if t is None:
+                view = np.empty(0, np.float32 if tensors[0].dtype == torch.float32 else np.float64)
+            elif held is not t or memory != (t.data_ptr(), t.dtype, t.shape):
+                view = arrays(t)[0]
+                self.entries[i] = (t, (t.data_ptr(), t.dtype, t.shape), view)
+            views.append(view)
+        return views
 
 
 def scalars(like: Tensor, **values: float) -> dict:

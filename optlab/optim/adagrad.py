@@ -92,19 +92,23 @@ def adagrad_update_(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float
 
 
 def adagrad_fused(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, lr_decay: float, eps: float,
-                  weight_decay: float, maximize: bool, work: Tensor) -> None:
+                  weight_decay: float, maximize: bool, work: Tensor, views=arrays) -> None:
     r""":func:`adagrad_update` in place: :func:`_adagrad_sum_loop`, torch's square root, :func:`_adagrad_theta_loop`.
 
     One pass over memory: the second loop reads :math:`\theta` and :math:`g` once and the root that
     ``torch.sqrt`` (the square root torch.optim takes, see :mod:`optlab.optim._fused`) just wrote into
     ``work`` (scratch shaped like ``theta``).
+
+    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
+    or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
     """
-    grad = dict(maximize=maximize, l2=weight_decay != 0)
-    _adagrad_sum_loop(*arrays(theta, g, r), **scalars(theta, wd=weight_decay), **grad)
+    theta_, r_, root_ = views(theta, r, work)
+    g_ = arrays(g)[0]
+    hyper = scalars(theta, wd=weight_decay, eps=eps, minus_alpha_t=-(alpha / (1 + (t - 1) * lr_decay)))
+    l2 = weight_decay != 0
+    _adagrad_sum_loop(theta_, g_, r_, wd=hyper["wd"], maximize=maximize, l2=l2)
     torch.sqrt(r, out=work)
-    _adagrad_theta_loop(*arrays(theta, g, work), **scalars(theta, wd=weight_decay, eps=eps,
-                                                            minus_alpha_t=-(alpha / (1 + (t - 1) * lr_decay))),
-                        **grad)
+    _adagrad_theta_loop(theta_, g_, root_, **hyper, maximize=maximize, l2=l2)
 
 
 @fused_kernel
@@ -187,6 +191,6 @@ class Adagrad(KernelOptimizer):
             p.copy_(theta)
             state["sum"].copy_(r)
         elif kernel == "fused":
-            adagrad_fused(p, g, state["sum"], **hyper, work=self._workspace(p))
+            adagrad_fused(p, g, state["sum"], **hyper, work=self._workspace(p), views=self._array_cache(p))
         else:
             adagrad_update_(p, g, state["sum"], **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

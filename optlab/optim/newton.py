@@ -33,11 +33,10 @@ from torch import Tensor
 
 from ..curvature import LossHessianOperator, cg
 from ..flat import add_, unflatten
-from ..errors import check, non_negative, positive_int_or_none
+from ..errors import non_negative
+from .gauss_newton import check_solver_options
 from .param_groups import all_params, joint_option, per_coordinate
 from .closure import evaluate, leave_gradient
-
-SOLVERS = ("dense", "cg")
 
 
 def newton_direction(g: Tensor, H: Tensor, mu: Tensor | float = 0.0) -> Tensor:
@@ -71,15 +70,6 @@ def newton_update(theta: Tensor, g: Tensor, H: Tensor, *, alpha: Tensor | float 
     Reference: Nocedal & Wright (2006). Numerical Optimization, section 3.3.
     """
     return theta + alpha * newton_direction(g, H, mu)
-
-
-def check_solver_args(name: str, lr, damping, solver, cg_max_iter, cg_rtol) -> None:
-    """The hyper-parameters shared by the Newton family (Newton, Gauss-Newton, Levenberg-Marquardt)."""
-    non_negative(name, "lr", lr)
-    non_negative(name, "damping", damping)
-    check(name, "solver", solver, solver in SOLVERS, f"one of {SOLVERS}")
-    positive_int_or_none(name, "cg_max_iter", cg_max_iter)
-    non_negative(name, "cg_rtol", cg_rtol)
 
 
 def hessian_step(optimizer: torch.optim.Optimizer, closure,
@@ -141,7 +131,10 @@ class Newton(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1.0, damping: float = 0.0, *, solver: str = "dense",
                  cg_max_iter: int | None = None, cg_rtol: float = 1e-10):
-        check_solver_args(type(self).__name__, lr, damping, solver, cg_max_iter, cg_rtol)
+        name = type(self).__name__
+        non_negative(name, "lr", lr)
+        non_negative(name, "damping", damping)
+        check_solver_options(name, solver, cg_max_iter, cg_rtol)
         super().__init__(params, dict(lr=lr, damping=damping, solver=solver, cg_max_iter=cg_max_iter, cg_rtol=cg_rtol))
 
     def _direction(self, H: LossHessianOperator, mu: Tensor) -> Tensor:

@@ -105,21 +105,26 @@ def rmsprop_update_(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b
 
 def rmsprop_fused(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b: Tensor | None, *, alpha: float,
                   gamma: float, eps: float, weight_decay: float, mu: float, centered: bool, maximize: bool,
-                  work: Tensor) -> None:
+                  work: Tensor, views=arrays) -> None:
     r""":func:`rmsprop_update` in place: :func:`_rmsprop_r_loop`, torch's square root, :func:`_rmsprop_theta_loop`.
 
     One pass over memory: the first loop updates :math:`r` (and :math:`\bar g`, writing
     :math:`r - \bar g^2` into ``work`` when centered), ``torch.sqrt`` (the square root torch.optim
     takes, see :mod:`optlab.optim._fused`) writes the root into ``work`` (scratch shaped like
     ``theta``), and the second loop reads it back.
+
+    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
+    or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
     """
-    grad = dict(maximize=maximize, l2=weight_decay != 0)
-    _rmsprop_r_loop(*arrays(theta, g, r, g_bar, work), **scalars(theta, wd=weight_decay, gamma=gamma, c=1 - gamma),
-                    **lerp_weight(theta, 1 - gamma), centered=centered, **grad)
+    theta_, r_, g_bar_, b_, root_ = views(theta, r, g_bar, b, work)
+    g_ = arrays(g)[0]
+    wd = scalars(theta, wd=weight_decay)["wd"]
+    l2 = weight_decay != 0
+    _rmsprop_r_loop(theta_, g_, r_, g_bar_, root_, wd=wd, **scalars(theta, gamma=gamma, c=1 - gamma),
+                    **lerp_weight(theta, 1 - gamma), centered=centered, maximize=maximize, l2=l2)
     torch.sqrt(work if centered else r, out=work)
-    _rmsprop_theta_loop(*arrays(theta, g, b, work), **scalars(theta, wd=weight_decay, eps=eps, mu=mu,
-                                                               minus_alpha=-alpha),
-                        momentum=mu > 0, **grad)
+    _rmsprop_theta_loop(theta_, g_, b_, root_, wd=wd, **scalars(theta, eps=eps, mu=mu, minus_alpha=-alpha),
+                        momentum=mu > 0, maximize=maximize, l2=l2)
 
 
 @fused_kernel
@@ -218,6 +223,6 @@ class RMSprop(KernelOptimizer):
             if b is not None:
                 b.copy_(b_new)
         elif kernel == "fused":
-            rmsprop_fused(p, g, r, g_bar, b, **hyper, work=self._workspace(p))
+            rmsprop_fused(p, g, r, g_bar, b, **hyper, work=self._workspace(p), views=self._array_cache(p))
         else:
             rmsprop_update_(p, g, r, g_bar, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

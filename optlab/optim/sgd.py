@@ -107,16 +107,20 @@ def sgd_update_(
 
 
 def sgd_fused(theta: Tensor, g: Tensor, b: Tensor | None, *, alpha: float, mu: float, dampening: float,
-              nesterov: bool, weight_decay: float, maximize: bool) -> Tensor | None:
+              nesterov: bool, weight_decay: float, maximize: bool, views=arrays) -> Tensor | None:
     r""":func:`sgd_update` in place in one pass over memory (:func:`_sgd_loop`; tensors that
     :func:`~optlab.optim._fused.unavailable_reason` accepts); returns the buffer (created, as a copy of
     :math:`g`, when ``None`` and :math:`\mu \ne 0`).
+
+    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
+    or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
     """
     first = mu != 0 and b is None
     if first:
         b = torch.empty_like(theta)
-    _sgd_loop(*arrays(theta, g, b), **scalars(theta, wd=weight_decay, mu=mu, one_minus_tau=1 - dampening,
-                                               minus_alpha=-alpha),
+    theta_, b_ = views(theta, b)
+    _sgd_loop(theta_, arrays(g)[0], b_, **scalars(theta, wd=weight_decay, mu=mu, one_minus_tau=1 - dampening,
+                                                    minus_alpha=-alpha),
               maximize=maximize, l2=weight_decay != 0, momentum=mu != 0, first=first, nesterov=nesterov)
     return b
 
@@ -210,7 +214,7 @@ class SGD(KernelOptimizer):
             theta, b_new = sgd_update(p, g, b, **hyper)
             p.copy_(theta)
         elif kernel == "fused":
-            b_new = sgd_fused(p, g, b, **hyper)
+            b_new = sgd_fused(p, g, b, **hyper, views=self._array_cache(p))
         else:
             b_new = sgd_update_(p, g, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
         if b_new is not None:
