@@ -116,7 +116,7 @@ STATUS = [
     Claim(11, "06", REPRODUCED, "the diagonal is re-estimated every epoch on 192 patterns: +20% FLOPs (+7% every "
                                 "3 epochs), small rather than negligible"),
     Claim(12, "06", DIFFERS, "digits, best of a sweep each: 1.00x on the 64-30-10 tanh net (5.25 vs 5.25 epochs), "
-                             "1.39x on a 64-16-16-10 sigmoid net (13.49 vs 9.74 epochs), not about 3x"),
+                             "1.33x on a 64-16-16-10 sigmoid net (12.99 vs 9.74 epochs), not about 3x"),
     Claim(13, "06", DIFFERS, "mechanism reproduced (the second set is the first with a 6.3x larger epsilon); the "
                              "numbers are not: the stated data give diagonal entries 1 : 1.06 : 1.42, so rates within "
                              "1.42x, where the slide's 1 : 1/4 : 1/6 need about 1 : 4 : 6"),
@@ -1150,14 +1150,14 @@ def test_claim_012_sdlm_against_tuned_sgd(digits_full):
     X, y = digits_full
     tanh = sdlm_speedup((64, 30, 10), "tanh", X, y, target=0.05, epochs=40, sgd_lrs=[0.5, 0.7, 1.0, 1.5],
                         sdlm_grid=[(0.005, 0.001), (0.007, 0.001), (0.007, 0.003), (0.01, 0.003)])
-    sigmoid = sdlm_speedup((64, 16, 16, 10), "sigmoid", X, y, target=0.05, epochs=40, sgd_lrs=[2.0, 3.0, 5.0],
+    sigmoid = sdlm_speedup((64, 16, 16, 10), "sigmoid", X, y, target=0.05, epochs=40, sgd_lrs=[3.0, 3.5, 4.0],
                            sdlm_grid=[(0.005, 0.001), (0.01, 0.001), (0.01, 0.003), (0.02, 0.003)])
     assert (tanh.best_sgd, tanh.best_sdlm) == (1.0, (0.007, 0.001))
     assert tanh.factor == pytest.approx(1.00, abs=0.01)
-    assert (sigmoid.best_sgd, sigmoid.best_sdlm) == (3.0, (0.01, 0.001))
-    assert sigmoid.factor == pytest.approx(1.39, abs=0.01)
+    assert (sigmoid.best_sgd, sigmoid.best_sdlm) == (3.5, (0.01, 0.001))
+    assert sigmoid.factor == pytest.approx(1.33, abs=0.01)
     # the best of each sweep is inside it (a neighbour on each side is worse), so each method is tuned
-    for s, lrs in ((tanh, [0.5, 0.7, 1.0, 1.5]), (sigmoid, [2.0, 3.0, 5.0])):
+    for s, lrs in ((tanh, [0.5, 0.7, 1.0, 1.5]), (sigmoid, [3.0, 3.5, 4.0])):
         i = lrs.index(s.best_sgd)
         assert 0 < i < len(lrs) - 1 and s.sgd[lrs[i - 1]] > s.sgd[s.best_sgd] < s.sgd[lrs[i + 1]]
 

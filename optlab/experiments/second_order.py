@@ -267,7 +267,8 @@ class AutoencoderRun:
 def train_autoencoder(method: str, lr: float, X: torch.Tensor, *, sizes=(64, 32, 16, 32, 64), updates: int = 1000,
                       batch: int = 32, T: int | None = 100, eps: float = 0.1, n_samples: int = 500, every: int = 50,
                       seed: int = 1) -> AutoencoderRun:
-    r"""SGD or PRONG (Desjardins et al. 2015, Algorithm 1) on :func:`autoencoder` with :func:`reconstruction_loss`.
+    r"""SGD or PRONG (Desjardins et al. 2015, Algorithm 1) on :func:`autoencoder` with :func:`reconstruction_loss`;
+    a diverged run (non-finite loss, or a covariance without eigendecomposition) gets ``inf`` losses from there on.
 
     ``method="prong"``: every linear layer whitened (:func:`~optlab.optim.whiten_sequential`), re-whitened from
     ``n_samples`` images with regularizer ``eps`` at t = 0 and then before every T-th update (``T=None``: only
@@ -307,7 +308,11 @@ def train_autoencoder(method: str, lr: float, X: torch.Tensor, *, sizes=(64, 32,
         if method == "prong" and T is not None and t > 0 and t % T == 0:
             with torch.no_grad():
                 before = net(probe)
-                opt.reparametrize()
+                try:
+                    opt.reparametrize()
+                except torch.linalg.LinAlgError:  # a diverged net's covariance has no eigendecomposition
+                    losses += [math.inf] * (updates // every - len(losses))
+                    break
                 change = max(change, float((net(probe) - before).abs().max()))
             n_reparam += 1
         idx = torch.randint(0, len(X), (batch,), generator=g)
