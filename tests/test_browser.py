@@ -20,8 +20,9 @@ LECTURE = "01_gradient_descent_on_a_quadratic.ipynb"
 
 
 def table_cells(page, css_class: str) -> list[list[str]]:
-    """The text of every data row's cells in the widget table ``<div class=css_class>``."""
-    return page.evaluate("""cls => Array.from(document.querySelectorAll(`.${cls} table tr`))
+    """The text of every data row's cells in the first widget table ``<div class=css_class>`` of the page
+    (the lecture's first learning-rate widget; a later one, fed by a network's eigenvalues, has its own)."""
+    return page.evaluate("""cls => Array.from(document.querySelector(`.${cls}`).querySelectorAll('table tr'))
         .slice(1).map(tr => Array.from(tr.cells).map(td => td.textContent.trim()))""", css_class)
 
 
@@ -36,7 +37,7 @@ def shown_state(page):
 
 def test_lecture_widget_responds_to_the_keyboard(lab, browser, tmp_path):
     with open_notebook(browser, lab, LECTURE, tmp_path) as notebook, notebook.reporting(tmp_path) as page:
-        page.locator(".optlab-lr-regimes").wait_for(timeout=60_000)
+        page.locator(".optlab-lr-regimes").first.wait_for(timeout=60_000)
         alpha0, lambdas, regimes0 = shown_state(page)
         image0 = page.locator(".widget-image").first.get_attribute("src")
         assert regimes0 == gd_regimes(lambdas, alpha0)

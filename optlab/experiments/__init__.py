@@ -11,9 +11,9 @@ dataclass or arrays), which the lecture prints and plots (with :mod:`optlab.plot
 :mod:`.sgd_tricks`            lecture 03: sample streams, SGD vs batch, redundancy, ordering, averaging
 :mod:`.adaptive`              lecture 04: eigen speeds, the slide's NAG, planes, Rprop drift, passes, comparisons
 :mod:`.curvature_measures`    lecture 05: costs in FLOPs, finite-difference HVP errors, power method, layer change
-:mod:`.second_order`          lecture 06: epochs to a target loss (SDLM against a tuned SGD sweep)
+:mod:`.second_order`          lecture 06: SDLM against a tuned SGD sweep, units of a step, natural-gradient runs, PRONG autoencoder
 :mod:`.normalization`         lecture 07: BN placements, learning-rate grids, saturation, BN as diagonal PRONG
-:mod:`.landscape_up_close`    lecture 08 (groundwork): random critical points, gradient flow, random-walk control,
+:mod:`.landscape_up_close`    lecture 08: random critical points, gradient flow, random-walk control,
                               SGD diagnostics (gradient norm, g'Hg, optimal step)
 ===========================  ==========================================================================
 """
