@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from test_browser import free_port
+from browser_support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = sorted(p.name for p in (ROOT / "lectures").glob("*.ipynb"))

@@ -18,11 +18,12 @@ import numpy as np
 
 from ..problems.gd_quadratic import as_alpha, as_lambdas, gd_factors, gd_rate, gd_regimes
 from ._figure import FigureImage
+from ._state import WidgetState
 from ._view import WidgetView
 
 
 @dataclass(frozen=True)
-class LRRegimesState:
+class LRRegimesState(WidgetState):
     """What the widget shows, as numbers: a grader or a test reads this."""
 
     lambdas: np.ndarray  #: Hessian eigenvalues lambda_i
@@ -97,13 +98,9 @@ class LearningRateRegimes(WidgetView):
         self.table = widgets.HTML()
         self._fig = FigureImage(ncols=2, figsize=(9.0, 3.2))
         self._build_figure(first, alpha_limit)
-        self.slider.observe(self._on_alpha, names="value")
+        self.controls = {"alpha": self.slider}
         self.widget = widgets.VBox([self.slider, self._fig.image, self.table])
-        self._update(alpha)
-
-    @property
-    def state(self) -> LRRegimesState:
-        return self._state
+        self._connect()
 
     def _build_figure(self, s: LRRegimesState, alpha_limit: float) -> None:
         ax_k, ax_a = self._fig.axes
@@ -124,13 +121,13 @@ class LearningRateRegimes(WidgetView):
                  title="contraction per step")
         ax_a.legend(loc="upper left", fontsize="small")
 
-    def _on_alpha(self, change) -> None:
-        self._update(change["new"])
+    def _compute(self, values: dict) -> LRRegimesState:
+        return lr_regimes_model(self.lambdas, values["alpha"], self.k_max)
 
-    def _update(self, alpha: float) -> None:
-        self._state = s = lr_regimes_model(self.lambdas, alpha, self.k_max)
+    def _show(self, s: LRRegimesState) -> None:
+        self.table.value = regimes_table_html(s)
+
+    def _draw(self, s: LRRegimesState) -> None:
         for line, row in zip(self._lines, s.factors):
             line.set_ydata(row)
-        self._alpha_mark.set_xdata([alpha, alpha])
-        self._fig.refresh()
-        self.table.value = regimes_table_html(s)
+        self._alpha_mark.set_xdata([s.alpha, s.alpha])
