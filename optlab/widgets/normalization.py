@@ -1,0 +1,437 @@
+r"""The numbers behind :class:`~optlab.widgets.NormalizationEffect`: input transforms and normalization layers.
+
+Two pure models, each returning a frozen dataclass (no widgets, no plotting):
+
+* :func:`input_normalization_model` -- linear least squares :math:`L(w) = \frac1{2N}\sum_i (w^\top x_i - t_i)^2`,
+  whose Hessian is the inputs' second-moment matrix :math:`H = \frac1N\sum_i x_i x_i^\top` (deck 002: "Hessian
+  is covariance matrix of input vectors"), on a data set after one of the transforms of
+  :mod:`optlab.problems.transforms`. It returns the eigenvalues and :math:`\kappa`, the best fixed step
+  :math:`\alpha^* = 2/(\lambda_{\min}+\lambda_{\max})`, its rate :math:`\rho = (\kappa-1)/(\kappa+1)`, the steps
+  to shrink the error by :math:`10^{-6}` predicted (:math:`\lceil\ln 10^{-6}/\ln\rho\rceil`) and run, the GD path
+  at :math:`\alpha^*` and the error contours in a plane (the weights themselves for 2 inputs; the
+  eigen-directions of :math:`\lambda_{\max}` and :math:`\lambda_{\min}` otherwise, where GD's coordinates move
+  independently, so the plane shows the run exactly).
+* :func:`layer_normalization_model` -- a digits MLP or CNN (:mod:`optlab.problems.digits`) with a
+  normalization of :mod:`optlab.nn` before each hidden activation, against the same net without: the
+  hidden pre-activations' mean and spread at initialisation and after training, :math:`\lambda_{\max}` of the
+  loss Hessian at initialisation (Lanczos, :mod:`optlab.curvature`) and :math:`2/\lambda_{\max}`, the training
+  losses of mini-batch SGD at the chosen learning rate (:func:`optlab.trajectory.run` with
+  :class:`optlab.optim.SGD`), and BatchNorm's dependence on the batch: the loss of the training set in
+  train mode (batch statistics, batches of the chosen size) against eval mode (running statistics), and
+  how much one sample's output changes with the batch it is in.
+
+Slides: Y. LeCun, deck 000, "Making the Hessian better conditioned" (center, decorrelate, normalize);
+R. Zemel, lecture 4, "Ill-conditioned curvature: normalization"; Y. LeCun, deck 002, "Normalization
+tricks" (batch / layer / instance / group norm over N, C, H, W). The slide writes group norm's axes as
+"N, C subset"; Wu & He's group norm (implemented here, :class:`optlab.nn.GroupNorm`) averages over a subset
+of C and over H, W, per sample -- the diagram shows the published axes.
+References: LeCun, Bottou, Orr & Müller (1998), "Efficient BackProp", 4.3; Ioffe & Szegedy (2015);
+Ba, Kiros & Hinton (2016); Ulyanov, Vedaldi & Lempitsky (2016); Wu & He (2018).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import check, is_integer, is_number, one_of
+from ..problems.gd_quadratic import as_lambdas, best_alpha, gd_rate
+from ._state import WidgetState
+
+#: the data sets of the inputs part (name -> where it comes from)
+DATASETS = ("two gaussians", "badly scaled", "non-centered", "correlated cloud", "digits")
+#: the transforms (name shown -> function name in optlab.problems.transforms; None = the raw inputs)
+TRANSFORM_NAMES = {"raw": None, "centered": "center", "standardized": "standardize",
+                   "decorrelated": "decorrelate", "whitened": "whiten"}
+SHRINK = 1e-6  #: the error reduction the step counts refer to
+PATH_STEPS = 400  #: at most this many GD steps are drawn
+GRID = 61  #: contour grid points per axis
+
+#: the layers part's normalizations (None: the plain net) and the axes each averages over
+NORMS = ("none", "batch", "layer", "instance", "group")
+NORM_AXES = {"none": "", "batch": "N, H, W", "layer": "C, H, W", "instance": "H, W",
+             "group": "C subset, H, W"}
+MODELS = ("mlp", "cnn")
+BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128, 256)
+CURVATURE_SAMPLES = 256  #: training samples the Hessian at initialisation is measured on
+
+
+# ----- inputs: linear least squares -------------------------------------------------------------------------
+
+def dataset_inputs(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, t)`` of one of :data:`DATASETS` (seeded, offline).
+
+    ``"digits"``: scikit-learn's 8x8 digits scaled to [0, 1] without the 3 pixels that are 0 in every
+    image (a constant input has no variance to standardize, and makes :math:`H` singular), targets
+    :math:`\\pm1` for digits >= 5 and < 5.
+    """
+    one_of("dataset_inputs", "name", name, DATASETS)
+    from .. import problems as P
+
+    if name == "two gaussians":
+        return P.two_gaussians_data()
+    if name == "badly scaled":
+        return P.badly_scaled_table()
+    if name == "non-centered":
+        return P.non_centered_table()
+    if name == "correlated cloud":
+        return P.correlated_cloud_data()
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X = d.data / 16.0
+    return X[:, X.var(0) > 0], np.where(d.target >= 5, 1.0, -1.0)
+
+
+@dataclass(frozen=True)
+class InputsState(WidgetState):
+    """The inputs part: one data set after one transform, as numbers."""
+
+    dataset: str
+    transform: str
+    points: np.ndarray  #: the transformed inputs shown (first two coordinates, or first two principal ones), (N, 2)
+    points_are_principal: bool  #: whether ``points`` are principal coordinates (more than 2 inputs)
+    eigenvalues: np.ndarray  #: eigenvalues of H (descending)
+    kappa: float  #: lambda_max / lambda_min
+    lambda_max: float
+    alpha_star: float  #: best fixed step 2 / (lambda_min + lambda_max)
+    rate: float  #: max |1 - alpha* lambda_i| = (kappa - 1) / (kappa + 1)
+    steps_predicted: float  #: first k with rate^k <= 1e-6 (inf: never)
+    steps_run: float  #: first k with |w_k - w*| <= 1e-6 |w_0 - w*| on the GD run at alpha* (inf: never)
+    plane: str  #: "weights" (2 inputs) or "eigen" (the lambda_max and lambda_min eigen-directions)
+    path: np.ndarray  #: the GD run at alpha* in the plane, (k + 1, 2)
+    grid_x: np.ndarray  #: contour grid, (GRID,)
+    grid_y: np.ndarray
+    grid_loss: np.ndarray  #: excess loss L - L* on the grid, (GRID, GRID)
+    levels: np.ndarray  #: contour levels
+
+
+def first_step_below(lambdas, alpha: float, coords0, factor: float = SHRINK) -> float:
+    r"""The first step :math:`k` at which gradient descent on :math:`\frac12 d^\top\mathrm{diag}(\lambda)d` has
+    shrunk its error :math:`\|d_k\|` to ``factor`` times :math:`\|d_0\|` (``inf`` when it never does).
+
+    The iterates are the closed form :math:`d_k = (1-\alpha\lambda_i)^k d_{0,i}`
+    (:func:`optlab.problems.quadratic.gd_iterates`, tested equal to :class:`optlab.optim.SGD`'s run), searched
+    by doubling and bisection over :math:`k`, so a count of :math:`10^{10}` steps costs nothing.
+
+    Example:
+        >>> first_step_below([1.0, 3.0], 0.5, [1.0, 1.0], factor=1e-3)
+        10.0
+    """
+    lam = as_lambdas(lambdas, "first_step_below")
+    c2 = np.asarray(coords0, dtype=float) ** 2
+    r2 = (1.0 - alpha * lam) ** 2
+    target = factor ** 2 * c2.sum()
+
+    def error2(k: float) -> float:
+        with np.errstate(all="ignore"):
+            return float((c2 * r2 ** k).sum())
+
+    if c2.sum() == 0:
+        return 0.0
+    if np.any((r2 >= 1) & (c2 > 0)):
+        return math.inf
+    hi = 1.0
+    while error2(hi) > target:
+        hi *= 2
+    lo = hi / 2 if hi > 1 else 0.0
+    while hi - lo > 1:
+        mid = math.floor((lo + hi) / 2)
+        lo, hi = (mid, hi) if error2(mid) > target else (lo, mid)
+    return float(hi)
+
+
+def predicted_steps(rate: float, factor: float = SHRINK) -> float:
+    r"""The first :math:`k` with :math:`\rho^k \le` ``factor``: :math:`\lceil \ln(\text{factor})/\ln\rho\rceil`
+    (``inf`` when :math:`\rho \ge 1`, 1 when :math:`\rho = 0`).
+
+    Example:
+        >>> predicted_steps(0.5, 1e-3)
+        10.0
+    """
+    if rate >= 1:
+        return math.inf
+    if rate == 0:
+        return 1.0
+    return float(max(1, math.ceil(math.log(factor) / math.log(rate) - 1e-12)))
+
+
+def transformed_inputs(dataset: str, transform: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, t)`` of ``dataset`` after ``transform`` (one of :data:`TRANSFORM_NAMES`)."""
+    one_of("NormalizationEffect", "transform", transform, TRANSFORM_NAMES)
+    X, t = dataset_inputs(dataset)
+    name = TRANSFORM_NAMES[transform]
+    if name is None:
+        return X, t
+    from ..problems.transforms import TRANSFORMS
+
+    return TRANSFORMS[name](X)[0], t
+
+
+def input_normalization_model(dataset: str = "correlated cloud", transform: str = "raw") -> InputsState:
+    r"""Least squares on ``dataset`` (one of :data:`DATASETS`) after ``transform`` (one of
+    :data:`TRANSFORM_NAMES`): Hessian spectrum, :math:`\kappa`, :math:`\alpha^*`, steps to :math:`10^{-6}`, GD path.
+
+    Example:
+        >>> raw = input_normalization_model("correlated cloud", "raw")
+        >>> white = input_normalization_model("correlated cloud", "whitened")
+        >>> bool(raw.kappa > 10), round(white.kappa, 6), white.steps_run
+        (True, 1.0, 1.0)
+    """
+    one_of("NormalizationEffect", "dataset", dataset, DATASETS)
+    X, t = transformed_inputs(dataset, transform)
+    N, d = X.shape
+    H = X.T @ X / N
+    lam, Q = np.linalg.eigh(H)
+    lam, Q = lam[::-1], Q[:, ::-1]  # largest first
+    lam = np.maximum(lam, 0.0)  # round-off below 0 on a positive semi-definite matrix
+    w_star = np.linalg.lstsq(X, t, rcond=None)[0]
+    w0 = np.zeros(d)
+    positive_spectrum = lam[-1] > 0
+    alpha = best_alpha(lam) if positive_spectrum else 1.0 / lam[0]
+    rate = gd_rate(lam, alpha)
+    coords0 = Q.T @ (w0 - w_star)
+    steps_run = first_step_below(lam, alpha, coords0)
+    k = int(min(steps_run if math.isfinite(steps_run) else PATH_STEPS, PATH_STEPS))
+    factors = (1.0 - alpha * lam)[:, None] ** np.arange(k + 1)[None, :]  # gd_factors, (d, k+1)
+    coords = (factors * coords0[:, None]).T  # eigen-coordinates of w_k - w*
+    if d == 2:
+        plane, path = "weights", w_star + coords @ Q.T
+        centre, basis, lam2 = w_star, Q, lam
+    else:
+        plane, path = "eigen", coords[:, [0, d - 1]]
+        centre, basis, lam2 = np.zeros(2), np.eye(2), lam[[0, d - 1]]
+    half = 1.15 * np.maximum(np.abs(path - centre).max(0), 1e-12)
+    gx = np.linspace(centre[0] - half[0], centre[0] + half[0], GRID)
+    gy = np.linspace(centre[1] - half[1], centre[1] + half[1], GRID)
+    D = np.stack(np.meshgrid(gx, gy), -1) - centre  # (GRID, GRID, 2), [iy, ix]
+    E = 0.5 * ((D @ basis) ** 2 * lam2).sum(-1)
+    e0 = 0.5 * float(((path[0] - centre) @ basis) ** 2 @ lam2)
+    levels = e0 * np.geomspace(1e-4, 1.0, 9) if e0 > 0 else np.array([1.0])
+    if d == 2:
+        points, principal = X, False
+    else:
+        Xc = X - X.mean(0)
+        _, _, Vt = np.linalg.svd(Xc, full_matrices=False)
+        points, principal = Xc @ Vt[:2].T, True
+    return InputsState(
+        dataset=dataset, transform=transform, points=points, points_are_principal=principal, eigenvalues=lam,
+        kappa=float(lam[0] / lam[-1]) if positive_spectrum else math.inf, lambda_max=float(lam[0]),
+        alpha_star=float(alpha), rate=float(rate), steps_predicted=predicted_steps(rate), steps_run=steps_run,
+        plane=plane, path=path, grid_x=gx, grid_y=gy, grid_loss=E, levels=levels,
+    )
+
+
+# ----- layers: normalization inside a digits net --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayersState(WidgetState):
+    """The layers part: a digits net with and without a normalization, as numbers.
+
+    Arrays with a leading axis of 2 hold ``[without, with]`` the normalization (``norm="none"``: both
+    are the plain net).
+    """
+
+    model: str
+    norm: str
+    lr: float
+    batch_size: int
+    steps: int
+    axes: str  #: the axes (N, C, H, W) the normalization averages over (NORM_AXES)
+    layers: list  #: names of the hidden layers
+    act_mean: np.ndarray  #: (2 nets, 2 times [init, trained], layers): mean of each hidden pre-activation
+    act_std: np.ndarray  #: same shape: its spread (standard deviation)
+    lambda_max: np.ndarray  #: (2,): top Hessian eigenvalue at initialisation
+    alpha_max: np.ndarray  #: (2,): 2 / lambda_max
+    losses: np.ndarray  #: (2, steps + 1): mini-batch training losses (nan after a divergence)
+    diverged_at: list  #: per net: the step where the run diverged, or None
+    train_loss: np.ndarray  #: (2,): training-set loss in train mode (batch statistics, batches of batch_size)
+    eval_loss: np.ndarray  #: (2,): training-set loss in eval mode (running statistics)
+    batch_noise: np.ndarray  #: (2,): mean std of a sample's logits over 8 batches it is put in
+
+    @property
+    def train_eval_gap(self) -> np.ndarray:
+        """``eval_loss - train_loss``: 0 without running statistics (all but BatchNorm)."""
+        return self.eval_loss - self.train_loss
+
+
+def check_layer_settings(model, norm, lr, batch_size, steps, seed) -> None:
+    """The ``ValueError`` of :func:`layer_normalization_model` for a bad argument."""
+    owner = "NormalizationEffect"
+    one_of(owner, "model", model, MODELS)
+    one_of(owner, "norm", norm, NORMS)
+    check(owner, "lr", lr, is_number(lr) and math.isfinite(lr) and lr > 0, "a finite number > 0")
+    check(owner, "batch_size", batch_size, is_integer(batch_size) and 2 <= batch_size <= 1024, "an integer in [2, 1024]")
+    check(owner, "steps", steps, is_integer(steps) and 1 <= steps <= 5000, "an integer in [1, 5000]")
+    check(owner, "seed", seed, is_integer(seed) and seed >= 0, "an integer >= 0")
+
+
+def _hidden_stats(net, X) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of each hidden pre-activation (the input of every activation module) on ``X``."""
+    import torch
+
+    acts = [m for m in net if isinstance(m, (torch.nn.Tanh, torch.nn.ReLU, torch.nn.Sigmoid))]
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach())) for m in acts]
+    try:
+        was = net.training
+        net.train()
+        with torch.no_grad():
+            net(X)
+        net.train(was)
+    finally:
+        for h in hooks:
+            h.remove()
+    return np.array([float(a.mean()) for a in seen]), np.array([float(a.std()) for a in seen])
+
+
+def _lambda_max(net, loss_fn, data) -> float:
+    from ..curvature import HessianOperator, top_eigenvalue
+
+    op = HessianOperator(net, loss_fn, data)
+    return float(top_eigenvalue(op, which="algebraic", max_iter=60, tol=1e-4).value)
+
+
+@dataclass(frozen=True)
+class NetRun(WidgetState):
+    """One net of the layers part (with or without its normalization): what :func:`layer_net_run` measured."""
+
+    act_mean: np.ndarray  #: (2 times [init, trained], layers)
+    act_std: np.ndarray
+    lambda_max: float  #: top Hessian eigenvalue at initialisation (on CURVATURE_SAMPLES training samples)
+    losses: np.ndarray  #: (steps + 1,) mini-batch losses, nan after a divergence
+    diverged_at: int | None
+    train_loss: float  #: training-set loss in train mode, batches of batch_size (nan if diverged)
+    eval_loss: float  #: training-set loss in eval mode (nan if diverged)
+    batch_noise: float  #: mean std of a sample's logits over the batches it is put in (nan if diverged)
+
+
+def _digits():
+    from ..problems import Digits
+
+    return Digits()
+
+
+def layer_init(model: str, norm: str, seed: int = 0, problem=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Pre-activation mean and std per hidden layer and the Hessian's top eigenvalue of a fresh net."""
+    d = problem or _digits()
+    net = d.model(model, seed=seed, norm=None if norm == "none" else norm)
+    X, y = d.batch()
+    data = (X[:CURVATURE_SAMPLES], y[:CURVATURE_SAMPLES])
+    mean, std = _hidden_stats(net, data[0])
+    return mean, std, _lambda_max(net, d.loss_fn, data)
+
+
+def _split_loss(net, loss_fn, X, y, batch_size: int) -> float:
+    """The loss of ``(X, y)`` in train mode on consecutive batches of ``batch_size`` (a last batch of one dropped)."""
+    import torch
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(X), batch_size):
+            xb, yb = X[i:i + batch_size], y[i:i + batch_size]
+            if len(xb) < 2:
+                break
+            total += float(loss_fn(net(xb), yb)) * len(xb)
+            count += len(xb)
+    return total / count
+
+
+def _batch_noise(net, X, batch_size: int, seed: int, samples: int = 16, draws: int = 8) -> float:
+    """How much a sample's output depends on its batch: the std of its logits over ``draws`` random
+    batches of ``batch_size`` it is put in (train mode), averaged over ``samples`` samples."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    outs = []
+    with torch.no_grad():
+        for _ in range(draws):
+            others = X[samples + torch.randperm(len(X) - samples, generator=g)[:batch_size - 1]]
+            outs.append(torch.stack([net(torch.cat([X[j:j + 1], others]))[0] for j in range(samples)]))
+    return float(torch.stack(outs).std(0).mean())
+
+
+def layer_net_run(model: str, norm: str, lr: float, batch_size: int, steps: int, seed: int = 0,
+                  problem=None, init=None) -> NetRun:
+    """Train one digits net (``norm="none"``: the plain net) by mini-batch SGD and measure it (see
+    :class:`NetRun`); ``init`` is :func:`layer_init`'s result if already known."""
+    import copy
+
+    import torch
+
+    from ..optim import SGD
+    from ..trajectory import run
+
+    check_layer_settings(model, norm, lr, batch_size, steps, seed)
+    d = problem or _digits()
+    mean0, std0, lam = init if init is not None else layer_init(model, norm, seed, d)
+    net = d.model(model, seed=seed, norm=None if norm == "none" else norm)
+    X, y = d.batch()
+    traj = run(d.objective(net, batch_size=batch_size, seed=seed), lambda p: SGD(p, lr=lr), steps,
+               record_params=False)
+    losses = np.full(steps + 1, np.nan)
+    losses[:len(traj.losses)] = traj.losses
+    diverged = traj.diverged or not np.all(np.isfinite([float(p.detach().abs().max()) for p in net.parameters()]))
+    if diverged:
+        losses[traj.diverged_at if traj.diverged_at is not None else len(traj.losses) - 1:] = np.nan
+        mean1 = std1 = np.full_like(mean0, np.nan)
+        train = evl = noise = math.nan
+    else:
+        with torch.no_grad():
+            mean1, std1 = _hidden_stats(copy.deepcopy(net), X[:CURVATURE_SAMPLES])
+            train = _split_loss(copy.deepcopy(net), d.loss_fn, X, y, batch_size)
+            noise = _batch_noise(copy.deepcopy(net), X, batch_size, seed)
+            net.eval()
+            evl = float(d.loss_fn(net(X), y))
+    return NetRun(act_mean=np.stack([mean0, mean1]), act_std=np.stack([std0, std1]), lambda_max=lam, losses=losses,
+                  diverged_at=(traj.diverged_at if traj.diverged_at is not None else steps) if diverged else None,
+                  train_loss=train, eval_loss=evl, batch_noise=noise)
+
+
+def layer_normalization_model(model: str = "mlp", norm: str = "batch", lr: float = 0.5, batch_size: int = 32,
+                              steps: int = 150, seed: int = 0, *, cache=None, progress=None) -> LayersState:
+    r"""A digits ``model`` with ``norm`` (one of :data:`NORMS`) before each hidden activation, against the same
+    net without: statistics, :math:`\lambda_{\max}` and :math:`2/\lambda_{\max}` at initialisation, SGD losses at
+    ``lr`` on batches of ``batch_size``, BatchNorm's train/eval gap and batch noise.
+
+    Args:
+        cache: a mapping (e.g. :class:`~optlab.widgets.LRUCache`) that keeps each net's
+            :class:`NetRun` by setting, so the plain net is trained once for all normalizations.
+        progress: ``progress(fraction, text)`` called as the work goes on (the view's progress bar).
+
+    Example:
+        >>> s = layer_normalization_model("mlp", "layer", lr=0.3, batch_size=16, steps=5)
+        >>> s.layers, s.axes, float(s.batch_noise[1])  # layer norm: a sample's output ignores its batch
+        (['hidden 1'], 'C, H, W', 0.0)
+    """
+    check_layer_settings(model, norm, lr, batch_size, steps, seed)
+    cache = {} if cache is None else cache
+    d = None
+    runs = []
+    for i, which in enumerate(("none", norm)):
+        key = ("net", model, which, float(lr), int(batch_size), int(steps), int(seed))
+        if key not in cache:
+            if progress:
+                progress(i / 2, f"training the {'plain' if which == 'none' else which + '-normalized'} {model}")
+            d = d or _digits()
+            ikey = ("init", model, which, int(seed))
+            if ikey not in cache:
+                cache[ikey] = layer_init(model, which, seed, d)
+            cache[key] = layer_net_run(model, which, lr, batch_size, steps, seed, d, cache[ikey])
+        runs.append(cache[key])
+    if progress:
+        progress(1.0, "done")
+    n_layers = runs[0].act_mean.shape[1]
+    lam = np.array([r.lambda_max for r in runs])
+    with np.errstate(divide="ignore"):
+        amax = np.where(lam > 0, 2.0 / np.where(lam > 0, lam, 1.0), np.inf)
+    return LayersState(
+        model=model, norm=norm, lr=float(lr), batch_size=int(batch_size), steps=int(steps), axes=NORM_AXES[norm],
+        layers=[f"hidden {i + 1}" for i in range(n_layers)],
+        act_mean=np.stack([r.act_mean for r in runs]), act_std=np.stack([r.act_std for r in runs]),
+        lambda_max=lam, alpha_max=amax, losses=np.stack([r.losses for r in runs]),
+        diverged_at=[r.diverged_at for r in runs], train_loss=np.array([r.train_loss for r in runs]),
+        eval_loss=np.array([r.eval_loss for r in runs]), batch_noise=np.array([r.batch_noise for r in runs]),
+    )
