@@ -8,7 +8,6 @@ browser test file.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -20,14 +19,18 @@ pytestmark = pytest.mark.browser
 LECTURE = "01_gradient_descent_on_a_quadratic.ipynb"
 
 
+def table_cells(page, css_class: str) -> list[list[str]]:
+    """The text of every data row's cells in the widget table ``<div class=css_class>``."""
+    return page.evaluate("""cls => Array.from(document.querySelectorAll(`.${cls} table tr`))
+        .slice(1).map(tr => Array.from(tr.cells).map(td => td.textContent.trim()))""", css_class)
+
+
 def shown_state(page):
-    """What the widget's table shows: alpha, the lambdas, and each row's regime."""
-    text = page.locator(".optlab-lr-regimes").inner_text()
-    alpha = float(re.search(r"alpha = ([0-9.]+)", text).group(1))
-    cells = page.evaluate("""() => Array.from(document.querySelectorAll('.optlab-lr-regimes table tr'))
-        .slice(1).map(tr => Array.from(tr.cells).map(td => td.textContent.trim()))""")
+    """What the widget's tables show: alpha, the lambdas, and each row's regime."""
+    alpha = float(table_cells(page, "optlab-lr-summary")[0][0])
+    cells = table_cells(page, "optlab-lr-regimes")
     lambdas = [float(c[1]) for c in cells]
-    regimes = [c[4].strip() for c in cells]
+    regimes = [c[4] for c in cells]
     return alpha, lambdas, regimes
 
 

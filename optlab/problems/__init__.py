@@ -20,7 +20,8 @@ Only the closed-form GD analysis is imported eagerly (numpy only, so light widge
 every other name is loaded from its module on first use (PEP 562), which imports torch.
 """
 
-from .gd_quadratic import REGIMES, as_alpha, as_lambdas, best_alpha, gd_factors, gd_rate, gd_regime, gd_regimes
+from .gd_quadratic import (REGIMES, as_alpha, as_lambdas, best_alpha, condition_number_of, gd_factors, gd_rate, gd_regime,
+                           gd_regimes, measured_steps, predicted_steps)
 
 # name -> module it lives in, loaded on first access
 _LAZY = {
@@ -40,7 +41,8 @@ _LAZY = {
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = ["REGIMES", "as_alpha", "as_lambdas", "best_alpha", "gd_factors", "gd_rate", "gd_regime", "gd_regimes",
+__all__ = ["REGIMES", "as_alpha", "as_lambdas", "best_alpha", "condition_number_of", "gd_factors", "gd_rate", "gd_regime",
+           "gd_regimes", "measured_steps", "predicted_steps",
            *_WHERE]
 
 

@@ -119,3 +119,72 @@ def best_alpha(lambdas) -> float:
     check_data("best_alpha", "lambdas", bool(np.all(lam > 0)), f"{lam.tolist()} are not all > 0",
                "positive eigenvalues (a convex quadratic)")
     return float(2.0 / (lam.min() + lam.max()))
+
+
+def condition_number_of(lambdas) -> float | None:
+    r""":math:`\kappa = \lambda_{\max}/\lambda_{\min}` of a convex quadratic; ``None`` unless every eigenvalue is > 0.
+
+    Example:
+        >>> condition_number_of([0.5, 2.0]), condition_number_of([0.0, 2.0])
+        (4.0, None)
+    """
+    lam = as_lambdas(lambdas, "condition_number_of")
+    return float(lam.max() / lam.min()) if lam.min() > 0 else None
+
+
+def predicted_steps(rate: float, factor: float = 1e-6) -> int | None:
+    r"""Steps until the worst direction has shrunk by ``factor``: the first :math:`k` with
+    :math:`\rho^k \le` ``factor``, i.e. :math:`\lceil \ln(\text{factor}) / \ln\rho \rceil`; ``None`` if
+    :math:`\rho \ge 1` (never), 1 if :math:`\rho = 0`.
+
+    Example:
+        >>> predicted_steps(0.5, 1e-3), predicted_steps(0.0), predicted_steps(1.0)
+        (10, 1, None)
+    """
+    non_negative("predicted_steps", "rate", rate)
+    check("predicted_steps", "factor", factor, 0 < factor < 1, "a number in (0, 1)")
+    if rate >= 1:
+        return None
+    if rate == 0:
+        return 1
+    return max(1, int(np.ceil(np.log(factor) / np.log(rate) - 1e-12)))
+
+
+def measured_steps(lambdas, alpha: float, factor: float = 1e-6, coords0=None, max_steps: int = 10**9) -> int | None:
+    r"""The first step :math:`k` at which gradient descent's error has shrunk by ``factor``:
+    :math:`\lVert\theta_k - \theta^*\rVert \le \text{factor}\,\lVert\theta_0 - \theta^*\rVert`.
+
+    The run starts from ``coords0`` (the error's coordinates in the eigenbasis; default 1 in every
+    direction) and its iterates are the factors :math:`(1-\alpha\lambda_i)^k` times ``coords0`` -- the GD
+    trajectory itself, found by bisection over ``k`` (so a million steps cost nothing). ``None`` when the
+    error never shrinks that much (a direction with :math:`|1-\alpha\lambda_i| \ge 1`) or not within
+    ``max_steps``. Unlike :func:`predicted_steps` it counts every direction, not just the slowest.
+
+    Example:
+        >>> measured_steps([1.0, 3.0], alpha=0.5, factor=1e-3)
+        10
+    """
+    lam = as_lambdas(lambdas, "measured_steps")
+    alpha = as_alpha(alpha, "measured_steps")
+    check("measured_steps", "factor", factor, 0 < factor < 1, "a number in (0, 1)")
+    c2 = np.ones_like(lam) if coords0 is None else np.asarray(coords0, dtype=float) ** 2
+    check_shape("measured_steps", "coords0", c2.shape, c2.shape == lam.shape, f"{lam.shape}, one per eigenvalue")
+    r2 = (1.0 - alpha * lam) ** 2
+    target = factor ** 2 * c2.sum()
+
+    def error2(k: int) -> float:
+        with np.errstate(all="ignore"):
+            return float((c2 * r2 ** k).sum())
+
+    if np.any((r2 >= 1) & (c2 > 0)) or not np.isfinite(target):
+        return None
+    hi = 1
+    while error2(hi) > target:
+        hi *= 2
+        if hi > 2 * max_steps:
+            return None
+    lo = hi // 2  # error2(lo) > target (or lo == 0), error2(hi) <= target
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if error2(mid) > target else (lo, mid)
+    return hi if hi <= max_steps else None

@@ -24,7 +24,7 @@ OKABE_ITO = {
 #: the colours series take in turn
 SERIES_COLORS = tuple(OKABE_ITO[n] for n in ["blue", "vermillion", "bluish green", "reddish purple", "orange",
                                              "sky blue"])
-MARKERS = ("o", "s", "^", "D", "v", "P")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # one more than the colours: (colour, marker) pairs repeat after 42
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1)))
 #: how the marks (vertical or horizontal reference lines) look: black or grey, a dash pattern each
 MARK_STYLES = (
@@ -39,8 +39,8 @@ CURRENT = {"color": OKABE_ITO["orange"], "linewidth": 3.0}
 
 def series_style(i: int) -> dict:
     """Colour, marker and line style of series ``i`` (cycles after :data:`SERIES_COLORS`'s length)."""
-    n = len(SERIES_COLORS)
-    return {"color": SERIES_COLORS[i % n], "marker": MARKERS[i % n], "linestyle": LINESTYLES[i % n]}
+    return {"color": SERIES_COLORS[i % len(SERIES_COLORS)], "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)]}
 
 
 def mark_style(i: int) -> dict:
