@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import check, is_integer, is_number, one_of
-from ..problems.gd_quadratic import as_lambdas, best_alpha, gd_rate
+from ..problems.gd_quadratic import best_alpha, gd_rate, measured_steps, predicted_steps
 from ._state import WidgetState
 
 #: the data sets of the inputs part (name -> where it comes from)
@@ -47,6 +47,7 @@ TRANSFORM_NAMES = {"raw": None, "centered": "center", "standardized": "standardi
                    "decorrelated": "decorrelate", "whitened": "whiten"}
 SHRINK = 1e-6  #: the error reduction the step counts refer to
 PATH_STEPS = 400  #: at most this many GD steps are drawn
+MAX_STEPS = 10 ** 15  #: step counts beyond this read "never" (raw inputs need up to ~1e11)
 GRID = 61  #: contour grid points per axis
 
 #: the layers part's normalizations (None: the plain net) and the axes each averages over
@@ -98,64 +99,14 @@ class InputsState(WidgetState):
     lambda_max: float
     alpha_star: float  #: best fixed step 2 / (lambda_min + lambda_max)
     rate: float  #: max |1 - alpha* lambda_i| = (kappa - 1) / (kappa + 1)
-    steps_predicted: float  #: first k with rate^k <= 1e-6 (inf: never)
-    steps_run: float  #: first k with |w_k - w*| <= 1e-6 |w_0 - w*| on the GD run at alpha* (inf: never)
+    steps_predicted: int | None  #: first k with rate^k <= 1e-6 (None: never)
+    steps_run: int | None  #: first k with |w_k - w*| <= 1e-6 |w_0 - w*| on the GD run at alpha* from w_0 = 0
     plane: str  #: "weights" (2 inputs) or "eigen" (the lambda_max and lambda_min eigen-directions)
     path: np.ndarray  #: the GD run at alpha* in the plane, (k + 1, 2)
     grid_x: np.ndarray  #: contour grid, (GRID,)
     grid_y: np.ndarray
     grid_loss: np.ndarray  #: excess loss L - L* on the grid, (GRID, GRID)
     levels: np.ndarray  #: contour levels
-
-
-def first_step_below(lambdas, alpha: float, coords0, factor: float = SHRINK) -> float:
-    r"""The first step :math:`k` at which gradient descent on :math:`\frac12 d^\top\mathrm{diag}(\lambda)d` has
-    shrunk its error :math:`\|d_k\|` to ``factor`` times :math:`\|d_0\|` (``inf`` when it never does).
-
-    The iterates are the closed form :math:`d_k = (1-\alpha\lambda_i)^k d_{0,i}`
-    (:func:`optlab.problems.quadratic.gd_iterates`, tested equal to :class:`optlab.optim.SGD`'s run), searched
-    by doubling and bisection over :math:`k`, so a count of :math:`10^{10}` steps costs nothing.
-
-    Example:
-        >>> first_step_below([1.0, 3.0], 0.5, [1.0, 1.0], factor=1e-3)
-        10.0
-    """
-    lam = as_lambdas(lambdas, "first_step_below")
-    c2 = np.asarray(coords0, dtype=float) ** 2
-    r2 = (1.0 - alpha * lam) ** 2
-    target = factor ** 2 * c2.sum()
-
-    def error2(k: float) -> float:
-        with np.errstate(all="ignore"):
-            return float((c2 * r2 ** k).sum())
-
-    if c2.sum() == 0:
-        return 0.0
-    if np.any((r2 >= 1) & (c2 > 0)):
-        return math.inf
-    hi = 1.0
-    while error2(hi) > target:
-        hi *= 2
-    lo = hi / 2 if hi > 1 else 0.0
-    while hi - lo > 1:
-        mid = math.floor((lo + hi) / 2)
-        lo, hi = (mid, hi) if error2(mid) > target else (lo, mid)
-    return float(hi)
-
-
-def predicted_steps(rate: float, factor: float = SHRINK) -> float:
-    r"""The first :math:`k` with :math:`\rho^k \le` ``factor``: :math:`\lceil \ln(\text{factor})/\ln\rho\rceil`
-    (``inf`` when :math:`\rho \ge 1`, 1 when :math:`\rho = 0`).
-
-    Example:
-        >>> predicted_steps(0.5, 1e-3)
-        10.0
-    """
-    if rate >= 1:
-        return math.inf
-    if rate == 0:
-        return 1.0
-    return float(max(1, math.ceil(math.log(factor) / math.log(rate) - 1e-12)))
 
 
 def transformed_inputs(dataset: str, transform: str) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +129,7 @@ def input_normalization_model(dataset: str = "correlated cloud", transform: str 
         >>> raw = input_normalization_model("correlated cloud", "raw")
         >>> white = input_normalization_model("correlated cloud", "whitened")
         >>> bool(raw.kappa > 10), round(white.kappa, 6), white.steps_run
-        (True, 1.0, 1.0)
+        (True, 1.0, 1)
     """
     one_of("NormalizationEffect", "dataset", dataset, DATASETS)
     X, t = transformed_inputs(dataset, transform)
@@ -193,8 +144,9 @@ def input_normalization_model(dataset: str = "correlated cloud", transform: str 
     alpha = best_alpha(lam) if positive_spectrum else 1.0 / lam[0]
     rate = gd_rate(lam, alpha)
     coords0 = Q.T @ (w0 - w_star)
-    steps_run = first_step_below(lam, alpha, coords0)
-    k = int(min(steps_run if math.isfinite(steps_run) else PATH_STEPS, PATH_STEPS))
+    # the run's count: the closed-form GD iterates (equal to optlab.optim.SGD's, tested), by bisection over k
+    steps_run = measured_steps(lam, alpha, SHRINK, coords0, max_steps=MAX_STEPS)
+    k = min(PATH_STEPS if steps_run is None else steps_run, PATH_STEPS)
     factors = (1.0 - alpha * lam)[:, None] ** np.arange(k + 1)[None, :]  # gd_factors, (d, k+1)
     coords = (factors * coords0[:, None]).T  # eigen-coordinates of w_k - w*
     if d == 2:
@@ -219,7 +171,7 @@ def input_normalization_model(dataset: str = "correlated cloud", transform: str 
     return InputsState(
         dataset=dataset, transform=transform, points=points, points_are_principal=principal, eigenvalues=lam,
         kappa=float(lam[0] / lam[-1]) if positive_spectrum else math.inf, lambda_max=float(lam[0]),
-        alpha_star=float(alpha), rate=float(rate), steps_predicted=predicted_steps(rate), steps_run=steps_run,
+        alpha_star=float(alpha), rate=float(rate), steps_predicted=predicted_steps(rate, SHRINK), steps_run=steps_run,
         plane=plane, path=path, grid_x=gx, grid_y=gy, grid_loss=E, levels=levels,
     )
 
