@@ -129,7 +129,7 @@ def curvature_run(model: str = "mlp", optimizer: str = "sgd", lr: float = 0.5, b
     import torch
 
     from ..problems import Digits
-    from ..trajectory import build_optimizer, run
+    from ..trajectory import run
 
     check_run_settings(model, optimizer, lr, batch_size, steps, every, seed)
     d = Digits()
@@ -137,27 +137,34 @@ def curvature_run(model: str = "mlp", optimizer: str = "sgd", lr: float = 0.5, b
     X, y = d.batch()
     data = (X[:CURVATURE_SAMPLES], y[:CURVATURE_SAMPLES])
     objective = d.objective(net, batch_size=batch_size, seed=seed)
-    opt = build_optimizer(_optimizer_factory(optimizer, lr), objective)
     checkpoints = list(range(0, steps + 1, every))
     if checkpoints[-1] != steps:
         checkpoints.append(steps)
+    wanted = set(checkpoints)
+    measures = []
+
+    def measure(step: int) -> None:
+        if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+            measures.append(_measure(net, d.loss_fn, data, seed))
+            if progress:
+                progress(len(measures) / len(checkpoints), f"step {step} of {steps}: curvature measured")
+
+    def at_checkpoint(info) -> float:
+        """A diagnostic of the one uninterrupted run: after step k, measure at checkpoint k + 1."""
+        if info.step + 1 in wanted:
+            measure(info.step + 1)
+        return 0.0
+
+    measure(0)
+    traj = run(objective, _optimizer_factory(optimizer, lr), steps, record_params=False,
+               diagnostics={"curvature": at_checkpoint})
     losses = np.full(steps + 1, np.nan)
-    measures, diverged_at, done = [], None, 0
-    for i, c in enumerate(checkpoints):
-        if c > done:
-            traj = run(objective, opt, c - done, record_params=False)
-            losses[done:done + len(traj.losses)] = traj.losses
-            if traj.diverged:
-                diverged_at = done + traj.diverged_at
-                losses[diverged_at:] = np.nan
-                break
-            done = c
-        else:
-            with torch.no_grad():
-                losses[0] = float(objective.loss())
-        measures.append(_measure(net, d.loss_fn, data, seed))
-        if progress:
-            progress((i + 1) / len(checkpoints), f"step {c} of {steps}: curvature measured")
+    losses[:len(traj.losses)] = traj.losses
+    diverged_at = traj.diverged_at if traj.diverged else None
+    if diverged_at is not None:
+        losses[diverged_at:] = np.nan
+        # a checkpoint measured at the diverging step itself is not shown
+        measures = measures[:sum(1 for c in checkpoints if c < diverged_at)]
     C, n = len(checkpoints), len(measures)
     names = [lc.name for lc in measures[0]["layers"]]
 
