@@ -31,14 +31,20 @@ Ba, Kiros & Hinton (2016); Ulyanov, Vedaldi & Lempitsky (2016); Wu & He (2018).
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 
+import ipywidgets as widgets
 import numpy as np
 
 from ..errors import check, is_integer, is_number, one_of
 from ..problems.gd_quadratic import best_alpha, gd_rate, measured_steps, predicted_steps
+from ._cache import LRUCache
+from ._figure import FigureImage
+from ._palette import CURRENT, series_style
 from ._state import WidgetState
+from ._view import KEYS_HELP, WidgetView, html_table, number
 
 #: the data sets of the inputs part (name -> where it comes from)
 DATASETS = ("two gaussians", "badly scaled", "non-centered", "correlated cloud", "digits")
@@ -155,7 +161,7 @@ def input_normalization_model(dataset: str = "correlated cloud", transform: str 
     else:
         plane, path = "eigen", coords[:, [0, d - 1]]
         centre, basis, lam2 = np.zeros(2), np.eye(2), lam[[0, d - 1]]
-    half = 1.15 * np.maximum(np.abs(path - centre).max(0), 1e-12)
+    half = np.full(2, 1.15 * max(float(np.abs(path - centre).max()), 1e-12))  # a square box: circles stay round
     gx = np.linspace(centre[0] - half[0], centre[0] + half[0], GRID)
     gy = np.linspace(centre[1] - half[1], centre[1] + half[1], GRID)
     D = np.stack(np.meshgrid(gx, gy), -1) - centre  # (GRID, GRID, 2), [iy, ix]
@@ -387,3 +393,326 @@ def layer_normalization_model(model: str = "mlp", norm: str = "batch", lr: float
         diverged_at=[r.diverged_at for r in runs], train_loss=np.array([r.train_loss for r in runs]),
         eval_loss=np.array([r.eval_loss for r in runs]), batch_noise=np.array([r.batch_noise for r in runs]),
     )
+
+
+# ----- the view ------------------------------------------------------------------------------------------------
+
+PARTS = ("inputs", "layers")
+
+
+@dataclass(frozen=True)
+class NormalizationEffectState(WidgetState):
+    """What :class:`NormalizationEffect` shows: the part chosen and its numbers (the other part's may be None)."""
+
+    part: str
+    inputs: InputsState | None
+    layers: LayersState | None
+
+
+def _steps_text(k) -> str:
+    return "never" if k is None else f"{k:,}"
+
+
+def inputs_caption(s: InputsState) -> str:
+    """The inputs part's caption, from the state."""
+    return (f"{s.dataset}, {s.transform} inputs: &kappa; = {number(s.kappa)}, so gradient descent at its best fixed "
+            f"step &alpha;* = {number(s.alpha_star)} shrinks the error by 10<sup>&minus;6</sup> in "
+            f"{_steps_text(s.steps_run)} steps (the worst direction alone predicts {_steps_text(s.steps_predicted)}).")
+
+
+def layers_caption(s: LayersState) -> str:
+    """The layers part's caption, from the state."""
+    if s.norm == "none":
+        what = f"the plain {s.model.upper()} (choose a normalization to compare)"
+    else:
+        what = f"{s.norm} norm (averaging over {s.axes}) in the {s.model.upper()} against the plain net"
+    runs = []
+    for label, k, loss in zip(("plain", s.norm), s.diverged_at, s.losses[:, -1]):
+        runs.append(f"{label}: diverged at step {k}" if k is not None else f"{label}: loss {number(loss, '.3f')}")
+    return (f"{what}. 2/&lambda;<sub>max</sub> at initialisation: {number(s.alpha_max[0], '.3g')} plain, "
+            f"{number(s.alpha_max[1], '.3g')} normalized; lr = {number(s.lr, '.3g')}. After {s.steps} SGD steps "
+            f"on batches of {s.batch_size}: " + "; ".join(runs) + ".")
+
+
+def inputs_table_html(s: InputsState) -> str:
+    """The inputs part's readout table."""
+    return html_table(
+        ["data", "transform", "&lambda;<sub>max</sub>", "&lambda;<sub>min</sub>", "&kappa;", "&alpha;*",
+         "&rho;", "steps to 10<sup>&minus;6</sup>: predicted", "run"],
+        [[s.dataset, s.transform, number(s.lambda_max), number(float(s.eigenvalues[-1])), number(s.kappa),
+          number(s.alpha_star), number(s.rate, ".6f"), _steps_text(s.steps_predicted), _steps_text(s.steps_run)]],
+        css_class="optlab-norm-inputs", caption=inputs_caption(s))
+
+
+def layers_table_html(s: LayersState) -> str:
+    """The layers part's readout tables: one row per net, then the hidden layers' statistics."""
+    rows = []
+    for i, label in enumerate(("plain", s.norm)):
+        rows.append([label, number(s.lambda_max[i]), number(s.alpha_max[i]), number(s.lr * s.lambda_max[i] / 2, ".3f"),
+                     "diverged" if s.diverged_at[i] is not None else number(s.losses[i, -1], ".4f"),
+                     number(s.train_loss[i], ".4f"), number(s.eval_loss[i], ".4f"),
+                     number(s.train_eval_gap[i], "+.4f"), number(s.batch_noise[i], ".4f")])
+    nets = html_table(["net", "&lambda;<sub>max</sub>", "2/&lambda;<sub>max</sub>", "lr&lambda;<sub>max</sub>/2",
+                       "last batch loss", "train-mode loss", "eval-mode loss", "eval &minus; train",
+                       "batch noise"], rows, css_class="optlab-norm-layers", caption=layers_caption(s))
+    stats = []
+    for i, label in enumerate(("plain", s.norm)):
+        for j, layer in enumerate(s.layers):
+            stats.append([label, layer, number(s.act_mean[i, 0, j], "+.3f"), number(s.act_std[i, 0, j], ".3f"),
+                          number(s.act_mean[i, 1, j], "+.3f"), number(s.act_std[i, 1, j], ".3f")])
+    layers = html_table(["net", "layer", "mean (init)", "spread (init)", "mean (trained)", "spread (trained)"],
+                        stats, css_class="optlab-norm-stats")
+    return nets + layers
+
+
+def axes_mask(norm: str, n: int = 6, c: int = 6) -> np.ndarray:
+    """Which cells of an (C, N) grid (each cell one sample's channel, all its H, W) one statistic of ``norm``
+    averages over, for the sample and channel in the middle: 1 inside, 0 outside (Wu & He's figure)."""
+    m = np.zeros((c, n))
+    i, j = c // 2, n // 2
+    if norm == "batch":
+        m[i, :] = 1
+    elif norm == "layer":
+        m[:, j] = 1
+    elif norm == "instance":
+        m[i, j] = 1
+    elif norm == "group":
+        m[c // 2:, j] = 1
+    return m
+
+
+class NormalizationEffect(WidgetView):
+    r"""How normalizing the inputs or the layers changes the curvature: least squares and digits networks.
+
+    *Inputs*: a data set and a transform (raw, centered, standardized, decorrelated, whitened); the inputs,
+    the Hessian's eigenvalues (log scale) with :math:`\kappa`, and the error contours with gradient descent at
+    its best fixed step :math:`\alpha^*`, with the steps to :math:`10^{-6}` predicted and run
+    (:func:`input_normalization_model`). *Layers*: a digits MLP or CNN with batch, layer, instance or group
+    norm against the plain net: hidden statistics, :math:`\lambda_{\max}` and :math:`2/\lambda_{\max}`, training
+    losses at the chosen lr and batch size, BatchNorm's train/eval gap and batch noise, and the N, C, H, W
+    diagram of what each normalization averages over (:func:`layer_normalization_model`).
+
+    Torch work runs once per setting and is kept in an :class:`~optlab.widgets._cache.LRUCache` of
+    ``cache_size`` results; the first computation of a setting moves the progress bar.
+
+    Controls (keyboard: Tab between them; toggle buttons with Space/Enter; sliders with the arrow keys,
+    PageUp/PageDown, Home/End): ``part``, ``dataset``, ``transform`` (inputs); ``model``, ``norm``, ``lr``,
+    ``batch_size`` (layers). ``view.set(**params)`` moves them as a student would.
+
+    Slides: LeCun deck 000 "Making the Hessian better conditioned" and deck 002 "Normalization tricks"
+    (seeds 000, 002), Zemel lecture 4 "Ill-conditioned curvature: normalization" (seed 001), Misra's batch
+    normalization (seed 003).
+
+    Example:
+        >>> view = NormalizationEffect()
+        >>> view.set(dataset="badly scaled", transform="standardized")
+        >>> round(view.state.inputs.kappa, 3), view.state.inputs.steps_run
+        (1.249, 7)
+        >>> view.state.to_dict()["inputs"]["transform"]
+        'standardized'
+    """
+
+    def __init__(self, part: str = "inputs", dataset: str = "correlated cloud", transform: str = "raw",
+                 model: str = "mlp", norm: str = "batch", lr: float = 0.5, batch_size: int = 32, steps: int = 150,
+                 seed: int = 0, cache_size: int = 24):
+        owner = "NormalizationEffect"
+        one_of(owner, "part", part, PARTS)
+        one_of(owner, "dataset", dataset, DATASETS)
+        one_of(owner, "transform", transform, TRANSFORM_NAMES)
+        check_layer_settings(model, norm, lr, batch_size, steps, seed)
+        check(owner, "lr", lr, 1e-3 <= lr <= 100, "a number in [0.001, 100] (the slider's range)")
+        one_of(owner, "batch_size", batch_size, BATCH_SIZES)
+        self.steps, self.seed = steps, seed
+        self._cache = LRUCache(cache_size)
+        toggle = dict(style={"button_width": "auto"})
+        self.controls = {
+            "part": widgets.ToggleButtons(options=list(PARTS), value=part, description="part",
+                                          tooltips=["normalize the inputs of least squares",
+                                                    "normalize the layers of a digits net"], **toggle),
+            "dataset": widgets.Dropdown(options=list(DATASETS), value=dataset, description="data"),
+            "transform": widgets.ToggleButtons(options=list(TRANSFORM_NAMES), value=transform, description="transform",
+                                               tooltips=["the inputs as given", "x - mean", "(x - mean) / std",
+                                                         "rotate onto the principal axes", "decorrelate, unit variances"],
+                                               **toggle),
+            "model": widgets.ToggleButtons(options=list(MODELS), value=model, description="net",
+                                           tooltips=["64-30-10 tanh MLP", "two conv stages + linear"], **toggle),
+            "norm": widgets.ToggleButtons(options=list(NORMS), value=norm, description="norm",
+                                          tooltips=[f"averages over {NORM_AXES[n] or 'nothing'}" for n in NORMS],
+                                          **toggle),
+            "lr": widgets.FloatLogSlider(value=lr, base=10, min=-3, max=2, step=0.1, description="lr",
+                                         readout_format=".3g", continuous_update=False,
+                                         layout=widgets.Layout(width="30em")),
+            "batch_size": widgets.SelectionSlider(options=list(BATCH_SIZES), value=batch_size, description="batch",
+                                                  continuous_update=False, layout=widgets.Layout(width="30em")),
+        }
+        self.progress = widgets.FloatProgress(value=1.0, min=0.0, max=1.0, description="ready",
+                                              layout=widgets.Layout(width="30em"))
+        self.table = widgets.HTML()
+        help_text = widgets.HTML("<div style='font-size:90%;color:#444'>" + html.escape(KEYS_HELP) +
+                                 " Toggle buttons: Tab to them, Space or Enter.</div>")
+        self._figs = {"inputs": FigureImage(ncols=3, figsize=(11.0, 3.4)),
+                      "layers": FigureImage(ncols=4, figsize=(12.5, 3.3))}
+        self._build_inputs_figure()
+        self._build_layers_figure()
+        c = self.controls
+        self._boxes = {"inputs": widgets.VBox([c["dataset"], c["transform"], self._figs["inputs"].image]),
+                       "layers": widgets.VBox([c["model"], c["norm"], c["lr"], c["batch_size"], self.progress,
+                                               self._figs["layers"].image])}
+        self.widget = widgets.VBox([c["part"], *self._boxes.values(), self.table, help_text])
+        self.widget.add_class("optlab-widget-normalization")
+        self._connect()
+
+    # ----- model ------------------------------------------------------------------------------------------------
+
+    def _progress(self, fraction: float, text: str) -> None:
+        self.progress.value, self.progress.description = fraction, "computing" if fraction < 1 else "ready"
+        self.progress.description_tooltip = text
+
+    def _compute(self, values: dict) -> NormalizationEffectState:
+        part = values["part"]
+        inputs = self._cache.get_or_compute(("inputs", values["dataset"], values["transform"]),
+                                            lambda: input_normalization_model(values["dataset"], values["transform"]))
+        layers = None
+        if part == "layers":
+            layers = layer_normalization_model(values["model"], values["norm"], values["lr"], values["batch_size"],
+                                               self.steps, self.seed, cache=self._cache, progress=self._progress)
+        return NormalizationEffectState(part=part, inputs=inputs, layers=layers)
+
+    def _show(self, s: NormalizationEffectState) -> None:
+        for name, box in self._boxes.items():
+            box.layout.display = "" if name == s.part else "none"
+        self.table.value = inputs_table_html(s.inputs) if s.part == "inputs" else layers_table_html(s.layers)
+
+    def _render(self, s: NormalizationEffectState) -> None:
+        self._draw(s)
+        self._figs[s.part].refresh()
+
+    @property
+    def _fig(self):
+        return self._figs[self._state.part]
+
+    # ----- inputs figure ----------------------------------------------------------------------------------------
+
+    def _build_inputs_figure(self) -> None:
+        ax_x, ax_e, ax_c = self._figs["inputs"].axes
+        self._points = ax_x.scatter([], [], s=8, alpha=0.6, color=series_style(0)["color"], marker="o")
+        ax_x.set_title("the inputs")
+        ax_x.axhline(0, color="0.7", lw=0.8)
+        ax_x.axvline(0, color="0.7", lw=0.8)
+        st = series_style(1)
+        self._eig_line, = ax_e.plot([], [], ls="", marker=st["marker"], color=st["color"], ms=5)
+        from matplotlib.collections import LineCollection
+
+        self._eig_bars = LineCollection([], colors=st["color"], linewidths=2)
+        ax_e.add_collection(self._eig_bars)
+        ax_e.set_yscale("log")
+        ax_e.set(xlabel=r"$i$", ylabel=r"$\lambda_i(H)$")
+        pst = series_style(0)
+        self._path, = ax_c.plot([], [], color=pst["color"], marker=pst["marker"], ms=3, lw=1.2,
+                                label=r"GD at $\alpha^*$")
+        self._start, = ax_c.plot([], [], ls="", marker="s", color="black", ms=6, label=r"$w_0$")
+        self._opt, = ax_c.plot([], [], ls="", marker="*", color="black", ms=10, label=r"$w^*$")
+        ax_c.legend(loc="upper right", fontsize="small")
+        ax_c.set_aspect("equal", adjustable="box")
+        self._contours = None
+
+    def _draw_inputs(self, s: InputsState) -> None:
+        ax_x, ax_e, ax_c = self._figs["inputs"].axes
+        self._points.set_offsets(s.points)
+        lo, hi = s.points.min(0), s.points.max(0)
+        pad = 0.05 * np.maximum(hi - lo, 1e-12)
+        ax_x.set(xlim=(lo[0] - pad[0], hi[0] + pad[0]), ylim=(lo[1] - pad[1], hi[1] + pad[1]),
+                 xlabel="principal coordinate 1" if s.points_are_principal else r"$x_1$",
+                 ylabel="principal coordinate 2" if s.points_are_principal else r"$x_2$")
+        i = np.arange(1, len(s.eigenvalues) + 1)
+        lam = np.maximum(s.eigenvalues, 1e-300)
+        floor = lam.min() / 3
+        self._eig_line.set_data(i, lam)
+        self._eig_bars.set_segments([[(k, floor), (k, v)] for k, v in zip(i, lam)])
+        ax_e.set(xlim=(0.3, len(i) + 0.7), ylim=(floor, lam.max() * 3))
+        ax_e.set_title(rf"Hessian eigenvalues, $\kappa$ = {number(s.kappa, '.3g')}")
+        if self._contours is not None:
+            self._contours.remove()
+        self._contours = ax_c.contour(s.grid_x, s.grid_y, s.grid_loss, levels=s.levels, colors="0.45",
+                                      linewidths=0.8)
+        self._path.set_data(s.path[:, 0], s.path[:, 1])
+        self._start.set_data([s.path[0, 0]], [s.path[0, 1]])
+        centre = (s.grid_x[len(s.grid_x) // 2], s.grid_y[len(s.grid_y) // 2])
+        self._opt.set_data([centre[0]], [centre[1]])
+        ax_c.set(xlim=(s.grid_x[0], s.grid_x[-1]), ylim=(s.grid_y[0], s.grid_y[-1]))
+        if s.plane == "weights":
+            ax_c.set(xlabel=r"$w_1$", ylabel=r"$w_2$")
+        else:
+            ax_c.set(xlabel=r"along $v_{\max}$", ylabel=r"along $v_{\min}$")
+        ax_c.set_title(f"error contours, {min(len(s.path) - 1, PATH_STEPS)} GD steps shown")
+
+    # ----- layers figure ----------------------------------------------------------------------------------------
+
+    def _build_layers_figure(self) -> None:
+        ax_a, ax_l, ax_r, ax_d = self._figs["layers"].axes
+        self._spread_bars = []
+        labels = ["plain, init", "plain, trained", "norm, init", "norm, trained"]
+        for k in range(4):
+            st = series_style(k)
+            bars = ax_a.bar(np.arange(2) + (k - 1.5) * 0.2, [0, 0], width=0.18, color=st["color"],
+                            hatch=["", "//", "..", "xx"][k], edgecolor="white", label=labels[k])
+            self._spread_bars.append(bars)
+        ax_a.set(xticks=[0, 1], xticklabels=["hidden 1", "hidden 2"], ylabel="spread (std)",
+                 title="pre-activation spread")
+        ax_a.legend(fontsize="x-small", loc="upper right")
+        self._loss_lines = []
+        for k, label in enumerate(["plain", "normalized"]):
+            st = series_style(k)
+            line, = ax_l.plot([], [], color=st["color"], linestyle=st["linestyle"], marker=st["marker"], ms=3,
+                              markevery=15, lw=1.1, label=label)
+            self._loss_lines.append(line)
+        ax_l.set(xlabel="step", ylabel="mini-batch loss", title="training loss", yscale="log")
+        ax_l.legend(fontsize="small", loc="upper right")
+        self._amax_bars = ax_r.barh([1, 0], [1, 1], color=[series_style(0)["color"], series_style(1)["color"]],
+                                    hatch=["", "//"], edgecolor="white")
+        ax_r.set(yticks=[1, 0], yticklabels=["plain", "normalized"], xscale="log",
+                 title=r"$2/\lambda_{\max}$ at init against lr")
+        self._lr_mark = ax_r.axvline(1.0, **CURRENT)
+        self._lr_text = ax_r.annotate("lr", (1.0, 0.5), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                                      textcoords="offset points", ha="left", va="center", fontsize=9,
+                                      bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.85))
+        self._diagram = ax_d.imshow(axes_mask("batch"), cmap="Greys", vmin=0, vmax=1.6, origin="lower",
+                                    extent=(-0.5, 5.5, -0.5, 5.5))
+        ax_d.set(xticks=[], yticks=[], xlabel="N (samples); a cell: one channel's H, W", ylabel="C (channels)")
+        for x in np.arange(-0.5, 6, 1.0):
+            ax_d.axvline(x, color="0.6", lw=0.6)
+            ax_d.axhline(x, color="0.6", lw=0.6)
+
+    def _draw_layers(self, s: LayersState) -> None:
+        ax_a, ax_l, ax_r, ax_d = self._figs["layers"].axes
+        n = len(s.layers)
+        values = [s.act_std[0, 0], s.act_std[0, 1], s.act_std[1, 0], s.act_std[1, 1]]
+        for bars, v in zip(self._spread_bars, values):
+            for j, bar in enumerate(bars):
+                bar.set_height(float(v[j]) if j < n and np.isfinite(v[j]) else 0.0)
+                bar.set_visible(j < n)
+        top = np.nanmax([np.nanmax(v) if np.any(np.isfinite(v)) else 0 for v in values])
+        ax_a.set_ylim(0, max(1.15, 1.15 * top))
+        ax_a.set_xlim(-0.5, n - 0.5)
+        for line, losses in zip(self._loss_lines, s.losses):
+            line.set_data(np.arange(len(losses)), losses)
+        finite = s.losses[np.isfinite(s.losses)]
+        if finite.size:
+            ax_l.set_ylim(max(finite.min() / 1.5, 1e-4), finite.max() * 1.5)
+        ax_l.set_xlim(0, s.steps)
+        amax = np.where(np.isfinite(s.alpha_max), s.alpha_max, 1e3)
+        for bar, v in zip(self._amax_bars, amax):
+            bar.set_width(float(v))
+        ax_r.set_xlim(min(amax.min(), s.lr) / 3, max(amax.max(), s.lr) * 3)
+        self._lr_mark.set_xdata([s.lr, s.lr])
+        self._lr_text.xy = (s.lr, 0.5)
+        self._lr_text.set_text(f"lr = {s.lr:.3g}")
+        self._diagram.set_data(axes_mask(s.norm))
+        ax_d.set_title(f"{s.norm}: mean over {s.axes}" if s.norm != "none" else "no normalization",
+                       fontsize="medium")
+
+    def _draw(self, s: NormalizationEffectState) -> None:
+        if s.part == "inputs":
+            self._draw_inputs(s.inputs)
+        else:
+            self._draw_layers(s.layers)
