@@ -676,12 +676,15 @@ class NormalizationEffect(WidgetView):
         self._lr_text = ax_r.annotate("lr", (1.0, 0.5), xycoords=("data", "axes fraction"), xytext=(3, 0),
                                       textcoords="offset points", ha="left", va="center", fontsize=9,
                                       bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.85))
-        self._diagram = ax_d.imshow(axes_mask("batch"), cmap="Greys", vmin=0, vmax=1.6, origin="lower",
-                                    extent=(-0.5, 5.5, -0.5, 5.5))
-        ax_d.set(xticks=[], yticks=[], xlabel="N (samples); a cell: one channel's H, W", ylabel="C (channels)")
-        for x in np.arange(-0.5, 6, 1.0):
-            ax_d.axvline(x, color="0.6", lw=0.6)
-            ax_d.axhline(x, color="0.6", lw=0.6)
+        self._diagram = ax_d.pcolormesh(axes_mask("batch"), cmap="Greys", vmin=0, vmax=1.6, edgecolors="0.55",
+                                        linewidth=0.6)
+        ax_d.set(xticks=[], yticks=[], xlabel="N (samples); a cell = H×W", ylabel="C (channels)", aspect="equal")
+        # fixed scales, so that a setting only moves these artists (blitted over a background drawn once)
+        ax_a.set(xlim=(-0.5, 1.5), ylim=(0.0, 2.5))
+        ax_l.set(xlim=(0, self.steps), ylim=(1e-3, 30.0))
+        ax_r.set_xlim(3e-4, 300.0)
+        self._figs["layers"].animate([*(b for bars in self._spread_bars for b in bars), *self._loss_lines,
+                                      *self._amax_bars, self._lr_mark, self._lr_text, self._diagram, ax_d.title])
 
     def _draw_layers(self, s: LayersState) -> None:
         ax_a, ax_l, ax_r, ax_d = self._figs["layers"].axes
@@ -691,23 +694,15 @@ class NormalizationEffect(WidgetView):
             for j, bar in enumerate(bars):
                 bar.set_height(float(v[j]) if j < n and np.isfinite(v[j]) else 0.0)
                 bar.set_visible(j < n)
-        top = np.nanmax([np.nanmax(v) if np.any(np.isfinite(v)) else 0 for v in values])
-        ax_a.set_ylim(0, max(1.15, 1.15 * top))
-        ax_a.set_xlim(-0.5, n - 0.5)
         for line, losses in zip(self._loss_lines, s.losses):
             line.set_data(np.arange(len(losses)), losses)
-        finite = s.losses[np.isfinite(s.losses)]
-        if finite.size:
-            ax_l.set_ylim(max(finite.min() / 1.5, 1e-4), finite.max() * 1.5)
-        ax_l.set_xlim(0, s.steps)
         amax = np.where(np.isfinite(s.alpha_max), s.alpha_max, 1e3)
         for bar, v in zip(self._amax_bars, amax):
             bar.set_width(float(v))
-        ax_r.set_xlim(min(amax.min(), s.lr) / 3, max(amax.max(), s.lr) * 3)
         self._lr_mark.set_xdata([s.lr, s.lr])
         self._lr_text.xy = (s.lr, 0.5)
         self._lr_text.set_text(f"lr = {s.lr:.3g}")
-        self._diagram.set_data(axes_mask(s.norm))
+        self._diagram.set_array(axes_mask(s.norm).ravel())
         ax_d.set_title(f"{s.norm}: mean over {s.axes}" if s.norm != "none" else "no normalization",
                        fontsize="medium")
 
