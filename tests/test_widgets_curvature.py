@@ -114,3 +114,28 @@ def test_fuzz_1000_settings_validation_cache_and_step_scrub(short_run):
             s = curvature_explorer_model(cache[tuple(setting.items())], int(rng.integers(0, 7)))
             s.to_dict()
     assert legal > 50 and bad > 50 and len(cache) <= 3
+
+
+# ----- the view, headless ---------------------------------------------------------------------------------------
+
+def test_view_step_scrubs_without_recomputing_and_lr_recomputes():
+    from optlab.widgets import CurvatureExplorer
+
+    view = CurvatureExplorer(steps=4, every=2)
+    run0 = view.state.run
+    view.set(step=3)
+    assert view.state.run is run0 and view.state.checkpoint_step == 2
+    assert np.asarray(view._marks[0].get_xdata())[0] == 3
+    np.testing.assert_allclose(np.asarray(view._psi.get_ydata()), run0.stochastic_history[1])
+    assert f"Step 3 (curvature from step 2)" in view.table.value
+    view.set(lr=0.1, step=4)
+    assert view.state.run is not run0 and view.state.run.lr == pytest.approx(0.1)
+    assert view.progress.value == 1.0
+    view.set(lr=0.5)  # back to a cached run
+    assert view.state.run is run0
+    with pytest.raises(ValueError, match="step"):
+        view.set(step=5)
+    with pytest.raises(ValueError, match="optimizer"):
+        view.set(optimizer="lbfgs")
+    import json
+    json.dumps(view.state.to_dict(), allow_nan=False)

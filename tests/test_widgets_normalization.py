@@ -203,3 +203,67 @@ def test_layer_settings_fuzz_1000_validation_paths_and_a_few_real_runs():
             warnings.simplefilter("error")
             s = layer_normalization_model(model, norm, lr=lr, batch_size=bs, steps=1)
         s.to_dict()
+
+
+# ----- the view, headless ---------------------------------------------------------------------------------------
+
+def test_view_inputs_controls_state_table_and_artists():
+    from optlab.widgets import NormalizationEffect
+
+    view = NormalizationEffect(steps=3)
+    view.set(dataset="non-centered", transform="centered")
+    s = view.state.inputs
+    expected = input_normalization_model("non-centered", "centered")
+    assert s.kappa == expected.kappa and view.state.part == "inputs" and view.state.layers is None
+    assert f"{expected.steps_run:,}" in view.table.value and "non-centered, centered inputs" in view.table.value
+    np.testing.assert_allclose(np.asarray(view._path.get_xydata()), expected.path)
+    np.testing.assert_allclose(view._points.get_offsets(), expected.points)
+    assert "kappa" in view._figs["inputs"].axes[1].get_title() or "\\kappa" in view._figs["inputs"].axes[1].get_title()
+    png = view._figs["inputs"].image.value
+    view.set(transform="whitened")
+    assert view._figs["inputs"].image.value != png  # rendered again
+    assert view.controls["transform"].value == "whitened"
+    import json
+    json.dumps(view.state.to_dict(), allow_nan=False)
+
+
+def test_view_layers_part_uses_the_cache_and_the_progress_bar():
+    from optlab.widgets import NormalizationEffect
+
+    view = NormalizationEffect(part="layers", norm="layer", lr=0.3, batch_size=8, steps=3)
+    s = view.state.layers
+    assert view._boxes["inputs"].layout.display == "none" and view._boxes["layers"].layout.display == ""
+    assert view.progress.value == 1.0 and view.progress.description == "ready"
+    misses = len(view._cache)
+    view.set(norm="group")
+    assert len(view._cache) == misses + 2  # the group-norm net and its init; the plain net was cached
+    view.set(norm="layer")
+    assert view.state.layers.lambda_max.tolist() == s.lambda_max.tolist()
+    heights = [b.get_height() for b in view._spread_bars[3]]
+    assert heights[0] == pytest.approx(s.act_std[1, 1, 0])
+    assert view._diagram.get_array().reshape(6, 6)[:, 3].sum() == 6  # layer norm: one sample, every channel
+    assert "layer norm (averaging over C, H, W)" in view.table.value
+    with pytest.raises(ValueError, match="lr"):
+        view.set(lr=1e3)  # beyond the slider
+    with pytest.raises(ValueError, match="batch_size"):
+        view.set(batch_size=3)
+    assert view.state.layers.norm == "layer"  # a rejected set changes nothing
+
+
+def test_view_fuzz_random_control_settings_small_net():
+    """1000 random control settings of the view (the torch part on a 1-step run; inputs part every setting)."""
+    from optlab.widgets import NormalizationEffect
+
+    view = NormalizationEffect(steps=1, batch_size=2, cache_size=64)
+    view._figs["inputs"].refresh = view._figs["layers"].refresh = lambda: None  # the point is exceptions and warnings
+    rng = np.random.default_rng(3)
+    lrs = [1e-3, 100.0, 0.5, 1e-3, 100.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(1000):
+            part = "layers" if i % 50 == 0 else "inputs"  # 20 torch settings (1-step runs), cached after their first
+            view.set(part=part, dataset=str(rng.choice(DATASETS)), transform=str(rng.choice(list(TRANSFORM_NAMES))),
+                     model="mlp", norm=str(rng.choice(NORMS)), lr=float(rng.choice(lrs)),
+                     batch_size=int(rng.choice([2, 256])))
+            view.state.to_dict()
+    assert len(view._cache) <= 64

@@ -349,7 +349,7 @@ class CurvatureExplorer(WidgetView):
 
     def _progress(self, fraction: float, text: str) -> None:
         self.progress.value, self.progress.description = fraction, "computing" if fraction < 1 else "ready"
-        self.progress.description_tooltip = text
+        self.progress.tooltip = text
 
     def _compute(self, values: dict) -> CurvatureExplorerState:
         key = _Setting(values["model"], values["optimizer"], float(values["lr"]), values["batch_size"])

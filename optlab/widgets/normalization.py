@@ -566,7 +566,7 @@ class NormalizationEffect(WidgetView):
 
     def _progress(self, fraction: float, text: str) -> None:
         self.progress.value, self.progress.description = fraction, "computing" if fraction < 1 else "ready"
-        self.progress.description_tooltip = text
+        self.progress.tooltip = text
 
     def _compute(self, values: dict) -> NormalizationEffectState:
         part = values["part"]
