@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from optlab.widgets import LearningRateRegimes
+from optlab.widgets import LearningRateRegimes, MomentumExplorer
 from optlab.widgets._view import RUN_HINT
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for pattern in ["lectures/*.ipynb", "assignments/*/*/*.ipynb"] for p in ROOT.glob(pattern))
 WIDGET = "application/vnd.jupyter.widget-view+json"
-VIEWS = [lambda: LearningRateRegimes([0.5, 2.0, 4.0])]  # one row per widget view
+VIEWS = [lambda: LearningRateRegimes([0.5, 2.0, 4.0]), MomentumExplorer]  # one row per widget view
 
 
 def outputs(path: Path):

@@ -5,6 +5,7 @@ import pytest
 
 from optlab.problems import REGIMES, gd_regimes
 from optlab.widgets import LearningRateRegimes, lr_regimes_model
+from widget_checks import assert_no_nan_shown
 
 
 def rotated_quadratic(lambdas, seed=0):
@@ -167,7 +168,8 @@ def test_slider_step_is_one_tenth_of_one_over_lambda_max_and_the_ends_are_legal(
     view.set(alpha=slider.max)  # the slider's end: divergence, shown as such
     s = view.state
     assert s.diverged and s.steps_measured is None and "divergence" in view.table.value
-    assert "nan" not in view.table.value and "never" in view.table.value
+    assert_no_nan_shown(view.table.value)
+    assert "never" in view.table.value
     # the alpha line stays inside the frame at the slider's end
     ax_a = view._fig.axes[1]
     assert ax_a.get_xlim()[1] > slider.max > ax_a.get_xlim()[0]
@@ -248,7 +250,7 @@ def test_lr_regimes_fuzz_1000_settings_no_exception_no_warning():
                     refresh()
                     rendered += 1
                 view.set(alpha=alpha)
-                assert "nan" not in view.table.value and "inf" not in view.table.value
+                assert_no_nan_shown(view.table.value)
                 json.dumps(view.state.to_dict(), allow_nan=False)
             assert view.state.alpha == alpha
     assert rendered == 8 * 13

@@ -4,6 +4,7 @@ One problem family per module; each problem says in its docstring which slide it
 
 ===========================  ==========================================================================
 :mod:`.gd_quadratic`          GD on a convex quadratic in closed form: factors, regimes, rates
+:mod:`.momentum`              momentum (heavy ball) in closed form: terminal velocity, roots, regimes, noise
 :mod:`.quadratic`             quadratics with chosen eigenvalues and rotation (ravines), closed-form GD
 :mod:`.surfaces`              Rosenbrock, Beale, Himmelblau, a saddle, a monkey saddle
 :mod:`.two_gaussians`         LeCun's two-Gaussian least-squares problem (lambda_max, eta_max)
@@ -26,6 +27,10 @@ from .gd_quadratic import (REGIMES, as_alpha, as_lambdas, best_alpha, condition_
 # name -> module it lives in, loaded on first access
 _LAZY = {
     "base": ["Objective", "Surface", "model_objective"],
+    "momentum": ["MOMENTUM_REGIMES", "critical_momentum", "heavy_ball_discriminant", "heavy_ball_path",
+                 "heavy_ball_rate", "heavy_ball_rate_grid", "heavy_ball_regime", "heavy_ball_roots", "nesterov_path",
+                 "noisy_plane_velocities", "plane_velocities", "stationary_velocity_variance", "steps_to_fraction",
+                 "terminal_velocity"],
     "quadratic": ["Quadratic", "gd_iterates", "quadratic_grad", "quadratic_loss", "quadratic_matrix",
                   "random_rotation", "rotation_2d"],
     "surfaces": ["SURFACES", "beale", "beale_surface", "himmelblau", "himmelblau_surface", "monkey_saddle",

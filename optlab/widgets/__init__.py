@@ -43,10 +43,12 @@ The contract every widget follows
 from ._cache import LRUCache
 from .curvature_explorer import CurvatureExplorer, CurvatureExplorerState, CurvatureRun, curvature_explorer_model, curvature_run
 from .lr_regimes import LearningRateRegimes, LRRegimesState, lr_regimes_model
+from .momentum import MomentumExplorer, MomentumState, momentum_model
 from .normalization import (InputsState, LayersState, NormalizationEffect, NormalizationEffectState,
                             input_normalization_model, layer_normalization_model)
 
 __all__ = ["LearningRateRegimes", "LRRegimesState", "lr_regimes_model",
+           "MomentumExplorer", "MomentumState", "momentum_model",
            "NormalizationEffect", "NormalizationEffectState", "InputsState", "LayersState",
            "input_normalization_model", "layer_normalization_model",
            "CurvatureExplorer", "CurvatureExplorerState", "CurvatureRun", "curvature_run", "curvature_explorer_model",

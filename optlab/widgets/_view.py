@@ -209,7 +209,9 @@ class WidgetView:
             self._update()
 
     def _update(self) -> None:
-        self._state = state = self._compute(self.values())
+        values = self.values()
+        checked, self._checked = getattr(self, "_checked", None), None
+        self._state = state = checked[1] if checked is not None and checked[0] == values else self._compute(values)
         self._show(state)
         self._renders.submit(state)
 
@@ -233,7 +235,8 @@ class WidgetView:
             if name not in self.controls:
                 raise value_error(owner, "parameter", name, "one of " + ", ".join(map(repr, self.controls)))
             check_control_value(owner, name, self.controls[name], value)
-        self._compute({**self.values(), **params})  # the model's checks, before any control moves
+        values = {**self.values(), **params}
+        self._checked = (values, self._compute(values))  # the model's checks, before any control moves
         self._holding = True
         try:
             for name, value in params.items():
