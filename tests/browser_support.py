@@ -248,7 +248,8 @@ def open_notebook(browser, lab: Lab, name: str, folder: Path, run_timeout: float
     page.on("dialog", lambda dialog: dialog.accept())  # leave the page on reload despite unsaved outputs
     try:
         with notebook.reporting(folder):
-            page.goto(f"{lab.url}/lab/tree/{name}", timeout=90_000)
+            # ?reset: a fresh workspace, so no notebook opened by an earlier page comes back in another tab
+            page.goto(f"{lab.url}/lab/tree/{name}?reset", timeout=90_000)
             restart_and_run_all(page, run_timeout=run_timeout, budget=budget)
         yield notebook
     finally:

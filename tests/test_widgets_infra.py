@@ -143,3 +143,15 @@ def test_background_renders_end_on_the_newest_state():
     reference.set(alpha=view.state.alpha)
     assert view._renders.rendered <= 12
     assert view._fig.image.value == reference._fig.image.value
+
+
+def test_png_bytes_decodes_to_the_figure_buffer():
+    import io
+
+    from PIL import Image
+
+    view = LearningRateRegimes([0.5, 2.0])
+    png = view._fig.png()
+    decoded = np.asarray(Image.open(io.BytesIO(png)))
+    np.testing.assert_array_equal(decoded, np.asarray(view._fig.figure.canvas.buffer_rgba()))
+    assert png == view._fig.image.value  # what the widget shows

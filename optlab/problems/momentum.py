@@ -37,6 +37,8 @@ in deep learning"; G. Goh (2017), "Why momentum really works", Distill.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..errors import check, finite, in_interval, in_unit_interval, non_negative, non_negative_int
@@ -238,5 +240,13 @@ def noisy_plane_velocities(alpha: float, mu: float, g: float, sigma: float, n: i
     finite("noisy_plane_velocities", "g", g)
     non_negative("noisy_plane_velocities", "sigma", sigma)
     non_negative_int("noisy_plane_velocities", "n", n)
-    grads = g + sigma * np.random.default_rng(seed).standard_normal(n)
+    grads = g + sigma * _standard_normals(n, seed)
     return lfilter([-alpha], [1.0, -mu], grads)  # p_k = mu p_{k-1} - alpha g_k, p_0 = 0
+
+
+@functools.lru_cache(maxsize=4)
+def _standard_normals(n: int, seed: int) -> np.ndarray:
+    """The seeded noise, drawn once per (n, seed): a widget redraws its run on every slider event."""
+    xi = np.random.default_rng(seed).standard_normal(n)
+    xi.flags.writeable = False
+    return xi

@@ -17,6 +17,9 @@ The contract every widget follows
    an ``ipywidgets.Image``, identical in JupyterLab, Binder, nbval and a browser test) and afterwards
    only updates artists (``set_data``, ``set_xdata``, ``set_offsets``...). Expensive backgrounds --
    contours, vector fields, regime maps -- are computed in the constructor, never on a control event.
+   The moving artists are named once with ``FigureImage.animate([...])``: everything else is drawn
+   once into a background and each render only draws them over it (blitting), so keep axis limits
+   fixed (plot in units that make them fixed, e.g. a velocity over its terminal value).
 4. **One path.** ``view.controls`` maps the model's parameter names to the controls;
    ``view.set(**params)`` checks every value (the control's range or choices, then the model) and
    moves the controls, exactly as a student would, then runs the one update path: model -> readouts

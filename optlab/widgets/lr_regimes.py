@@ -219,9 +219,10 @@ class LearningRateRegimes(WidgetView):
         for j, (x, label) in enumerate(marks):
             if xlim[0] < x < xlim[1]:
                 moving.append(ax_a.axvline(x, lw=1.3, zorder=3, **mark_style(j)))  # redrawn above the alpha line
-                moving.append(ax_a.annotate(label, (x, 0.97 - 0.1 * j), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                # the label stays in the background: the translucent alpha line crosses it at most
+                ax_a.annotate(label, (x, 0.97 - 0.1 * j), xycoords=("data", "axes fraction"), xytext=(3, 0),
                               textcoords="offset points", ha="left", va="top", fontsize=9, zorder=4,
-                              bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8)))
+                              bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
         ax_a.set(xlabel=r"learning rate $\alpha$", ylabel=r"$|1-\alpha\lambda_i|$", ylim=(0.0, 2.0), xlim=xlim)
         ax_a.set_title("contraction per step")
         handles = [*self._lines, self._alpha_mark]
