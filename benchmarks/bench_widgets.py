@@ -93,7 +93,9 @@ FRESH = {
         "           dict(model='cnn', norm='batch'), dict(model='cnn', norm='group')]:\n"
         "    t = time.perf_counter(); v.set(**kw); new.append((str(kw), time.perf_counter() - t))\n"
         "for d in ['digits', 'badly scaled']:\n"
-        "    for t in ['raw', 'whitened']: v.set(part='inputs', dataset=d, transform=t)\n"
+        "    for t in ['raw', 'whitened']:\n"
+        "        kw = dict(part='inputs', dataset=d, transform=t)\n"
+        "        t0 = time.perf_counter(); v.set(**kw); new.append((str(kw), time.perf_counter() - t0))\n"
         "result['new settings s'] = new"),
     "CurvatureExplorer": (
         "t = time.perf_counter(); v = CurvatureExplorer(); result['first run s'] = time.perf_counter() - t\n"
@@ -188,7 +190,7 @@ def main() -> None:
             view = views[c.name]
             settings = (c.settings or sweep)(view, args.settings)
             for values in settings:
-                model[c.name].append(time_ms(view._compute, values))
+                model[c.name].append(time_ms(view._compute, {**view.values(), **values}))
                 render[c.name].append(time_ms(view.set, **values))
     print(f"bench_widgets: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}, torch threads 1, {args.rounds} rounds x {args.settings} settings")

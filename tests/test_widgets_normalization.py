@@ -223,6 +223,8 @@ def test_view_inputs_controls_state_table_and_artists():
     view.set(transform="whitened")
     assert view._figs["inputs"].image.value != png  # rendered again
     assert view.controls["transform"].value == "whitened"
+    view.set(transform="centered")
+    assert view._figs["inputs"].image.value == png  # a setting seen before: its picture again
     import json
     json.dumps(view.state.to_dict(), allow_nan=False)
 

@@ -493,7 +493,10 @@ class NormalizationEffect(WidgetView):
     diagram of what each normalization averages over (:func:`layer_normalization_model`).
 
     Torch work runs once per setting and is kept in an :class:`~optlab.widgets._cache.LRUCache` of
-    ``cache_size`` results; the first computation of a setting moves the progress bar.
+    ``cache_size`` results; the first computation of a setting moves the progress bar. The inputs part's
+    picture of each setting is kept too (its contours and scatter need a full draw), so going back to a
+    setting re-renders at slider speed; the layers part's figure keeps fixed scales and only its moving
+    artists are redrawn.
 
     Controls (keyboard: Tab between them; toggle buttons with Space/Enter; sliders with the arrow keys,
     PageUp/PageDown, Home/End): ``part``, ``dataset``, ``transform`` (inputs); ``model``, ``norm``, ``lr``,
@@ -514,7 +517,7 @@ class NormalizationEffect(WidgetView):
 
     def __init__(self, part: str = "inputs", dataset: str = "correlated cloud", transform: str = "raw",
                  model: str = "mlp", norm: str = "batch", lr: float = 0.5, batch_size: int = 32, steps: int = 150,
-                 seed: int = 0, cache_size: int = 24):
+                 seed: int = 0, cache_size: int = 48):
         owner = "NormalizationEffect"
         one_of(owner, "part", part, PARTS)
         one_of(owner, "dataset", dataset, DATASETS)
@@ -524,6 +527,7 @@ class NormalizationEffect(WidgetView):
         one_of(owner, "batch_size", batch_size, BATCH_SIZES)
         self.steps, self.seed = steps, seed
         self._cache = LRUCache(cache_size)
+        self._pngs = LRUCache(cache_size)  # the inputs part's picture of each setting seen (contours, scatter)
         toggle = dict(style={"button_width": "auto"})
         self.controls = {
             "part": widgets.ToggleButtons(options=list(PARTS), value=part, description="part",
@@ -584,6 +588,11 @@ class NormalizationEffect(WidgetView):
         self.table.value = inputs_table_html(s.inputs) if s.part == "inputs" else layers_table_html(s.layers)
 
     def _render(self, s: NormalizationEffectState) -> None:
+        if s.part == "inputs":  # a setting seen before shows its picture again at once (its artists are redrawn
+            fig = self._figs["inputs"]  # only for a new setting: contours and scatter cost a full draw)
+            key = (s.inputs.dataset, s.inputs.transform)
+            fig.image.value = self._pngs.get_or_compute(key, lambda: (self._draw_inputs(s.inputs), fig.png())[1])
+            return
         self._draw(s)
         self._figs[s.part].refresh()
 
