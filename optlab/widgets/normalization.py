@@ -31,6 +31,7 @@ Ba, Kiros & Hinton (2016); Ulyanov, Vedaldi & Lempitsky (2016); Wu & He (2018).
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from dataclasses import dataclass
@@ -144,7 +145,8 @@ def input_normalization_model(dataset: str = "correlated cloud", transform: str 
     lam, Q = np.linalg.eigh(H)
     lam, Q = lam[::-1], Q[:, ::-1]  # largest first
     lam = np.maximum(lam, 0.0)  # round-off below 0 on a positive semi-definite matrix
-    w_star = np.linalg.lstsq(X, t, rcond=None)[0]
+    b = Q.T @ (X.T @ t) / N  # the normal equations H w* = X't/N in H's eigenbasis (pseudo-inverse where lam = 0)
+    w_star = Q @ np.divide(b, lam, out=np.zeros_like(b), where=lam > 0)
     w0 = np.zeros(d)
     positive_spectrum = lam[-1] > 0
     alpha = best_alpha(lam) if positive_spectrum else 1.0 / lam[0]
@@ -172,8 +174,8 @@ def input_normalization_model(dataset: str = "correlated cloud", transform: str 
         points, principal = X, False
     else:
         Xc = X - X.mean(0)
-        _, _, Vt = np.linalg.svd(Xc, full_matrices=False)
-        points, principal = Xc @ Vt[:2].T, True
+        _, V = np.linalg.eigh(Xc.T @ Xc)
+        points, principal = Xc @ V[:, [-1, -2]], True
     return InputsState(
         dataset=dataset, transform=transform, points=points, points_are_principal=principal, eigenvalues=lam,
         kappa=float(lam[0] / lam[-1]) if positive_spectrum else math.inf, lambda_max=float(lam[0]),
