@@ -198,7 +198,7 @@ def test_layer_settings_fuzz_1000_validation_paths_and_a_few_real_runs():
     assert legal > 50 and bad > 50
     # a few real, tiny runs at the extremes of every control
     for model, norm, lr, bs in [("mlp", "batch", 1e-6, 2), ("mlp", "instance", 1e3, 1024), ("cnn", "group", 1e8, 2),
-                                ("cnn", "layer", 1e-3, 1024)]:
+                                ("mlp", "layer", 1e-3, 1024)]:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             s = layer_normalization_model(model, norm, lr=lr, batch_size=bs, steps=1)
@@ -257,13 +257,15 @@ def test_view_fuzz_random_control_settings_small_net():
     from optlab.widgets import NormalizationEffect
 
     view = NormalizationEffect(steps=1, batch_size=2, cache_size=64)
-    view._figs["inputs"].refresh = view._figs["layers"].refresh = lambda: None  # the point is exceptions and warnings
+    # artists are updated, but not rasterized: the point is exceptions and warnings (rendering is tested above)
+    view._figs["inputs"].png = lambda: b""
+    view._figs["layers"].refresh = lambda: None
     rng = np.random.default_rng(3)
     lrs = [1e-3, 100.0, 0.5, 1e-3, 100.0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for i in range(1000):
-            part = "layers" if i % 50 == 0 else "inputs"  # 20 torch settings (1-step runs), cached after their first
+            part = "layers" if i % 100 == 0 else "inputs"  # 10 torch settings (1-step runs); the rest cached
             view.set(part=part, dataset=str(rng.choice(DATASETS)), transform=str(rng.choice(list(TRANSFORM_NAMES))),
                      model="mlp", norm=str(rng.choice(NORMS)), lr=float(rng.choice(lrs)),
                      batch_size=int(rng.choice([2, 256])))
