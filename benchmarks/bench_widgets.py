@@ -1,28 +1,24 @@
-"""Time every widget: its model update and its view update (model + readouts + render), over a sweep.
+"""Time each widget's model update and view update (render included) over a sweep of settings.
 
-For each row of :data:`CASES` the view is built once at its default size, then a deterministic sweep
-moves every control through its range (sliders from end to end, choices in turn, checkboxes on and
-off; the first two settings are the controls' two ends). Per setting it times
+For every case: the median over the sweep of (a) the pure model on the new setting, as the view calls
+it, and (b) the whole ``view.set(**setting)``: model, readouts and the render into the image (inline
+outside a kernel, so the figure is finished when ``set`` returns) -- what one slider event costs.
+Caches of the widgets' optimizer runs are cleared before each setting where a case says ``cold`` (a
+setting seen for the first time, the worst case), and kept otherwise (a slider event: only the methods
+whose settings moved rerun).
 
-* the model: ``view._compute(values)``, the widget's pure model function on those control values;
-* the view: ``view.set(**values)`` -- the path a slider event takes: model, readouts, the artists'
-  update and the figure rendered to PNG (inline here: outside a kernel renders are not deferred).
+    python benchmarks/bench_widgets.py [--rounds 3] [--only NAME]
 
-and prints the medians (and the 90th percentile) in milliseconds. The sweep is interleaved over
-``--rounds`` rounds so that load from other processes hits every widget alike.
+Goals (issue "Widgets I"): model <= 5 ms, view <= 40 ms at the default size on a 2-core machine.
+Adding a widget means adding rows to ``CASES``.
 
-    python benchmarks/bench_widgets.py [--settings 40] [--rounds 3] [--only NAME]
-
-Goals (the widgets' contract, optlab/widgets/__init__.py): model <= 5 ms, view <= 40 ms.
-Adding a widget is one row in CASES: a name and a zero-argument constructor (and, for a widget whose
-controls start torch work, the cached settings to sweep).
-
-The widgets that train networks (NormalizationEffect's layers, CurvatureExplorer) sweep only settings
-already in their cache in that table -- the re-render a student sees when going back to a setting or
-scrubbing a run; budget: median <= 50 ms. A second table times their torch work, each in a fresh
-process: a new NormalizationEffect setting (a normalization / lr / batch size not seen yet; budget
-<= 1 s), a new CurvatureExplorer run (<= 20 s), and every widget's peak resident memory after building
-it and going through a few settings (<= 600 MB; ``ru_maxrss`` of the process, imports included).
+The widgets that train networks (NormalizationEffect's layers, CurvatureExplorer) are swept over settings
+already in their cache (the view is warmed up on them first): the re-render a student sees when going
+back to a setting or scrubbing a run; budget (issue "Widgets II"): median <= 50 ms. Their torch work is
+timed in a second table, each widget in a fresh process (as in a fresh kernel): a new NormalizationEffect
+setting (a normalization / lr / batch size / data set not seen yet; budget <= 1 s), a new
+CurvatureExplorer run (<= 20 s), and every widget's peak resident memory after building it and going
+through a few settings (<= 600 MB; ``ru_maxrss`` of the process, imports included).
 """
 
 from __future__ import annotations
@@ -32,60 +28,132 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from optlab.widgets import CurvatureExplorer, LearningRateRegimes, MomentumExplorer, NormalizationEffect
 
-MODEL_GOAL_MS, VIEW_GOAL_MS = 5.0, 40.0
+@dataclass
+class Case:
+    """One row: a widget view and the settings it is swept over."""
+
+    widget: str
+    sweep: str  #: what moves, in words
+    make_view: Callable  #: () -> view
+    settings: list  #: the dicts passed to view.set(**s), in order
+    clear: Callable = field(default=lambda: None)  #: run before each model call (cold cases)
+
+
+def _sweep(view, n: int) -> list[dict]:
+    """``n`` settings moving every slider of ``view`` at once: both ends first, then a low-discrepancy sweep."""
+    settings = []
+    for i in range(n):
+        values = {}
+        for j, (name, c) in enumerate(view.controls.items()):
+            frac = [0.0, 1.0][i] if i < 2 else ((i + 1) * (0.6180339887 + 0.1 * j)) % 1.0
+            if hasattr(c, "base"):  # log slider: the exponent moves
+                values[name] = float(c.base ** (c.min + frac * (c.max - c.min)))
+            else:
+                values[name] = float(c.min + frac * (c.max - c.min))
+        settings.append(values)
+    return settings
+
+
+def _lr_cases() -> list[Case]:
+    from optlab.widgets import LearningRateRegimes
+
+    three = lambda: LearningRateRegimes([0.2, 1.0, 4.0])  # noqa: E731
+    ten = lambda: LearningRateRegimes(np.geomspace(0.01, 10.0, 10), log_alpha=True)  # noqa: E731
+    return [
+        Case("LearningRateRegimes", "alpha 0..2.5/lambda_max (3 lambdas)", three, _sweep(three(), 15)),
+        Case("LearningRateRegimes", "log alpha over 2 decades (10 lambdas)", ten, _sweep(ten(), 15)),
+    ]
+
+
+def _momentum_cases() -> list[Case]:
+    from optlab.widgets import MomentumExplorer
+
+    mus = [dict(mu=float(m)) for m in np.round(np.linspace(0.0, 0.99, 15), 2)]
+    return [
+        Case("MomentumExplorer", "mu 0..0.99", MomentumExplorer, mus),
+        Case("MomentumExplorer", "all five sliders at once, ends included", MomentumExplorer,
+             _sweep(MomentumExplorer(), 15)),
+    ]
+
+
+def _saddle_cases() -> list[Case]:
+    from optlab.widgets import SaddleFlow
+    from optlab.widgets import saddle_flow as sf
+
+    alphas = [dict(lr=float(a)) for a in np.round(np.linspace(0.04, 0.6, 15), 2)]
+    damping = [dict(damping=float(d)) for d in np.round(np.linspace(0.05, 1.0, 15), 2)]
+    return [
+        Case("SaddleFlow", "alpha 0.04..0.6 (GD, momentum rerun)", SaddleFlow, alphas),
+        Case("SaddleFlow", "damping 0.05..1 (Newton, SFN rerun)", SaddleFlow, damping),
+        Case("SaddleFlow", "alpha, cold (all four methods run)", SaddleFlow, alphas, sf._run.cache_clear),
+    ]
+
+
+def _race_cases() -> list[Case]:
+    from optlab.widgets import OptimizerRace
+    from optlab.widgets import race as rc
+
+    steps = [dict(step=k) for k in range(5, 200, 13)]
+    lrs = [dict(hyper={"Adam": {"lr": float(a)}}) for a in np.round(np.geomspace(0.005, 0.5, 12), 4)]
+    return [
+        Case("OptimizerRace", "step 5..200 (Step / Play)", OptimizerRace, steps),
+        Case("OptimizerRace", "Adam lr 0.005..0.5 (one 200-step run)", OptimizerRace, lrs),
+        Case("OptimizerRace", "step, cold (four 200-step runs)", OptimizerRace, steps, rc._race_run.cache_clear),
+    ]
+
+
+def _warm(make, settings):
+    """A view that has computed (and cached) every setting of ``settings`` once."""
+    def build():
+        view = make()
+        for s in settings:
+            view.set(**s)
+        return view
+    return build
+
+
+def _normalization_cases() -> list[Case]:
+    from optlab.widgets import NormalizationEffect
+    from optlab.widgets.normalization import DATASETS, TRANSFORM_NAMES
+
+    inputs = [{"part": "inputs", "dataset": d, "transform": t} for d in DATASETS for t in TRANSFORM_NAMES]
+    layers = [{"part": "layers", "model": "mlp", "norm": n, "lr": lr, "batch_size": 32}
+              for lr in (0.5, 0.1) for n in ("none", "batch", "layer", "group")]
+    return [
+        Case("NormalizationEffect", "inputs: 5 data sets x 5 transforms, cached", _warm(NormalizationEffect, inputs),
+             inputs),
+        Case("NormalizationEffect", "layers: 4 norms x 2 lrs (MLP), cached", _warm(NormalizationEffect, layers),
+             layers),
+    ]
+
+
+def _curvature_cases() -> list[Case]:
+    from optlab.widgets import CurvatureExplorer
+
+    steps = [{"step": (7 * i) % 11 * 20} for i in range(11)]
+    return [Case("CurvatureExplorer", "step slider over the default run, cached", CurvatureExplorer, steps)]
+
+
+CASES: list[Callable[[], list[Case]]] = [_lr_cases, _momentum_cases, _saddle_cases, _race_cases,
+                                         _normalization_cases, _curvature_cases]
+
 CACHED_GOAL_MS, NEW_SETTING_GOAL_S, RUN_GOAL_S, RSS_GOAL_MB = 50.0, 1.0, 20.0, 600.0
 
 
-def normalization_inputs_settings(view, n: int) -> list[dict]:
-    """Every data set x transform (cached after the warm-up), repeated to ``n`` settings."""
-    from optlab.widgets.normalization import DATASETS, TRANSFORM_NAMES
-
-    grid = [{"part": "inputs", "dataset": d, "transform": t} for d in DATASETS for t in TRANSFORM_NAMES]
-    return [grid[i % len(grid)] for i in range(n)]
-
-
-def normalization_layers_settings(view, n: int) -> list[dict]:
-    """Four layer settings (every normalization of the MLP at lr 0.5, batch 32), cached after the warm-up."""
-    grid = [{"part": "layers", "model": "mlp", "norm": m, "lr": 0.5, "batch_size": 32}
-            for m in ["none", "batch", "layer", "group"]]
-    return [grid[i % len(grid)] for i in range(n)]
-
-
-def curvature_steps(view, n: int) -> list[dict]:
-    """The step slider over the run computed by the constructor (no new run)."""
-    return [{"step": int((i * 7) % (view.steps // view.every + 1)) * view.every} for i in range(n)]
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str  #: the widget as a student builds it
-    make: Callable  #: () -> a WidgetView at its default size
-    settings: Callable | None = None  #: (view, n) -> n settings; None: sweep every control (see sweep)
-    goal_ms: float = VIEW_GOAL_MS  #: the view's goal
-
-
-CASES = [
-    Case("LearningRateRegimes([0.2, 1, 4])", lambda: LearningRateRegimes([0.2, 1.0, 4.0])),
-    Case("LearningRateRegimes(10 lambdas, log alpha)",
-         lambda: LearningRateRegimes(np.geomspace(0.01, 10.0, 10), log_alpha=True)),
-    Case("MomentumExplorer()", MomentumExplorer),
-    Case("NormalizationEffect() inputs, cached", NormalizationEffect, normalization_inputs_settings, CACHED_GOAL_MS),
-    Case("NormalizationEffect() layers, cached", NormalizationEffect, normalization_layers_settings, CACHED_GOAL_MS),
-    Case("CurvatureExplorer() step slider, cached run", CurvatureExplorer, curvature_steps, CACHED_GOAL_MS),
-]
 
 #: what each fresh process builds and does for the torch-work table (name -> code run after the imports)
 FRESH = {
     "LearningRateRegimes": "v = LearningRateRegimes([0.2, 1.0, 4.0])\nfor a in (0.1, 0.3, 0.5): v.set(alpha=a)",
     "MomentumExplorer": "v = MomentumExplorer()",
+    "SaddleFlow": "v = SaddleFlow()",
+    "OptimizerRace": "v = OptimizerRace()",
     "NormalizationEffect": (
         "v = NormalizationEffect(part='layers')\n"  # the first layers setting: the plain and batch-norm nets
         "new = []\n"
@@ -106,7 +174,8 @@ FRESH_CODE = """
 import json, resource, sys, time
 import torch
 torch.set_num_threads(1)
-from optlab.widgets import CurvatureExplorer, LearningRateRegimes, MomentumExplorer, NormalizationEffect
+from optlab.widgets import (CurvatureExplorer, LearningRateRegimes, MomentumExplorer, NormalizationEffect,
+                            OptimizerRace, SaddleFlow)
 result = {{}}
 {body}
 result["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -141,69 +210,49 @@ def fresh_process_table(names) -> None:
         print(line)
 
 
-def sweep(view, n: int) -> list[dict]:
-    """``n`` settings of every control of ``view``: both ends first, then a low-discrepancy sweep."""
-    settings = []
-    names = list(view.controls)
-    for i in range(n):
-        values = {}
-        for j, name in enumerate(names):
-            c = view.controls[name]
-            frac = [0.0, 1.0][i] if i < 2 else ((i + 1) * (0.6180339887 + 0.1 * j)) % 1.0
-            if hasattr(c, "base"):  # log slider: exponents from min to max
-                values[name] = float(c.base ** (c.min + frac * (c.max - c.min)))
-            elif hasattr(c, "min"):
-                values[name] = type(c.value)(c.min + frac * (c.max - c.min))
-            elif getattr(c, "_options_values", None) is not None:
-                options = c._options_values
-                values[name] = options[(i + j) % len(options)]
-            elif isinstance(c.value, bool):
-                values[name] = bool((i + j) % 2)
-        settings.append(values)
-    return settings
+def measure(case: Case, rounds: int) -> tuple[float, float]:
+    """Median model and view times: ``view.set(s)`` is timed whole (model, readouts, render), and the model
+    part is the view's first model call inside it (``set`` checks the setting with the model before it
+    moves a control; the update after it finds the runs cached)."""
+    view = case.make_view()
+    compute, inside = view._compute, []
 
+    def timed(values):
+        t = time.perf_counter()
+        state = compute(values)
+        inside.append(1e3 * (time.perf_counter() - t))
+        return state
 
-def time_ms(fn, *args, **kwargs) -> float:
-    t0 = time.perf_counter()
-    fn(*args, **kwargs)
-    return (time.perf_counter() - t0) * 1e3
+    view._compute = timed
+    model_ms, view_ms = [], []
+    for _ in range(rounds):
+        for s in case.settings:
+            case.clear()
+            inside.clear()
+            t = time.perf_counter()
+            view.set(**s)
+            view.wait()
+            view_ms.append(1e3 * (time.perf_counter() - t))
+            model_ms.append(inside[0])
+    return statistics.median(model_ms), statistics.median(view_ms)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--settings", type=int, default=40, help="settings per widget and round")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default=None, help="only the cases whose name contains this")
+    parser.add_argument("--only", default=None, help="only the widgets whose name contains this")
     parser.add_argument("--no-fresh", action="store_true", help="skip the fresh-process table (torch work, memory)")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # the models' torch runs are tiny
-    cases = [c for c in CASES if args.only is None or args.only in c.name]
-    views = {c.name: c.make() for c in cases}
-    for c in cases:  # warm up: imports, first renders, caches (every cached setting computed once)
-        view = views[c.name]
-        for values in (c.settings(view, 40) if c.settings else sweep(view, 3)):
-            view.set(**values)
-    model = {c.name: [] for c in cases}
-    render = {c.name: [] for c in cases}
-    for _ in range(args.rounds):
-        for c in cases:
-            view = views[c.name]
-            settings = (c.settings or sweep)(view, args.settings)
-            for values in settings:
-                model[c.name].append(time_ms(view._compute, {**view.values(), **values}))
-                render[c.name].append(time_ms(view.set, **values))
-    print(f"bench_widgets: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load "
-          f"{os.getloadavg()[0]:.1f}, torch threads 1, {args.rounds} rounds x {args.settings} settings")
-    head = f"{'widget':45s} {'model median':>12s} {'p90':>7s} {'view median':>12s} {'p90':>7s}  goals (model <= " \
-           f"{MODEL_GOAL_MS:g} ms, view <= {VIEW_GOAL_MS:g} ms)"
-    print(head)
-    print("-" * len(head))
-    for c in cases:
-        m, v = model[c.name], render[c.name]
-        ok = ("ok" if statistics.median(m) <= MODEL_GOAL_MS else "MODEL SLOW",
-              "ok" if statistics.median(v) <= c.goal_ms else f"VIEW SLOW (goal {c.goal_ms:g} ms)")
-        print(f"{c.name:45s} {statistics.median(m):9.2f} ms {np.percentile(m, 90):7.2f} "
-              f"{statistics.median(v):9.2f} ms {np.percentile(v, 90):7.2f}  {ok[0]}, {ok[1]}")
+    torch.set_num_threads(1)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
+          f"{os.getloadavg()[0]:.1f}; median over the sweep x {args.rounds} rounds")
+    print(f"{'widget':20s} {'sweep':42s} {'model ms':>9s} {'view ms':>8s}  goals: model <= 5, view <= 40")
+    for make in CASES:
+        for case in make():
+            if args.only and args.only not in case.widget:
+                continue
+            m, v = measure(case, args.rounds)
+            print(f"{case.widget:20s} {case.sweep:42s} {m:9.1f} {v:8.1f}")
     if not args.no_fresh:
         fresh_process_table([n for n in FRESH if args.only is None or args.only in n])
 

@@ -24,6 +24,8 @@ SURFACES = {
     "himmelblau": P.himmelblau_surface,
     "saddle": P.saddle_surface,
     "monkey_saddle": P.monkey_saddle_surface,
+    "quartic_saddle": P.quartic_saddle_surface,
+    "chain_slice_3": P.chain_slice_surface,
     "two_gaussians": lambda: P.TwoGaussians().surface,
     "tanh_identity": lambda: P.TanhIdentity().surface,
     "noisy_identity": lambda: P.NoisyIdentity().surface,
@@ -448,3 +450,44 @@ BAD_INPUT = [
 def test_bad_input_is_a_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("name", SURFACES)
+def test_batched_derivatives_are_the_pointwise_ones(name):
+    s = SURFACES[name]()
+    pts = _points(s, k=6, seed=2).reshape(2, 3, s.n)
+    g, H = s.derivatives(pts)
+    assert g.shape == (2, 3, s.n) and H.shape == (2, 3, s.n, s.n)
+    for i in range(2):
+        for j in range(3):
+            np.testing.assert_allclose(g[i, j], s.grad(pts[i, j]), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(H[i, j], s.hessian(pts[i, j]), rtol=1e-12, atol=1e-12)
+
+
+def test_quartic_saddle_closed_form():
+    s = P.quartic_saddle_surface()
+    x, y = 0.3, -0.7
+    assert s([x, y]) == pytest.approx(x ** 2 / 2 - y ** 2 / 2 + y ** 4 / 4)
+    np.testing.assert_allclose(s.grad([x, y]), [x, -y + y ** 3])
+    np.testing.assert_allclose(s.hessian([x, y]), np.diag([1.0, -1.0 + 3 * y ** 2]))
+    np.testing.assert_allclose(s.hessian([0.0, 0.0]), np.diag([1.0, -1.0]))
+    assert s(s.minima).tolist() == [-0.25, -0.25]
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_chain_slice_is_the_chain_on_the_tied_plane(depth):
+    s = P.chain_slice_surface(depth)
+    pts = np.random.default_rng(depth).standard_normal((5, 2))
+    full = np.concatenate([pts[:, :1], np.repeat(pts[:, 1:], depth - 1, axis=1)], axis=1)
+    np.testing.assert_allclose(s(pts), P.chain_loss(full), rtol=1e-12)
+    H0 = s.hessian([0.0, 0.0])
+    if depth == 2:
+        np.testing.assert_allclose(H0, [[0.0, -2.0], [-2.0, 0.0]])  # the 1-1-1 net's saddle
+    else:
+        np.testing.assert_allclose(H0, np.zeros((2, 2)))  # a saddle the second-order test cannot see
+        assert s([0.1, 0.1]) < s([0.0, 0.0]) < s([-0.1, 0.1])
+
+
+def test_chain_slice_rejects_depth_one():
+    with pytest.raises(ValueError, match="depth"):
+        P.chain_slice_surface(1)

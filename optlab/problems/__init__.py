@@ -6,7 +6,7 @@ One problem family per module; each problem says in its docstring which slide it
 :mod:`.gd_quadratic`          GD on a convex quadratic in closed form: factors, regimes, rates
 :mod:`.momentum`              momentum (heavy ball) in closed form: terminal velocity, roots, regimes, noise
 :mod:`.quadratic`             quadratics with chosen eigenvalues and rotation (ravines), closed-form GD
-:mod:`.surfaces`              Rosenbrock, Beale, Himmelblau, a saddle, a monkey saddle
+:mod:`.surfaces`              Rosenbrock, Beale, Himmelblau, a saddle, a monkey saddle, a saddle with a floor
 :mod:`.two_gaussians`         LeCun's two-Gaussian least-squares problem (lambda_max, eta_max)
 :mod:`.tiny_nets`             the 1-1-1 tanh nets (identity on two samples, noisy identity)
 :mod:`.linear_models`         1-1-1 linear net (hyperbola), deep scalar chains, factored linear (Saxe)
@@ -34,10 +34,12 @@ _LAZY = {
     "quadratic": ["Quadratic", "gd_iterates", "quadratic_grad", "quadratic_loss", "quadratic_matrix",
                   "random_rotation", "rotation_2d"],
     "surfaces": ["SURFACES", "beale", "beale_surface", "himmelblau", "himmelblau_surface", "monkey_saddle",
-                 "monkey_saddle_surface", "rosenbrock", "rosenbrock_surface", "saddle", "saddle_surface"],
+                 "monkey_saddle_surface", "quartic_saddle", "quartic_saddle_surface", "rosenbrock", "rosenbrock_surface",
+                 "saddle", "saddle_surface"],
     "two_gaussians": ["TwoGaussians", "input_covariance", "least_squares_loss", "two_gaussians_data"],
     "tiny_nets": ["NoisyIdentity", "TanhIdentity", "TinyNet", "scaled_tanh", "tiny_net", "tiny_net_loss"],
-    "linear_models": ["FactoredLinear", "LinearChain", "chain_loss", "end_to_end", "saxe_mode_strength"],
+    "linear_models": ["FactoredLinear", "LinearChain", "chain_loss", "chain_slice_surface", "end_to_end",
+                      "saxe_mode_strength"],
     "regression_tables": ["RegressionTable", "badly_scaled", "badly_scaled_table", "non_centered",
                           "non_centered_table", "regression_loss"],
     "correlated_cloud": ["correlated_cloud_data"],

@@ -197,6 +197,19 @@ class Surface:
             raise ValueError(f"hessian takes one point of shape ({self.n},), got {tuple(t.shape)}")
         return torch.autograd.functional.hessian(self.f, t).numpy()
 
+    def derivatives(self, points) -> tuple[np.ndarray, np.ndarray]:
+        """Gradients and Hessians at many points at once (vector fields, widgets): ``points`` of shape
+        ``(..., n)`` gives shapes ``(..., n)`` and ``(..., n, n)``, by autograd in float64 (one backward
+        pass for the gradients, one per coordinate for the Hessians; ``f`` is evaluated point by point, so
+        the sum's gradient is each point's gradient)."""
+        t = torch.tensor(_check_theta(points, self.n), dtype=torch.float64, requires_grad=True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(self.f(t).sum(), t, create_graph=True, materialize_grads=True)
+            rows = [torch.zeros_like(t) if not g.requires_grad else
+                    torch.autograd.grad(g[..., i].sum(), t, retain_graph=True, allow_unused=True,
+                                        materialize_grads=True)[0] for i in range(self.n)]
+        return g.detach().numpy(), torch.stack(rows, dim=-2).detach().numpy()
+
     def grid(self, xs, ys) -> np.ndarray:
         """``Z[j, i] = f(xs[i], ys[j])`` on a 2-D grid (for ``contour(xs, ys, Z)``); numpy only, no autograd."""
         if self.n != 2:

@@ -59,6 +59,29 @@ class LinearChain(Surface):
         return 1.0 / w1
 
 
+def chain_slice_surface(depth: int = 3) -> Surface:
+    r"""The depth-``D`` chain's loss on the plane :math:`w_1 = x,\ w_2 = \dots = w_D = y`:
+    :math:`f(x, y) = (1 - x\,y^{D-1})^2` (``depth=2`` is the 1-1-1 linear net itself).
+
+    For :math:`D \ge 3` the origin is a saddle that the second-order test cannot see: gradient and Hessian
+    both vanish there (:math:`f` changes by :math:`-2xy^{D-1}`, of order :math:`D`), so gradient descent
+    leaves it polynomially slowly rather than exponentially. The plane holds the balanced points
+    :math:`x = y` and the solution curve :math:`x\,y^{D-1} = 1`.
+
+    Slide: Goodfellow deck 004, "Linear view of the difficulty" (:math:`y = w_1w_2w_3w_4w_5x`).
+    """
+    positive_int("chain_slice_surface", "depth", depth)
+    check("chain_slice_surface", "depth", depth, depth >= 2, "an integer >= 2 (two weights span the plane)")
+    p = depth - 1
+
+    def f(theta):
+        return (1 - theta[..., 0] * theta[..., 1] ** p) ** 2
+
+    return Surface(f"linear chain D={depth}, w2=...=wD", f, 2, theta0=[0.5, 0.5], minima=[[1.0, 1.0]],
+                   bounds=((-2.0, 2.0), (-2.0, 2.0)),
+                   source="Goodfellow deck 004: linear view of the difficulty (a plane through the deep chain)")
+
+
 def saxe_mode_strength(t, s, u0, tau: float = 1.0):
     r"""Saxe et al.'s closed-form learning curve of one mode of a 2-layer linear net.
 

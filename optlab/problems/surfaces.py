@@ -1,4 +1,4 @@
-r"""Classic 2-D test surfaces, a saddle and a monkey saddle (landscape features: Zemel lecture 4; Goodfellow 2015).
+r"""Classic 2-D test surfaces, a saddle, a monkey saddle and a saddle with a floor (landscape features: Zemel lecture 4; Goodfellow 2015).
 
 Each surface is a plain function of ``theta`` with shape ``(..., 2)`` written with arithmetic only, so it
 evaluates numpy grids (contours, widgets) and torch tensors (autograd gradient/Hessian). The builders
@@ -61,6 +61,13 @@ def monkey_saddle(theta):
     return x ** 3 - 3 * x * y ** 2
 
 
+def quartic_saddle(theta):
+    r"""The saddle with a floor :math:`f(x, y) = \tfrac12 x^2 - \tfrac12 y^2 + \tfrac14 y^4`: a saddle at the origin
+    (Hessian :math:`\mathrm{diag}(1, -1)`) between the two minima :math:`(0, \pm1)` of value :math:`-\tfrac14`."""
+    x, y = _xy(theta)
+    return 0.5 * x ** 2 - 0.5 * y ** 2 + 0.25 * y ** 4
+
+
 #: The four minimisers of Himmelblau's function (the first exact, the others to 6 decimals).
 HIMMELBLAU_MINIMA = np.array([[3.0, 2.0], [-2.805118, 3.131312], [-3.779310, -3.283186], [3.584428, -1.848126]])
 
@@ -105,6 +112,16 @@ def monkey_saddle_surface() -> Surface:
                    bounds=((-1.5, 1.5), (-1.5, 1.5)), source="Goodfellow 2015: critical points")
 
 
+def quartic_saddle_surface() -> Surface:
+    r"""The saddle with a floor :math:`\tfrac12 x^2 - \tfrac12 y^2 + \tfrac14 y^4`, started just off its stable
+    manifold at (1, 1e-3): gradient descent leaves the saddle and settles in a minimum (0, +-1).
+
+    Slide: Goodfellow 2015, "Gradient descent flees saddle points" (a saddle whose escape ends in a minimum).
+    """
+    return Surface("quartic saddle", quartic_saddle, 2, theta0=[1.0, 1e-3], minima=[[0.0, 1.0], [0.0, -1.0]],
+                   bounds=((-1.5, 1.5), (-1.5, 1.5)), source="Goodfellow 2015: gradient descent flees saddle points")
+
+
 #: name -> builder of each classic surface
 SURFACES = {
     "rosenbrock": rosenbrock_surface,
@@ -112,4 +129,5 @@ SURFACES = {
     "himmelblau": himmelblau_surface,
     "saddle": saddle_surface,
     "monkey_saddle": monkey_saddle_surface,
+    "quartic_saddle": quartic_saddle_surface,
 }

@@ -150,7 +150,11 @@ def check_control_value(owner: str, name: str, control, value) -> None:
     else:
         low, high = getattr(control, "min", None), getattr(control, "max", None)
     options = getattr(control, "_options_values", None)
-    if options is not None:
+    if options is not None and isinstance(control.value, tuple):  # a multiple choice (SelectMultiple)
+        ok = isinstance(value, (list, tuple)) and len(set(value)) == len(value) and all(
+            any(v == o and type(v) is type(o) for o in options) for v in value)
+        check(owner, name, value, ok, "distinct choices among " + ", ".join(repr(o) for o in options))
+    elif options is not None:
         ok = any(value == o and type(value) is type(o) for o in options)
         check(owner, name, value, ok, "one of " + ", ".join(repr(o) for o in options))
     elif isinstance(control.value, bool):
