@@ -18,7 +18,7 @@ back to a setting or scrubbing a run; budget (issue "Widgets II"): median <= 50 
 timed in a second table, each widget in a fresh process (as in a fresh kernel): a new NormalizationEffect
 setting (a normalization / lr / batch size / data set not seen yet; budget <= 1 s), a new
 CurvatureExplorer run (<= 20 s), and every widget's peak resident memory after building it and going
-through a few settings (<= 600 MB; ``ru_maxrss`` of the process, imports included).
+through a few settings (<= 600 MB; the process's VmHWM, imports included).
 """
 
 from __future__ import annotations
@@ -178,7 +178,10 @@ from optlab.widgets import (CurvatureExplorer, LearningRateRegimes, MomentumExpl
                             OptimizerRace, SaddleFlow)
 result = {{}}
 {body}
-result["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM: this address space's peak resident memory (ru_maxrss would include the benchmark's own peak: Linux
+# keeps it across the fork + exec that starts this process)
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+result["peak RSS MB"] = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(result))
 """
 
@@ -201,7 +204,8 @@ def fresh_process_table(names) -> None:
             times = [t for _, t in r["new settings s"]]
             worst = max(r["new settings s"], key=lambda kv: kv[1])
             line += (f"; new setting: median {statistics.median(times):.2f} s, worst {worst[1]:.2f} s ({worst[0]}) "
-                     f"({'ok' if statistics.median(times) <= NEW_SETTING_GOAL_S else 'SLOW'})")
+                     f"(median {'ok' if statistics.median(times) <= NEW_SETTING_GOAL_S else 'SLOW'}, "
+                     f"{sum(t > NEW_SETTING_GOAL_S for t in times)} of {len(times)} over the goal)")
             line += "\n" + "\n".join(f"{'':24s}{kw:40s} {t:6.2f} s" for kw, t in r["new settings s"])
         if "first run s" in r:
             worst = max(r["first run s"], r["second run s"])
