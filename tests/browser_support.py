@@ -239,8 +239,9 @@ class NotebookPage:
 
 
 @contextmanager
-def open_notebook(browser, lab: Lab, name: str, folder: Path):
-    """Open lectures/``name`` in a new page, restart its kernel and run every cell; close the page after."""
+def open_notebook(browser, lab: Lab, name: str, folder: Path, run_timeout: float = 45, budget: float = 150):
+    """Open lectures/``name`` in a new page, restart its kernel and run every cell (each try given
+    ``run_timeout`` seconds, all tries ``budget``: see :func:`restart_and_run_all`); close the page after."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     notebook = NotebookPage(page, lab)
     page.on("console", lambda m: notebook.console.append(f"[{m.type}] {m.text}"))
@@ -249,7 +250,7 @@ def open_notebook(browser, lab: Lab, name: str, folder: Path):
         with notebook.reporting(folder):
             # ?reset: a fresh workspace, so no notebook opened by an earlier page comes back in another tab
             page.goto(f"{lab.url}/lab/tree/{name}?reset", timeout=90_000)
-            restart_and_run_all(page)
+            restart_and_run_all(page, run_timeout=run_timeout, budget=budget)
         yield notebook
     finally:
         page.close()

@@ -42,5 +42,7 @@ def gallery(lab, browser, tmp_path_factory):
     """
     from browser_support import open_notebook
 
-    with open_notebook(browser, lab, GALLERY, tmp_path_factory.mktemp("gallery")) as notebook:
+    # the gallery trains small networks (CurvatureExplorer, NormalizationEffect): a run takes longer than a lecture's
+    with open_notebook(browser, lab, GALLERY, tmp_path_factory.mktemp("gallery"), run_timeout=120,
+                       budget=300) as notebook:
         yield notebook

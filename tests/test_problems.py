@@ -491,3 +491,30 @@ def test_chain_slice_is_the_chain_on_the_tied_plane(depth):
 def test_chain_slice_rejects_depth_one():
     with pytest.raises(ValueError, match="depth"):
         P.chain_slice_surface(1)
+
+
+def test_digits_nets_take_each_optlab_normalization():
+    import optlab.nn as onn
+
+    d = P.Digits(n=60)
+    X, _ = d.batch()
+    kinds = {"batch": (onn.BatchNorm1d, onn.BatchNorm2d), "layer": (onn.LayerNorm,), "group": (onn.GroupNorm,),
+             "instance": (onn.InstanceNorm1d, onn.InstanceNorm2d)}
+    for model in ("mlp", "cnn"):
+        plain = d.model(model)
+        for norm, classes in kinds.items():
+            net = d.model(model, norm=norm)
+            found = [m for m in net.modules() if isinstance(m, classes)]
+            assert len(found) == (1 if model == "mlp" else 2), (model, norm)
+            # the same seeded weights as the plain net: a normalization adds modules, draws no random numbers
+            def weights(m):
+                return [x.weight for x in m.modules() if isinstance(x, (torch.nn.Linear, torch.nn.Conv2d))]
+
+            assert all(torch.equal(a, b) for a, b in zip(weights(net), weights(plain), strict=True))
+            assert net(X).shape == (len(X), 10)
+    with pytest.raises(ValueError, match="norm='weight'"):
+        P.mlp(norm="weight")
+    with pytest.raises(ValueError, match="batch_norm"):
+        P.cnn(batch_norm=True, norm="batch")
+    X, t = P.correlated_cloud_data(500, seed=1)
+    assert X.shape == (500, 2) and t.shape == (500,)

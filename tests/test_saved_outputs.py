@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from optlab.widgets import LearningRateRegimes, MomentumExplorer, OptimizerRace, SaddleFlow
+from optlab.widgets import (CurvatureExplorer, LearningRateRegimes, MomentumExplorer, NormalizationEffect,
+                            OptimizerRace, SaddleFlow)
 from optlab.widgets._view import RUN_HINT
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for pattern in ["lectures/*.ipynb", "assignments/*/*/*.ipynb"] for p in ROOT.glob(pattern))
 WIDGET = "application/vnd.jupyter.widget-view+json"
 VIEWS = [lambda: LearningRateRegimes([0.5, 2.0, 4.0]), MomentumExplorer,  # one row per widget view
-         lambda: SaddleFlow(steps=10), lambda: OptimizerRace("ravine", ["SGD"], horizon=5)]
+         lambda: SaddleFlow(steps=10), lambda: OptimizerRace("ravine", ["SGD"], horizon=5), NormalizationEffect,
+         lambda: CurvatureExplorer(steps=2, every=2)]
 
 
 def outputs(path: Path):

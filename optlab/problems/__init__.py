@@ -11,6 +11,7 @@ One problem family per module; each problem says in its docstring which slide it
 :mod:`.tiny_nets`             the 1-1-1 tanh nets (identity on two samples, noisy identity)
 :mod:`.linear_models`         1-1-1 linear net (hyperbola), deep scalar chains, factored linear (Saxe)
 :mod:`.regression_tables`     Zemel's badly scaled and non-centered regression tables
+:mod:`.correlated_cloud`      a correlated 2-D input cloud (rotated, elongated error ellipses)
 :mod:`.transforms`            center, standardize, decorrelate (Karhunen-Loeve), whiten
 :mod:`.digits`                scikit-learn's digits with MLP / CNN builders
 :mod:`.base`                  Objective (params + loss closure) and Surface (a loss of a vector)
@@ -41,8 +42,9 @@ _LAZY = {
                       "saxe_mode_strength"],
     "regression_tables": ["RegressionTable", "badly_scaled", "badly_scaled_table", "non_centered",
                           "non_centered_table", "regression_loss"],
+    "correlated_cloud": ["correlated_cloud_data"],
     "transforms": ["TRANSFORMS", "AffineTransform", "center", "decorrelate", "standardize", "whiten"],
-    "digits": ["Digits", "DigitsData", "cnn", "load_digits_data", "mlp"],
+    "digits": ["NORMS", "Digits", "DigitsData", "cnn", "load_digits_data", "mlp", "norm_layer"],
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 

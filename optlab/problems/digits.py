@@ -21,10 +21,53 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import nn as onn
 from ..errors import check, in_interval, int_in_range, is_integer, one_of
 from .base import FunctionLoss, Objective, model_objective
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+#: the normalizations ``norm=`` inserts (from :mod:`optlab.nn`), before each hidden activation
+NORMS = (None, "batch", "layer", "instance", "group")
+#: the groups of :class:`~optlab.nn.GroupNorm` (``norm="group"``): each hidden layer's channels in two halves
+NORM_GROUPS = 2
+
+
+class _Unit(nn.Module):
+    """Views an MLP's hidden ``(N, C)`` as ``(N, C, 1)`` (one spatial position) for InstanceNorm1d, and back."""
+
+    def __init__(self, norm: nn.Module):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x):
+        return self.norm(x[:, :, None])[:, :, 0]
+
+
+def norm_layer(norm: str, channels: int, spatial: tuple[int, ...] = (), dtype: torch.dtype = torch.float64):
+    """One :mod:`optlab.nn` normalization over a hidden layer of ``channels`` (and ``spatial`` positions).
+
+    ``"batch"``: :class:`~optlab.nn.BatchNorm1d`/``2d`` (over N, H, W); ``"layer"``: :class:`~optlab.nn.LayerNorm`
+    over (C, H, W); ``"instance"``: :class:`~optlab.nn.InstanceNorm1d`/``2d`` (over H, W; an MLP's hidden layer
+    has one position, so every normalized value is 0 -- legal, and why instance norm is for images);
+    ``"group"``: :class:`~optlab.nn.GroupNorm` with :data:`NORM_GROUPS` groups (over a subset of C, and H, W).
+    """
+    one_of("norm_layer", "norm", norm, NORMS[1:])
+    kw = dict(dtype=dtype)
+    if norm == "batch":
+        return (onn.BatchNorm2d if spatial else onn.BatchNorm1d)(channels, **kw)
+    if norm == "layer":
+        return onn.LayerNorm((channels, *spatial), **kw)
+    if norm == "instance":
+        return onn.InstanceNorm2d(channels, **kw) if spatial else _Unit(onn.InstanceNorm1d(channels, **kw))
+    check("norm_layer", "channels", channels, channels % NORM_GROUPS == 0,
+          f"a multiple of {NORM_GROUPS} (GroupNorm's groups)")
+    return onn.GroupNorm(NORM_GROUPS, channels, **kw)
+
+
+def _check_norm(owner: str, norm, batch_norm: bool) -> None:
+    one_of(owner, "norm", norm, NORMS)
+    check(owner, "batch_norm", batch_norm, not (batch_norm and norm is not None),
+          "False when norm is given (norm='batch' is optlab's BatchNorm)")
 
 
 @dataclass(frozen=True)
@@ -62,13 +105,14 @@ def load_digits_data(test_fraction: float = 0.2, seed: int = 0, n: int | None = 
 
 
 def mlp(sizes=(64, 30, 10), activation: str = "tanh", batch_norm: bool = False, seed: int = 0,
-        dtype: torch.dtype = torch.float64) -> nn.Sequential:
+        dtype: torch.dtype = torch.float64, norm: str | None = None) -> nn.Sequential:
     """A fully connected net with layer sizes ``sizes`` (default the slides' style 64-30-10), seeded.
 
-    ``batch_norm=True`` inserts ``BatchNorm1d`` before each hidden activation (for the BatchNorm cases of
-    the landscape tools).
+    ``batch_norm=True`` inserts torch's ``BatchNorm1d`` before each hidden activation (for the BatchNorm
+    cases of the landscape tools); ``norm`` (one of :data:`NORMS`) inserts :func:`norm_layer` there instead.
     """
     one_of("mlp", "activation", activation, _ACTIVATIONS)
+    _check_norm("mlp", norm, batch_norm)
     check("mlp", "sizes", sizes, isinstance(sizes, (list, tuple)) and len(sizes) >= 2
           and all(is_integer(s) and s > 0 for s in sizes), "two or more positive integers (the layer widths)")
     sizes = list(sizes)
@@ -80,15 +124,21 @@ def mlp(sizes=(64, 30, 10), activation: str = "tanh", batch_norm: bool = False, 
             if i < len(sizes) - 2:
                 if batch_norm:
                     layers.append(nn.BatchNorm1d(b))
+                elif norm is not None:
+                    layers.append(norm_layer(norm, b, dtype=dtype))
                 layers.append(_ACTIVATIONS[activation]())
     return nn.Sequential(*layers).to(dtype)
 
 
 def cnn(channels=(8, 16), activation: str = "tanh", batch_norm: bool = False, seed: int = 0,
-        dtype: torch.dtype = torch.float64) -> nn.Sequential:
+        dtype: torch.dtype = torch.float64, norm: str | None = None) -> nn.Sequential:
     """A small ConvNet for 8x8 digits: input rows of 64 are reshaped to 1x8x8, then two stages of
-    3x3 convolution (+ optional BatchNorm2d) + activation + 2x2 max-pooling, then ``Linear(c2*2*2, 10)``."""
+    3x3 convolution (+ optional normalization) + activation + 2x2 max-pooling, then ``Linear(c2*2*2, 10)``.
+
+    ``batch_norm=True``: torch's ``BatchNorm2d``; ``norm`` (one of :data:`NORMS`): :func:`norm_layer`.
+    """
     one_of("cnn", "activation", activation, _ACTIVATIONS)
+    _check_norm("cnn", norm, batch_norm)
     check("cnn", "channels", channels, isinstance(channels, (list, tuple)) and len(channels) == 2
           and all(is_integer(c) and c > 0 for c in channels),
           "two positive integers (the channels of the two stages)")
@@ -96,10 +146,13 @@ def cnn(channels=(8, 16), activation: str = "tanh", batch_norm: bool = False, se
     act = _ACTIVATIONS[activation]
     with torch.random.fork_rng(devices=[]):  # seeded without touching the global generator
         torch.manual_seed(seed)
-        layers = [nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, c1, 3, padding=1)]
-        layers += [nn.BatchNorm2d(c1)] if batch_norm else []
-        layers += [act(), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 3, padding=1)]
-        layers += [nn.BatchNorm2d(c2)] if batch_norm else []
+        def normalization(c: int, side: int) -> list:
+            if batch_norm:
+                return [nn.BatchNorm2d(c)]
+            return [] if norm is None else [norm_layer(norm, c, (side, side), dtype)]
+
+        layers = [nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, c1, 3, padding=1), *normalization(c1, 8)]
+        layers += [act(), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 3, padding=1), *normalization(c2, 4)]
         layers += [act(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(c2 * 4, 10)]
     return nn.Sequential(*layers).to(dtype)
 

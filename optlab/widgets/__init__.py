@@ -43,12 +43,20 @@ The contract every widget follows
    ``benchmarks/bench_widgets.py``, a cell in ``lectures/00_widgets.ipynb`` and a row in README's table.
 """
 
+from ._cache import LRUCache
+from .curvature_explorer import CurvatureExplorer, CurvatureExplorerState, CurvatureRun, curvature_explorer_model, curvature_run
 from .lr_regimes import LearningRateRegimes, LRRegimesState, lr_regimes_model
 from .momentum import MomentumExplorer, MomentumState, momentum_model
+from .normalization import (InputsState, LayersState, NormalizationEffect, NormalizationEffectState,
+                            input_normalization_model, layer_normalization_model)
 from .race import OptimizerRace, RaceState, race_model
 from .saddle_flow import SaddleFlow, SaddleFlowState, saddle_flow_model
 
 __all__ = ["LearningRateRegimes", "LRRegimesState", "lr_regimes_model",
            "MomentumExplorer", "MomentumState", "momentum_model",
            "OptimizerRace", "RaceState", "race_model",
-           "SaddleFlow", "SaddleFlowState", "saddle_flow_model"]
+           "SaddleFlow", "SaddleFlowState", "saddle_flow_model",
+           "NormalizationEffect", "NormalizationEffectState", "InputsState", "LayersState",
+           "input_normalization_model", "layer_normalization_model",
+           "CurvatureExplorer", "CurvatureExplorerState", "CurvatureRun", "curvature_run", "curvature_explorer_model",
+           "LRUCache"]

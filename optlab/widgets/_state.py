@@ -34,6 +34,8 @@ def plain(value):
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
+        if value.ndim and value.dtype.kind in "biuf" and bool(np.isfinite(value).all()):
+            return value.tolist()  # already plain: Python ints/floats/bools, nothing to replace (fast for big arrays)
         return [plain(v) for v in value.tolist()] if value.ndim else plain(value.item())
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
