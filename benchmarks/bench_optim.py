@@ -7,7 +7,7 @@ the whole measurement is repeated ``--rounds`` times (the median ratio is report
 
     python benchmarks/bench_optim.py [--numel 10000000] [--tensors 50] [--reps 15] [--rounds 3]
 
-Goal (issue 3): ratio = optlab / fastest torch <= 1.0 for every optimizer.
+Goal: ratio = optlab / fastest torch <= 1.0 for every optimizer.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ control alone, the controls to sweep).
 
 The widgets that train networks (NormalizationEffect's layers, CurvatureExplorer) are swept over settings
 already in their cache (the view is warmed up on them first): the re-render a student sees when going
-back to a setting or scrubbing a run; goal (issue "Widgets II"): median <= 50 ms. Their torch work is
+back to a setting or scrubbing a run; goal: median <= 50 ms. Their torch work is
 timed in a second table, each widget in a fresh process (as in a fresh kernel): a new NormalizationEffect
 setting (a normalization / lr / batch size / data set not seen yet; goal <= 1 s), a new
 CurvatureExplorer run (<= 20 s), and every widget's peak resident memory after building it and going

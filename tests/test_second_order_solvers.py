@@ -1,4 +1,4 @@
-"""Linear CG, Newton, Gauss-Newton and Levenberg-Marquardt: the claims of issue 5, in float64."""
+"""Linear CG, Newton, Gauss-Newton and Levenberg-Marquardt: their documented claims, in float64."""
 
 import pytest
 import torch

@@ -6,7 +6,7 @@ algorithm). Every optimizer is stepped with torch's closure and declares what el
 ``needs`` class attribute (``"gradient"``, ``"closure"`` or ``"model"``): see :mod:`optlab.optim.closure`.
 """
 
-# --- first-order optimizers (issue 3) ---
+# --- first-order optimizers ---
 from .adadelta import Adadelta, adadelta_update
 from .adagrad import Adagrad, adagrad_update
 from .adam import Adam, AdamW, adam_update
@@ -26,7 +26,7 @@ __all__ = [
 ]
 # --- end first-order optimizers ---
 
-# --- curvature-driven optimizers (issue 5) ---
+# --- curvature-driven optimizers ---
 from ..curvature.cg import CGResult, cg
 from .gauss_newton import GaussNewton, LevenbergMarquardt, gauss_newton_direction, lm_damping_update
 from .hessian_free import HessianFree, ggn_product
