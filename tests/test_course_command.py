@@ -6,6 +6,7 @@ start keeps that edit. Neither start logs an avoidable warning, and the news pop
 """
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -95,7 +96,10 @@ class Course:
             return "".join(out)
 
         try:
-            return asyncio.run(execute())
+            # a thread of its own: the session's browser fixture (Playwright) may hold a running event loop
+            # in this one, and asyncio.run refuses to start inside it
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, execute()).result()
         finally:
             self.request(f"/api/kernels/{kernel}", "DELETE")
 
