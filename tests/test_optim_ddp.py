@@ -8,6 +8,7 @@ whole batch (DDP averages the gradients, which is the full-batch gradient of the
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import os
 import socket
@@ -69,6 +70,12 @@ def _worker(rank, world, port, out_dir):
                 "vs_single_process": ((flat - single_flat).abs().max() / single_flat.abs().max()).item(),
                 "moved": (flat - start).abs().max().item(),
             }
+            # free DDP's reducer (it holds the process group and gloo's work objects) while the group is
+            # alive: freed after destroy_process_group, at the function's return or at interpreter exit,
+            # gloo's teardown could abort the process ("terminate called without an active exception")
+            del ddp, opt
+            gc.collect()
+        dist.barrier()  # both ranks are done with the group before either destroys it
     finally:
         dist.destroy_process_group()
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
