@@ -10,31 +10,22 @@
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
-if [ -z "${OPTLAB_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+# need COMMAND PACKAGE WHAT [HINT]: install Debian's PACKAGE when COMMAND is missing and this is root;
+# otherwise say what to install (and HINT) and stop
+need() {
+    command -v "$1" >/dev/null 2>&1 && return 0
     if [ "$(id -u)" = 0 ]; then
-        echo "==> installing Debian's chromium for the browser test"
+        echo "==> installing Debian's $2 for $3"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
     else
-        echo "The browser test needs Chromium and this is not root, so it cannot install it." >&2
-        echo "Install it with 'sudo apt-get install -y chromium' (Debian/Ubuntu), or point" >&2
-        echo "OPTLAB_CHROMIUM at a Chromium/Chrome binary, then run this command again." >&2
+        echo "$3 needs $2 and this is not root, so it cannot install it." >&2
+        echo "Install it with 'sudo apt-get install -y $2' (Debian/Ubuntu)${4:+, $4}, then run this command again." >&2
         exit 1
     fi
-fi
-
-if ! command -v bwrap >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "==> installing Debian's bubblewrap for the grader's sandbox"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
-    else
-        echo "The grader's tests need bubblewrap (the sandbox of optlab-grade) and this is not root," >&2
-        echo "so it cannot install it. Install it with 'sudo apt-get install -y bubblewrap' (Debian/Ubuntu)," >&2
-        echo "then run this command again." >&2
-        exit 1
-    fi
-fi
+}
+[ -n "${OPTLAB_CHROMIUM:-}" ] || need chromium chromium "the browser test" "or point OPTLAB_CHROMIUM at a Chromium/Chrome binary"
+need bwrap bubblewrap "the grader's sandbox (optlab-grade)"
 
 t0=$(date +%s)
 set +e

@@ -271,6 +271,11 @@ def slider(box, description: str):
     return box.locator(".widget-slider", has=label).first
 
 
+def image_src(box) -> str:
+    """The ``src`` (the rendered PNG) of the first figure image inside the locator ``box``."""
+    return box.locator(".widget-image").first.get_attribute("src")
+
+
 def press(page, handle, key: str, times: int = 1) -> None:
     """Focus a slider's handle and press ``key`` (e.g. "ArrowRight", "PageUp", "End") ``times`` times."""
     handle.scroll_into_view_if_needed()

@@ -12,7 +12,7 @@ import re
 from html import unescape
 
 import pytest
-from browser_support import press, slider, wait_until
+from browser_support import image_src, press, slider, wait_until
 
 from optlab.widgets import lr_regimes_model, momentum_model
 from optlab.widgets._view import number
@@ -29,10 +29,6 @@ def table(box, css_class: str) -> list[list[str]]:
 
 def readout(control) -> float:
     return float(control.locator(".widget-readout").inner_text())
-
-
-def image_src(box) -> str:
-    return box.locator(".widget-image").first.get_attribute("src")
 
 
 def test_lr_regimes_keyboard_end_and_pagedown(gallery, tmp_path):

@@ -8,7 +8,7 @@ for the new setting, and that the figure was rendered again.
 from __future__ import annotations
 
 import pytest
-from browser_support import press, slider, wait_until
+from browser_support import image_src, press, slider, wait_until
 
 from optlab.widgets._view import number
 from optlab.widgets.curvature_explorer import curvature_explorer_model, curvature_run
@@ -21,10 +21,6 @@ def first_row(page, css_class: str) -> list[str]:
     """The cells of the first data row of the table in ``<div class=css_class>``."""
     return page.evaluate("""cls => { const tr = document.querySelectorAll(`.${cls} table tr`)[1];
         return tr ? Array.from(tr.cells).map(td => td.textContent.trim()) : []; }""", css_class)
-
-
-def image_src(box) -> str:
-    return box.locator(".widget-image").first.get_attribute("src")
 
 
 def test_normalization_effect_transform_by_keyboard(gallery, tmp_path):
