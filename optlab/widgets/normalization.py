@@ -64,6 +64,10 @@ NORM_AXES = {"none": "", "batch": "N, H, W", "layer": "C, H, W", "instance": "H,
 MODELS = ("mlp", "cnn")
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128, 256)
 CURVATURE_SAMPLES = 256  #: training samples the Hessian at initialisation is measured on
+#: the precision each net is trained in: the MLP in float64 (its runs match float64 references to the last
+#: digits); the CNN in float32, where its convolutions, pooling and tanh over the 8x8 images cost about half
+#: (float32's 7 digits are ample for loss curves and 3-digit readouts)
+DTYPES = {"mlp": "float64", "cnn": "float32"}
 
 
 # ----- inputs: linear least squares -------------------------------------------------------------------------
@@ -268,15 +272,19 @@ class NetRun(WidgetState):
     batch_noise: float  #: mean std of a sample's logits over the batches it is put in (nan if diverged)
 
 
-def _digits():
+def digits_problem(model: str = "mlp"):
+    """The digits problem (:class:`optlab.problems.Digits`) ``model`` is trained on, in its :data:`DTYPES`."""
+    import torch
+
     from ..problems import Digits
 
-    return Digits()
+    one_of("NormalizationEffect", "model", model, MODELS)
+    return Digits(dtype=getattr(torch, DTYPES[model]))
 
 
 def layer_init(model: str, norm: str, seed: int = 0, problem=None) -> tuple[np.ndarray, np.ndarray, float]:
     """Pre-activation mean and std per hidden layer and the Hessian's top eigenvalue of a fresh net."""
-    d = problem or _digits()
+    d = problem or digits_problem(model)
     net = d.model(model, seed=seed, norm=None if norm == "none" else norm)
     X, y = d.batch()
     data = (X[:CURVATURE_SAMPLES], y[:CURVATURE_SAMPLES])
@@ -325,7 +333,7 @@ def layer_net_run(model: str, norm: str, lr: float, batch_size: int, steps: int,
     from ..trajectory import run
 
     check_layer_settings(model, norm, lr, batch_size, steps, seed)
-    d = problem or _digits()
+    d = problem or digits_problem(model)
     mean0, std0, lam = init if init is not None else layer_init(model, norm, seed, d)
     net = d.model(model, seed=seed, norm=None if norm == "none" else norm)
     X, y = d.batch()
@@ -368,14 +376,15 @@ def layer_normalization_model(model: str = "mlp", norm: str = "batch", lr: float
     """
     check_layer_settings(model, norm, lr, batch_size, steps, seed)
     cache = {} if cache is None else cache
-    d = None
     runs = []
     for i, which in enumerate(("none", norm)):
         key = ("net", model, which, float(lr), int(batch_size), int(steps), int(seed))
         if key not in cache:
             if progress:
                 progress(i / 2, f"training the {'plain' if which == 'none' else which + '-normalized'} {model}")
-            d = d or _digits()
+            if ("problem", model) not in cache:  # the data, loaded once for every setting
+                cache[("problem", model)] = digits_problem(model)
+            d = cache[("problem", model)]
             ikey = ("init", model, which, int(seed))
             if ikey not in cache:
                 cache[ikey] = layer_init(model, which, seed, d)
