@@ -288,7 +288,8 @@ def digits_problem(model: str = "mlp"):
 
 
 def _net(problem, model: str, norm: str, seed: int):
-    """A fresh seeded ``model`` of ``problem`` with ``norm`` (``"none"``: the plain net); the CNN with :data:`CNN_CHANNELS`."""
+    """A fresh seeded ``model`` of ``problem`` with ``norm`` (``"none"``: the plain net); the CNN with
+    :data:`CNN_CHANNELS`."""
     kw = dict(channels=CNN_CHANNELS) if model == "cnn" else {}
     return problem.model(model, seed=seed, norm=None if norm == "none" else norm, **kw)
 
@@ -567,8 +568,9 @@ class NormalizationEffect(WidgetView):
                                                          "rotate onto the principal axes", "decorrelate, unit variances"],
                                                **toggle),
             "model": widgets.ToggleButtons(options=list(MODELS), value=model, description="net",
-                                           tooltips=["64-30-10 tanh MLP", "two tanh conv stages (%d, %d channels) + linear"
-                                                     % CNN_CHANNELS], **toggle),
+                                           tooltips=["64-30-10 tanh MLP",
+                                                     "two tanh conv stages (%d, %d channels) + linear" % CNN_CHANNELS],
+                                           **toggle),
             "norm": widgets.ToggleButtons(options=list(NORMS), value=norm, description="norm",
                                           tooltips=[f"averages over {NORM_AXES[n] or 'nothing'}" for n in NORMS],
                                           **toggle),
