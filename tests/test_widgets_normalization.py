@@ -135,6 +135,36 @@ def test_layers_statistics_closed_forms_and_batch_dependence():
     assert np.all(bn.alpha_max == 2 / bn.lambda_max)
 
 
+def test_layers_cnn_in_float32_shows_the_same_closed_forms_and_batch_dependence():
+    """The CNN (CNN_CHANNELS, float32): normalized pre-activations at init, no batch noise and no train/eval gap
+    without batch statistics, both with BatchNorm; the small-batch noise probe uses more samples than the big one."""
+    from optlab.widgets import normalization as N
+
+    cache = {}
+    states = {n: layer_normalization_model("cnn", n, lr=0.3, batch_size=8, steps=3, cache=cache)
+              for n in ("batch", "layer", "group")}
+    net = cache[("problem", "cnn")].model("cnn", channels=N.CNN_CHANNELS)
+    assert next(net.parameters()).dtype == torch.float32 and N.DTYPES["cnn"] == "float32"
+    for norm, s in states.items():
+        assert s.layers == ["hidden 1", "hidden 2"]
+        np.testing.assert_allclose(s.act_mean[1, 0], 0.0, atol=1e-5)
+        np.testing.assert_allclose(s.act_std[1, 0], 1.0, atol=1e-2)
+        assert s.lambda_max[1] > 0 and np.isfinite(s.losses).all()
+    for norm in ("layer", "group"):
+        assert states[norm].batch_noise[1] == pytest.approx(0.0, abs=1e-6)
+        assert states[norm].train_eval_gap[1] == pytest.approx(0.0, abs=1e-5)
+    bn = states["batch"]
+    assert bn.batch_noise[0] == pytest.approx(0.0, abs=1e-6) and bn.batch_noise[1] > 1e-3
+    assert abs(bn.train_eval_gap[1]) > 1e-4
+    calls = []
+    counting = lambda x: calls.append(len(x)) or torch.zeros(len(x), 10)  # noqa: E731
+    X = torch.zeros(400, 64)
+    for batch_size, samples in [(8, 16), (128, 8), (256, 4)]:
+        calls.clear()
+        N._batch_noise(counting, X, batch_size, seed=0)
+        assert len(calls) == 8 * samples and set(calls) == {batch_size}
+
+
 def test_layers_losses_are_the_hand_written_sgd_loop():
     s = layer_normalization_model("mlp", "group", lr=0.4, batch_size=16, steps=6, seed=1)
     d = Digits()

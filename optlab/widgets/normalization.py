@@ -12,7 +12,8 @@ Two pure models, each returning a frozen dataclass (no widgets, no plotting):
   eigen-directions of :math:`\lambda_{\max}` and :math:`\lambda_{\min}` otherwise, where GD's coordinates move
   independently, so the plane shows the run exactly).
 * :func:`layer_normalization_model` -- a digits MLP or CNN (:mod:`optlab.problems.digits`) with a
-  normalization of :mod:`optlab.nn` before each hidden activation, against the same net without: the
+  normalization of :mod:`optlab.nn` before each hidden activation (the CNN with :data:`CNN_CHANNELS` channels, in
+  float32: :data:`DTYPES`), against the same net without: the
   hidden pre-activations' mean and spread at initialisation and after training, :math:`\lambda_{\max}` of the
   loss Hessian at initialisation (Lanczos, :mod:`optlab.curvature`) and :math:`2/\lambda_{\max}`, the training
   losses of mini-batch SGD at the chosen learning rate (:func:`optlab.trajectory.run` with
@@ -64,6 +65,14 @@ NORM_AXES = {"none": "", "batch": "N, H, W", "layer": "C, H, W", "instance": "H,
 MODELS = ("mlp", "cnn")
 BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128, 256)
 CURVATURE_SAMPLES = 256  #: training samples the Hessian at initialisation is measured on
+#: the precision each net is trained in: the MLP in float64 (its runs match float64 references to the last
+#: digits); the CNN in float32, where its convolutions, pooling and tanh over the 8x8 images cost about half
+#: (float32's 7 digits are ample for loss curves and 3-digit readouts)
+DTYPES = {"mlp": "float64", "cnn": "float32"}
+#: the CNN's channels (two conv stages, :func:`optlab.problems.digits.cnn`): narrower than the builder's (8, 16),
+#: so that a new setting, which trains the plain and the normalized net, stays within a second
+CNN_CHANNELS = (4, 8)
+NOISE_ROWS = 1024  #: the batch-noise probe runs at most this many rows per draw (samples x batch size)
 
 
 # ----- inputs: linear least squares -------------------------------------------------------------------------
@@ -268,16 +277,27 @@ class NetRun(WidgetState):
     batch_noise: float  #: mean std of a sample's logits over the batches it is put in (nan if diverged)
 
 
-def _digits():
+def digits_problem(model: str = "mlp"):
+    """The digits problem (:class:`optlab.problems.Digits`) ``model`` is trained on, in its :data:`DTYPES`."""
+    import torch
+
     from ..problems import Digits
 
-    return Digits()
+    one_of("NormalizationEffect", "model", model, MODELS)
+    return Digits(dtype=getattr(torch, DTYPES[model]))
+
+
+def _net(problem, model: str, norm: str, seed: int):
+    """A fresh seeded ``model`` of ``problem`` with ``norm`` (``"none"``: the plain net); the CNN with
+    :data:`CNN_CHANNELS`."""
+    kw = dict(channels=CNN_CHANNELS) if model == "cnn" else {}
+    return problem.model(model, seed=seed, norm=None if norm == "none" else norm, **kw)
 
 
 def layer_init(model: str, norm: str, seed: int = 0, problem=None) -> tuple[np.ndarray, np.ndarray, float]:
     """Pre-activation mean and std per hidden layer and the Hessian's top eigenvalue of a fresh net."""
-    d = problem or _digits()
-    net = d.model(model, seed=seed, norm=None if norm == "none" else norm)
+    d = problem or digits_problem(model)
+    net = _net(d, model, norm, seed)
     X, y = d.batch()
     data = (X[:CURVATURE_SAMPLES], y[:CURVATURE_SAMPLES])
     mean, std = _hidden_stats(net, data[0])
@@ -299,11 +319,17 @@ def _split_loss(net, loss_fn, X, y, batch_size: int) -> float:
     return total / count
 
 
-def _batch_noise(net, X, batch_size: int, seed: int, samples: int = 16, draws: int = 8) -> float:
+def _batch_noise(net, X, batch_size: int, seed: int, samples: int | None = None, draws: int = 8) -> float:
     """How much a sample's output depends on its batch: the std of its logits over ``draws`` random
-    batches of ``batch_size`` it is put in (train mode), averaged over ``samples`` samples."""
+    batches of ``batch_size`` it is put in (train mode), averaged over ``samples`` samples.
+
+    ``samples=None``: 16, or fewer for big batches so that a draw runs at most :data:`NOISE_ROWS` rows (8 samples
+    at batch 128, 4 at 256; one sample's std varies by about 20% from sample to sample, so the mean of 4 is
+    still within about 10%)."""
     import torch
 
+    if samples is None:
+        samples = max(4, min(16, NOISE_ROWS // batch_size))
     g = torch.Generator().manual_seed(seed)
     outs = []
     with torch.no_grad():
@@ -325,9 +351,9 @@ def layer_net_run(model: str, norm: str, lr: float, batch_size: int, steps: int,
     from ..trajectory import run
 
     check_layer_settings(model, norm, lr, batch_size, steps, seed)
-    d = problem or _digits()
+    d = problem or digits_problem(model)
     mean0, std0, lam = init if init is not None else layer_init(model, norm, seed, d)
-    net = d.model(model, seed=seed, norm=None if norm == "none" else norm)
+    net = _net(d, model, norm, seed)
     X, y = d.batch()
     traj = run(d.objective(net, batch_size=batch_size, seed=seed), lambda p: SGD(p, lr=lr), steps,
                record_params=False)
@@ -368,14 +394,15 @@ def layer_normalization_model(model: str = "mlp", norm: str = "batch", lr: float
     """
     check_layer_settings(model, norm, lr, batch_size, steps, seed)
     cache = {} if cache is None else cache
-    d = None
     runs = []
     for i, which in enumerate(("none", norm)):
         key = ("net", model, which, float(lr), int(batch_size), int(steps), int(seed))
         if key not in cache:
             if progress:
                 progress(i / 2, f"training the {'plain' if which == 'none' else which + '-normalized'} {model}")
-            d = d or _digits()
+            if ("problem", model) not in cache:  # the data, loaded once for every setting
+                cache[("problem", model)] = digits_problem(model)
+            d = cache[("problem", model)]
             ikey = ("init", model, which, int(seed))
             if ikey not in cache:
                 cache[ikey] = layer_init(model, which, seed, d)
@@ -541,7 +568,9 @@ class NormalizationEffect(WidgetView):
                                                          "rotate onto the principal axes", "decorrelate, unit variances"],
                                                **toggle),
             "model": widgets.ToggleButtons(options=list(MODELS), value=model, description="net",
-                                           tooltips=["64-30-10 tanh MLP", "two conv stages + linear"], **toggle),
+                                           tooltips=["64-30-10 tanh MLP",
+                                                     "two tanh conv stages (%d, %d channels) + linear" % CNN_CHANNELS],
+                                           **toggle),
             "norm": widgets.ToggleButtons(options=list(NORMS), value=norm, description="norm",
                                           tooltips=[f"averages over {NORM_AXES[n] or 'nothing'}" for n in NORMS],
                                           **toggle),
