@@ -117,7 +117,7 @@ class FigureImage:
         """Draw the whole static part (and freeze the layout); find each axes' tile."""
         canvas = self.figure.canvas
         renderer = canvas.get_renderer()
-        if self._blank is None:
+        if self._keys and self._blank is None:  # tiles are used only by views that name their panels' keys
             renderer.clear()
             self.figure.patch.draw(renderer)
             h, w = renderer.height, renderer.width
@@ -125,7 +125,7 @@ class FigureImage:
         canvas.draw()  # lays out and draws everything not animated
         self.figure.set_layout_engine("none")  # the layout is fixed from now on: the background stays valid
         self._background = canvas.copy_from_bbox(self.figure.bbox)
-        cells = self._find_cells(canvas.get_renderer())
+        cells = self._find_cells(canvas.get_renderer()) if self._keys else {}
         if cells != self._cells:  # tiles of other boxes do not fit any more
             self._cells, self._tiles = cells, LRUCache(TILES)
         picture = np.asarray(canvas.buffer_rgba())
