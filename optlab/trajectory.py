@@ -186,7 +186,7 @@ class _Recorder:
         loss, g = _evaluate(self.objective)
         gnorm = float(g.norm())
         if self.record_params:
-            self.thetas.append(theta.double().numpy())
+            self.thetas.append(theta)  # a copy; converted to numpy once, at the end
         self.losses.append(loss)
         self.gnorms.append(gnorm)
         self.reason = _check_divergence(loss, gnorm, theta, self.losses[0], self.explode)
@@ -200,7 +200,8 @@ class _Recorder:
 
     def trajectory(self) -> Trajectory:
         n = self.objective.theta.numel()
-        return Trajectory(thetas=np.array(self.thetas) if self.record_params else np.zeros((0, n)),
+        thetas = torch.stack(self.thetas).double().numpy() if self.record_params else np.zeros((0, n))
+        return Trajectory(thetas=thetas,
                           losses=np.array(self.losses), grad_norms=np.array(self.gnorms),
                           diagnostics={name: np.array(v) for name, v in self.diag.items()}, lrs=np.array(self.lrs),
                           steps=len(self.losses) - 1, diverged=self.diverged_at is not None,

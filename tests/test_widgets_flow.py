@@ -368,3 +368,19 @@ def test_race_view_knobs_optimizers_and_hyper(race_view):
     view.set(surface="rosenbrock")  # a new surface brings its default settings
     assert view.state.contestant("SGD").hyper == default_hyper("SGD", "rosenbrock")
     _json(view.state)
+
+
+@pytest.mark.parametrize("make, settings", [
+    (lambda: SaddleFlow(steps=20), [dict(surface="deep_chain"), dict(steps=40), dict(lr=0.3),
+                                    dict(surface="saddle", steps=20)]),
+    (lambda: OptimizerRace("ravine", ["SGD", "Adam"]), [dict(surface="beale"), dict(optimizers=("SGD", "Newton")),
+                                                       dict(step=30), dict(surface="ravine", optimizers=("SGD", "Adam"))]),
+])
+def test_views_redraw_only_the_panel_that_changed_with_the_pixels_of_a_full_draw(make, settings):
+    view = make()
+    for values in settings:
+        view.set(**values)
+        shown = view._fig.image.value
+        assert view._fig._cells  # the panels are tiled
+        view._fig.redraw_background()
+        assert view._fig.png() == shown

@@ -155,3 +155,46 @@ def test_png_bytes_decodes_to_the_figure_buffer():
     decoded = np.asarray(Image.open(io.BytesIO(png)))
     np.testing.assert_array_equal(decoded, np.asarray(view._fig.figure.canvas.buffer_rgba()))
     assert png == view._fig.image.value  # what the widget shows
+
+
+def _tiled_figure():
+    from optlab.widgets._figure import FigureImage
+
+    fig = FigureImage(ncols=2, figsize=(6.0, 2.5))
+    left, right = fig.axes
+    left.plot([0, 1], [0, 1])
+    right.plot([0, 1], [1, 10])
+    moving = right.plot([0.5], [5], "o")[0]
+    fig.animate([moving])
+    fig.show_background({left: "a", right: 1})
+    return fig, left, right
+
+
+def _full_draw(fig) -> bytes:
+    fig.redraw_background()
+    return fig.png()
+
+
+def test_tiles_give_the_pixels_of_a_full_draw():
+    fig, left, right = _tiled_figure()
+    fig.png()
+    assert fig._cells  # the two axes are apart: each has a tile
+    right.set_ylim(0, 20)
+    right.set_title("wider limits")
+    fig.show_background({left: "a", right: 2})  # only the right panel changed
+    tiled = fig.png()
+    assert len(fig._tiles) == 3  # both first tiles and the new right one
+    assert tiled == _full_draw(fig)
+    right.set_ylim(0, 11)
+    right.set_title("")
+    fig.show_background({left: "a", right: 1})  # back to the first right panel: its tile is pasted
+    assert fig.png() == _full_draw(fig)
+
+
+def test_tiles_fall_back_to_a_full_draw_when_an_axes_draws_outside_its_tile():
+    fig, left, right = _tiled_figure()
+    fig.png()
+    right.set_ylabel("a label far too long for the gap between the panels " * 2, labelpad=40)
+    fig.show_background({left: "a", right: 2})
+    drawn = fig.png()
+    assert drawn == _full_draw(fig)

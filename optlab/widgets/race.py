@@ -420,7 +420,8 @@ class OptimizerRace(WidgetView):
         key = (s.surface, tuple(shown), tuple(tuple(sorted(c.hyper.items())) for c in s.contestants))
         if key != self._background_key:  # new contestants or settings: new limits and legend
             self._draw_background(s)
-            self._fig.redraw_background()
+            # the contours' panel shows the surface only; the loss panel, the runs (limits, legend)
+            self._fig.show_background({ax: s.surface, ax_l: key})
             self._background_key = key
 
     def _draw_background(self, s: RaceState) -> None:

@@ -591,11 +591,14 @@ class SaddleFlow(WidgetView):
                 pred[~np.isfinite(pred) | (pred <= 0) | (pred > 1e4)] = np.nan
                 self._predicted[r.method].set_data(k, pred)
         self._start.set_data([s.theta0[0]], [s.theta0[1]])
-        key = (s.surface, s.steps, tuple(box.value for box in self.field_toggles.values()))
+        fields = tuple(box.value for box in self.field_toggles.values())
+        key = (s.surface, s.steps, fields)
         if key != self._background_key:  # a new surface, field or step range: the background changes
-            self._fig.axes[1].set_xlim(0, s.steps)
-            self._title.set_text(f"{saddle_spec(s.surface)[0].label}: the saddle is a {s.saddle_kind} point")
-            self._fig.redraw_background()
+            ax, ax_c = self._fig.axes
+            ax_c.set_xlim(0, s.steps)
+            self._title.set_text(f"{saddle_spec(s.surface)[0].label}: a {s.saddle_kind} point")
+            # the flows' panel shows the surface and the fields; the escape panel's background, the step range
+            self._fig.show_background({ax: (s.surface, fields), ax_c: s.steps})
             self._background_key = key
 
     # ----- the surface brings its own start; the field toggles only change visibility
