@@ -1,11 +1,16 @@
 """Time ``step()`` of every optlab first-order optimizer against its torch.optim counterpart.
 
 10M float32 parameters in 50 tensors, gradients fixed; torch is timed both with ``foreach=True`` and
-``foreach=False`` and the faster counts. Steps are interleaved (ours, torch foreach, torch loop, ...)
-so that load from other processes hits all alike; each figure is the median of ``--reps`` steps, and
-the whole measurement is repeated ``--rounds`` times (the median ratio is reported).
+``foreach=False`` and the faster counts. Steps are interleaved so that load from other processes hits
+all alike, and the order rotates from one repetition to the next (ours, foreach, loop; foreach, loop,
+ours; ...): a step that follows another one finds the cores still busy with the threads of the one
+before (torch's and numba's OpenMP workers spin for a while after a parallel loop), so a fixed order
+would charge that to whoever comes first. Each optimizer first takes ``--warmup`` steps (its state
+allocated and its memory faulted in, numba's kernels loaded from their cache); each figure is the
+median of ``--reps`` steps, and the whole measurement is repeated ``--rounds`` times (the median
+ratio is reported).
 
-    python benchmarks/bench_optim.py [--numel 10000000] [--tensors 50] [--reps 15] [--rounds 3]
+    python benchmarks/bench_optim.py [--numel 10000000] [--tensors 50] [--reps 15] [--rounds 3] [--warmup 5]
 
 Goal: ratio = optlab / fastest torch <= 1.0 for every optimizer.
 """
@@ -53,13 +58,15 @@ def torch_kwargs(cls, kwargs):
     return {k: v for k, v in kwargs.items() if k != "average_start"}
 
 
-def time_round(optimizers: dict, reps: int) -> dict:
-    for opt in optimizers.values():  # warm up: state allocation, workspaces, page faults
-        opt.step()
-        opt.step()
+def time_round(optimizers: dict, reps: int, warmup: int = 5) -> dict:
+    for _ in range(warmup):  # state allocation, workspaces, page faults, numba's cache
+        for opt in optimizers.values():
+            opt.step()
     times = {k: [] for k in optimizers}
-    for _ in range(reps):
-        for name, opt in optimizers.items():
+    names = list(optimizers)
+    for rep in range(reps):
+        for name in names[rep % len(names):] + names[:rep % len(names)]:
+            opt = optimizers[name]
             t = time.perf_counter()
             opt.step()
             times[name].append(time.perf_counter() - t)
@@ -72,6 +79,7 @@ def main(argv=None):
     ap.add_argument("--tensors", type=int, default=50)
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps of each optimizer per round")
     ap.add_argument("--only", nargs="*", default=None, help="labels to run (default: all)")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
@@ -93,7 +101,7 @@ def main(argv=None):
                 "foreach": theirs(params, **torch_kwargs(theirs, kw), foreach=True),
                 "loop": theirs(params, **torch_kwargs(theirs, kw), foreach=False),
             }
-            rounds.append(time_round(opts, args.reps))
+            rounds.append(time_round(opts, args.reps, args.warmup))
             del opts
         med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
         ratio = statistics.median(r["optlab"] / min(r["foreach"], r["loop"]) for r in rounds)

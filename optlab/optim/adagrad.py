@@ -99,11 +99,10 @@ def adagrad_fused(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, 
     ``torch.sqrt`` (the square root torch.optim takes, see :mod:`optlab.optim._fused`) just wrote into
     ``work`` (scratch shaped like ``theta``).
 
-    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
+    ``views`` makes the numpy views of :math:`\theta`, the state, the scratch and :math:`g`: :func:`~optlab.optim._fused.arrays`,
     or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
     """
-    theta_, r_, root_ = views(theta, r, work)
-    g_ = arrays(g)[0]
+    theta_, r_, root_, g_ = views(theta, r, work, g)
     hyper = scalars(theta, wd=weight_decay, eps=eps, minus_alpha_t=-(alpha / (1 + (t - 1) * lr_decay)))
     l2 = weight_decay != 0
     _adagrad_sum_loop(theta_, g_, r_, wd=hyper["wd"], maximize=maximize, l2=l2)

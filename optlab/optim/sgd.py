@@ -112,14 +112,14 @@ def sgd_fused(theta: Tensor, g: Tensor, b: Tensor | None, *, alpha: float, mu: f
     :func:`~optlab.optim._fused.unavailable_reason` accepts); returns the buffer (created, as a copy of
     :math:`g`, when ``None`` and :math:`\mu \ne 0`).
 
-    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
+    ``views`` makes the numpy views of :math:`\theta`, the state, the scratch and :math:`g`: :func:`~optlab.optim._fused.arrays`,
     or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
     """
     first = mu != 0 and b is None
     if first:
         b = torch.empty_like(theta)
-    theta_, b_ = views(theta, b)
-    _sgd_loop(theta_, arrays(g)[0], b_, **scalars(theta, wd=weight_decay, mu=mu, one_minus_tau=1 - dampening,
+    theta_, b_, g_ = views(theta, b, g)
+    _sgd_loop(theta_, g_, b_, **scalars(theta, wd=weight_decay, mu=mu, one_minus_tau=1 - dampening,
                                                     minus_alpha=-alpha),
               maximize=maximize, l2=weight_decay != 0, momentum=mu != 0, first=first, nesterov=nesterov)
     return b
