@@ -154,16 +154,33 @@ class fused_kernel:
         return compiled
 
     def __call__(self, *arrays, **scalars):
-        order = self._scalar_order(len(arrays))
+        return self.bind(len(arrays), **scalars)(*arrays)
+
+    def bind(self, n_arrays: int, **scalars) -> "BoundKernel":
+        """The loop with its scalars fixed, to be called with its ``n_arrays`` arrays only: an optimizer
+        that steps many tensors with the same scalars checks and orders them once per step."""
+        order = self._scalar_order(n_arrays)
         try:
-            values = [scalars[name] for name in order]
+            values = tuple(scalars[name] for name in order)
         except KeyError:
             values = None
         if values is None or len(scalars) != len(order):
             raise TypeError(f"{self.loop.__name__}: got scalars {sorted(scalars)}; expected {sorted(order)}")
+        return BoundKernel(self, values)
+
+
+class BoundKernel:
+    """A :class:`fused_kernel` with its scalars fixed (:meth:`fused_kernel.bind`); call it with the arrays."""
+
+    __slots__ = ("kernel", "values")
+
+    def __init__(self, kernel: fused_kernel, values: tuple):
+        self.kernel, self.values = kernel, values
+
+    def __call__(self, *arrays):
         parallel = arrays[0].shape[0] >= GRAIN
-        compiled = self.compiled.get(parallel) or self._compiled(parallel)
-        return compiled(*arrays, *values)
+        compiled = self.kernel.compiled.get(parallel) or self.kernel._compiled(parallel)
+        return compiled(*arrays, *self.values)
 
 
 @functools.cache
