@@ -380,3 +380,33 @@ def test_fused_kernel_follows_replaced_memory(name):
         assert set(opt.kernel_used.values()) == {"fused"}
     for key, value in ref.state[theirs].items():
         assert torch.equal(torch.as_tensor(opt.state[ours][key]), torch.as_tensor(value)), key
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_kernel_steps_a_mixed_group_as_torch(name):
+    """One group of float32 and float64 tensors, of which some miss a gradient on some steps (so their step
+    counts differ) and one is not contiguous (stepped by the in-place kernel): every tensor ends with the
+    reference's bits. An optimizer that binds its loops once per group and reuses them must bind them per
+    dtype and per step count."""
+    entry = REGISTRY[name]
+    g = torch.Generator().manual_seed(2)
+    shapes = [(4, 3), (5,), (3, 4), (6,)]
+    dtypes = [torch.float64, torch.float32, torch.float64, torch.float32]
+    starts = [torch.randn(s, generator=g, dtype=dt) for s, dt in zip(shapes, dtypes)]
+    starts[2] = starts[2].t()  # transposed: not contiguous
+    ours = [torch.nn.Parameter(s.clone() if i != 2 else s) for i, s in enumerate(starts)]
+    theirs = [torch.nn.Parameter(s.clone()) for s in starts]
+    # plain SGD is one _foreach_add_; Adagrad's step size depends on the step count only with a decay
+    kw = {**entry.base, **{"SGD": {"momentum": 0.9}, "Adagrad": {"lr_decay": 0.5}}.get(name, {})}
+    opt, ref = entry.make(ours, **kw), entry.make_reference(theirs, **kw)
+    skips = {0: {1}, 1: {0, 3}, 3: {1}}  # step -> tensors without a gradient on that step
+    with pytest.warns(KernelFallbackWarning):
+        for k in range(5):
+            for i, (a, b) in enumerate(zip(ours, theirs)):
+                grad = None if i in skips.get(k, ()) else torch.randn(a.shape, generator=g, dtype=a.dtype)
+                a.grad, b.grad = grad, None if grad is None else grad.clone()
+            opt.step()
+            ref.step()
+            for i, (a, b) in enumerate(zip(ours, theirs)):
+                assert torch.equal(a, b), (k, i)
+    assert opt.kernel_used[ours[0]] == "fused" and opt.kernel_used[ours[2]] == "inplace"

@@ -13,6 +13,7 @@ import copy
 import functools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -319,3 +320,19 @@ def test_fma_is_torch_addcmul_rounded_once(dtype):
 
 def test_torch_rounds_as_the_fused_loops_assume():
     assert torch_arithmetic_mismatch() is None
+
+
+@fused_kernel
+def _axpy_loop(x, y, s):
+    for i in prange(x.shape[0]):
+        y[i] = fma(x[i], s, y[i])
+
+
+@pytest.mark.parametrize("scalars", [{}, {"t": 2.0}, {"s": 2.0, "t": 1.0}], ids=["missing", "misnamed", "extra"])
+def test_fused_kernel_takes_exactly_its_scalars_by_keyword(scalars):
+    x, y = np.ones(3), np.zeros(3)
+    with pytest.raises(TypeError, match=r"_axpy_loop: got scalars .*; expected \['s'\]"):
+        _axpy_loop(x, y, **scalars)
+    assert not y.any()  # nothing ran
+    _axpy_loop(x, y, s=2.0)
+    assert y.tolist() == [2.0, 2.0, 2.0]

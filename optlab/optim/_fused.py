@@ -136,14 +136,11 @@ class fused_kernel:
         self.names = list(inspect.signature(loop).parameters)
         functools.update_wrapper(self, loop)
 
-    def _scalar_order(self, n_arrays: int, scalars: dict) -> tuple[str, ...]:
-        """The loop's scalar names after its first ``n_arrays`` arguments; ``TypeError`` unless ``scalars`` has them all."""
-        known = self.order.get(n_arrays)
-        if known is None:
-            known = self.order[n_arrays] = (tuple(self.names[n_arrays:]), frozenset(self.names[n_arrays:]))
-        order, names = known
-        if scalars.keys() != names:
-            raise TypeError(f"{self.loop.__name__}: got scalars {sorted(scalars)}; expected {sorted(order)}")
+    def _scalar_order(self, n_arrays: int) -> tuple[str, ...]:
+        """The loop's scalar names after its first ``n_arrays`` arguments."""
+        order = self.order.get(n_arrays)
+        if order is None:
+            order = self.order[n_arrays] = tuple(self.names[n_arrays:])
         return order
 
     def _compiled(self, parallel: bool):
@@ -157,10 +154,33 @@ class fused_kernel:
         return compiled
 
     def __call__(self, *arrays, **scalars):
-        order = self._scalar_order(len(arrays), scalars)
+        return self.bind(len(arrays), **scalars)(*arrays)
+
+    def bind(self, n_arrays: int, **scalars) -> "BoundKernel":
+        """The loop with its scalars fixed, to be called with its ``n_arrays`` arrays only: an optimizer
+        that steps many tensors with the same scalars checks and orders them once per step."""
+        order = self._scalar_order(n_arrays)
+        try:
+            values = tuple(scalars[name] for name in order)
+        except KeyError:
+            values = None
+        if values is None or len(scalars) != len(order):
+            raise TypeError(f"{self.loop.__name__}: got scalars {sorted(scalars)}; expected {sorted(order)}")
+        return BoundKernel(self, values)
+
+
+class BoundKernel:
+    """A :class:`fused_kernel` with its scalars fixed (:meth:`fused_kernel.bind`); call it with the arrays."""
+
+    __slots__ = ("kernel", "values")
+
+    def __init__(self, kernel: fused_kernel, values: tuple):
+        self.kernel, self.values = kernel, values
+
+    def __call__(self, *arrays):
         parallel = arrays[0].shape[0] >= GRAIN
-        compiled = self.compiled.get(parallel) or self._compiled(parallel)
-        return compiled(*arrays, *[scalars[n] for n in order])
+        compiled = self.kernel.compiled.get(parallel) or self.kernel._compiled(parallel)
+        return compiled(*arrays, *self.values)
 
 
 @functools.cache
@@ -226,7 +246,8 @@ def arrays(*tensors: Tensor | None):
 
 class ArrayCache:
     """:func:`arrays` for the tensors of one parameter that live from step to step (the parameter, its
-    state, scratch): each view is made once and reused, since making one costs about a microsecond.
+    state, scratch, and the gradient while backward accumulates into the same tensor): each view is
+    made once and reused, since making one costs about a microsecond.
 
     Every call passes the same kinds of tensors in the same order. A view is reused while the tensor in
     its place is the same object on the same memory (``data_ptr``, dtype and shape as when the view was

@@ -92,23 +92,32 @@ def adagrad_update_(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float
 
 
 def adagrad_fused(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, lr_decay: float, eps: float,
-                  weight_decay: float, maximize: bool, work: Tensor, views=arrays) -> None:
+                  weight_decay: float, maximize: bool, work: Tensor, views=arrays, loops=None) -> None:
     r""":func:`adagrad_update` in place: :func:`_adagrad_sum_loop`, torch's square root, :func:`_adagrad_theta_loop`.
 
     One pass over memory: the second loop reads :math:`\theta` and :math:`g` once and the root that
     ``torch.sqrt`` (the square root torch.optim takes, see :mod:`optlab.optim._fused`) just wrote into
     ``work`` (scratch shaped like ``theta``).
 
-    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
+    ``views`` makes the numpy views of :math:`\theta`, the state, the scratch and :math:`g`: :func:`~optlab.optim._fused.arrays`,
     or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
+    ``loops``: :func:`adagrad_loops` of these scalars, when the caller has bound them already.
     """
-    theta_, r_, root_ = views(theta, r, work)
-    g_ = arrays(g)[0]
-    hyper = scalars(theta, wd=weight_decay, eps=eps, minus_alpha_t=-(alpha / (1 + (t - 1) * lr_decay)))
-    l2 = weight_decay != 0
-    _adagrad_sum_loop(theta_, g_, r_, wd=hyper["wd"], maximize=maximize, l2=l2)
+    sum_loop, theta_loop = loops or adagrad_loops(theta, t=t, alpha=alpha, lr_decay=lr_decay, eps=eps,
+                                                  weight_decay=weight_decay, maximize=maximize)
+    theta_, r_, root_, g_ = views(theta, r, work, g)
+    sum_loop(theta_, g_, r_)
     torch.sqrt(r, out=work)
-    _adagrad_theta_loop(theta_, g_, root_, **hyper, maximize=maximize, l2=l2)
+    theta_loop(theta_, g_, root_)
+
+
+def adagrad_loops(like: Tensor, *, t: int, alpha: float, lr_decay: float, eps: float, weight_decay: float,
+                  maximize: bool):
+    """:func:`_adagrad_sum_loop` and :func:`_adagrad_theta_loop` bound to their scalars (in ``like``'s dtype)."""
+    hyper = scalars(like, wd=weight_decay, eps=eps, minus_alpha_t=-(alpha / (1 + (t - 1) * lr_decay)))
+    l2 = weight_decay != 0
+    return (_adagrad_sum_loop.bind(3, wd=hyper["wd"], maximize=maximize, l2=l2),
+            _adagrad_theta_loop.bind(3, **hyper, maximize=maximize, l2=l2))
 
 
 @fused_kernel
@@ -182,10 +191,35 @@ class Adagrad(KernelOptimizer):
         state["step"] = scalar_state(0.0)
         state["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
 
-    def _update(self, p, g, state, group, kernel):
+    def _step_group(self, group, params):
+        if group["kernel"] != "fused":
+            return super()._step_group(group, params)
+        # the fused loops bound once per step count and dtype (every tensor of a group usually shares both)
+        bound = {}
+        for p in params:
+            state = self.state[p]
+            if len(state) == 0:
+                self._init_state(p, group, state)
+            kernel = self._kernel_for(p, state, group)
+            if kernel != "fused":
+                self._update(p, p.grad, state, group, kernel)
+                continue
+            hyper = self._hyper(group, state)
+            loops = bound.get((hyper["t"], p.dtype))
+            if loops is None:
+                loops = bound[hyper["t"], p.dtype] = adagrad_loops(p, **hyper)
+            adagrad_fused(p, p.grad, state["sum"], **hyper, work=self._workspace(p), views=self._array_cache(p),
+                          loops=loops)
+
+    @staticmethod
+    def _hyper(group, state) -> dict:
+        """The step's hyper-parameters, the step count ``t`` counted first."""
         state["step"] = as_scalar_state(state["step"]).add_(1)
-        hyper = dict(t=state["step"].item(), alpha=value(group["lr"]), lr_decay=group["lr_decay"],
-                     eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"])
+        return dict(t=state["step"].item(), alpha=value(group["lr"]), lr_decay=group["lr_decay"],
+                    eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"])
+
+    def _update(self, p, g, state, group, kernel):
+        hyper = self._hyper(group, state)
         if kernel == "reference":
             theta, r = adagrad_update(p, g, state["sum"], **hyper)
             p.copy_(theta)

@@ -107,22 +107,32 @@ def sgd_update_(
 
 
 def sgd_fused(theta: Tensor, g: Tensor, b: Tensor | None, *, alpha: float, mu: float, dampening: float,
-              nesterov: bool, weight_decay: float, maximize: bool, views=arrays) -> Tensor | None:
+              nesterov: bool, weight_decay: float, maximize: bool, views=arrays, loop=None) -> Tensor | None:
     r""":func:`sgd_update` in place in one pass over memory (:func:`_sgd_loop`; tensors that
     :func:`~optlab.optim._fused.unavailable_reason` accepts); returns the buffer (created, as a copy of
     :math:`g`, when ``None`` and :math:`\mu \ne 0`).
 
-    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
+    ``views`` makes the numpy views of :math:`\theta`, the state, the scratch and :math:`g`: :func:`~optlab.optim._fused.arrays`,
     or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
+    ``loop``: :func:`_sgd_loop` bound to these scalars for a buffer that exists (:func:`sgd_loop_scalars` with
+    ``first=False``), when the caller has bound it already.
     """
     first = mu != 0 and b is None
     if first:
         b = torch.empty_like(theta)
-    theta_, b_ = views(theta, b)
-    _sgd_loop(theta_, arrays(g)[0], b_, **scalars(theta, wd=weight_decay, mu=mu, one_minus_tau=1 - dampening,
-                                                    minus_alpha=-alpha),
-              maximize=maximize, l2=weight_decay != 0, momentum=mu != 0, first=first, nesterov=nesterov)
+    if loop is None or first:
+        loop = _sgd_loop.bind(3, **sgd_loop_scalars(theta, alpha=alpha, mu=mu, dampening=dampening, nesterov=nesterov,
+                                                    weight_decay=weight_decay, maximize=maximize, first=first))
+    theta_, b_, g_ = views(theta, b, g)
+    loop(theta_, g_, b_)
     return b
+
+
+def sgd_loop_scalars(like: Tensor, *, alpha: float, mu: float, dampening: float, nesterov: bool,
+                     weight_decay: float, maximize: bool, first: bool) -> dict:
+    """The scalars and switches of :func:`_sgd_loop` (numbers in ``like``'s dtype); ``first``: the buffer is new."""
+    return dict(scalars(like, wd=weight_decay, mu=mu, one_minus_tau=1 - dampening, minus_alpha=-alpha),
+                maximize=maximize, l2=weight_decay != 0, momentum=mu != 0, first=first, nesterov=nesterov)
 
 
 @fused_kernel
@@ -202,13 +212,34 @@ class SGD(KernelOptimizer):
             # multiply-add as torch's add_(g, alpha=-lr) (measured faster in benchmarks/bench_optim.py)
             torch._foreach_add_(params, [p.grad for p in params], alpha=-value(group["lr"]))
             self.kernel_used.update(dict.fromkeys(params, "fused"))
+        elif group["kernel"] == "fused":
+            self._step_group_fused(group, params)
         else:
             super()._step_group(group, params)
 
+    def _step_group_fused(self, group, params):
+        """:func:`sgd_fused` on every tensor, its loop bound to the group's scalars once per dtype."""
+        hyper, bound = self._hyper(group), {}
+        for p in params:
+            state = self.state[p]
+            kernel = self._kernel_for(p, state, group)
+            if kernel != "fused":
+                self._update(p, p.grad, state, group, kernel)
+                continue
+            loop = bound.get(p.dtype)
+            if loop is None:
+                loop = bound[p.dtype] = _sgd_loop.bind(3, **sgd_loop_scalars(p, **hyper, first=False))
+            b = sgd_fused(p, p.grad, state.get("momentum_buffer"), **hyper, views=self._array_cache(p), loop=loop)
+            if b is not None:
+                state["momentum_buffer"] = b
+
+    @staticmethod
+    def _hyper(group) -> dict:
+        return dict(alpha=value(group["lr"]), mu=group["momentum"], dampening=group["dampening"],
+                    nesterov=group["nesterov"], weight_decay=value(group["weight_decay"]), maximize=group["maximize"])
+
     def _update(self, p, g, state, group, kernel):
-        hyper = dict(alpha=value(group["lr"]), mu=group["momentum"], dampening=group["dampening"],
-                     nesterov=group["nesterov"], weight_decay=value(group["weight_decay"]),
-                     maximize=group["maximize"])
+        hyper = self._hyper(group)
         b = state.get("momentum_buffer")
         if kernel == "reference":
             theta, b_new = sgd_update(p, g, b, **hyper)

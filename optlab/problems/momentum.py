@@ -180,16 +180,7 @@ def heavy_ball_path(alpha: float, mu: float, lam: float, theta0: float, k: int) 
         >>> heavy_ball_path(0.5, 0.5, 1.0, 1.0, 2)[0]
         array([1. , 0.5, 0. ])
     """
-    _check("heavy_ball_path", alpha, mu, lam)
-    finite("heavy_ball_path", "theta0", theta0)
-    non_negative_int("heavy_ball_path", "k", k)
-    theta, p = np.empty(k + 1), np.empty(k + 1)
-    theta[0], p[0] = theta0, 0.0
-    with np.errstate(all="ignore"):
-        for j in range(k):
-            p[j + 1] = mu * p[j] - alpha * (lam * theta[j])
-            theta[j + 1] = theta[j] + p[j + 1]
-    return theta, p
+    return _momentum_path("heavy_ball_path", alpha, mu, lam, theta0, k, lookahead=False)
 
 
 def nesterov_path(alpha: float, mu: float, lam: float, theta0: float, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,14 +193,21 @@ def nesterov_path(alpha: float, mu: float, lam: float, theta0: float, k: int) ->
         >>> nesterov_path(0.5, 0.5, 1.0, 1.0, 2)[0]
         array([1.   , 0.5  , 0.125])
     """
-    _check("nesterov_path", alpha, mu, lam)
-    finite("nesterov_path", "theta0", theta0)
-    non_negative_int("nesterov_path", "k", k)
+    return _momentum_path("nesterov_path", alpha, mu, lam, theta0, k, lookahead=True)
+
+
+def _momentum_path(owner: str, alpha: float, mu: float, lam: float, theta0: float, k: int, *,
+                   lookahead: bool) -> tuple[np.ndarray, np.ndarray]:
+    r"""The momentum iteration with its gradient at :math:`\theta_j` or, ``lookahead``, at :math:`\theta_j + \mu p_j`."""
+    _check(owner, alpha, mu, lam)
+    finite(owner, "theta0", theta0)
+    non_negative_int(owner, "k", k)
     theta, p = np.empty(k + 1), np.empty(k + 1)
     theta[0], p[0] = theta0, 0.0
     with np.errstate(all="ignore"):
         for j in range(k):
-            p[j + 1] = mu * p[j] - alpha * (lam * (theta[j] + mu * p[j]))
+            at = theta[j] + mu * p[j] if lookahead else theta[j]
+            p[j + 1] = mu * p[j] - alpha * (lam * at)
             theta[j + 1] = theta[j] + p[j + 1]
     return theta, p
 
