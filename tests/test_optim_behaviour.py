@@ -410,3 +410,21 @@ def test_fused_kernel_steps_a_mixed_group_as_torch(name):
             for i, (a, b) in enumerate(zip(ours, theirs)):
                 assert torch.equal(a, b), (k, i)
     assert opt.kernel_used[ours[0]] == "fused" and opt.kernel_used[ours[2]] == "inplace"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_step_keeps_no_gradient_alive(name):
+    """After ``zero_grad()`` (``set_to_none=True``) the step's gradients are freed: the optimizer (its kernels'
+    cached views included) holds no reference to them, so a model's gradients are not held twice."""
+    import gc
+    import weakref
+
+    entry = REGISTRY[name]
+    model, X, Y = model_and_data()
+    kw = {**entry.base, "momentum": 0.9} if name == "SGD" else entry.base
+    opt = entry.make(model.parameters(), **kw)
+    train(model, opt, X, Y, 2)
+    refs = [weakref.ref(p.grad) for p in model.parameters()]
+    opt.zero_grad(set_to_none=True)
+    gc.collect()
+    assert all(r() is None for r in refs)

@@ -246,8 +246,8 @@ def arrays(*tensors: Tensor | None):
 
 class ArrayCache:
     """:func:`arrays` for the tensors of one parameter that live from step to step (the parameter, its
-    state, scratch, and the gradient while backward accumulates into the same tensor): each view is
-    made once and reused, since making one costs about a microsecond.
+    state, scratch): each view is made once and reused, since making one costs about a microsecond. Not
+    for the gradient: it is often a new tensor each step, and a view held here would keep the old one alive.
 
     Every call passes the same kinds of tensors in the same order. A view is reused while the tensor in
     its place is the same object on the same memory (``data_ptr``, dtype and shape as when the view was

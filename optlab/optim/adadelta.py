@@ -83,7 +83,7 @@ def adadelta_update_(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: f
 
 
 def adadelta_fused(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: float, rho: float, eps: float,
-                   weight_decay: float, maximize: bool, work: Tensor, work2: Tensor) -> None:
+                   weight_decay: float, maximize: bool, work: Tensor, work2: Tensor, views=arrays) -> None:
     r""":func:`adadelta_update` in place: :func:`_adadelta_r_loop`, torch's square roots, :func:`_adadelta_theta_loop`.
 
     One pass over memory: the first loop writes :math:`r + \epsilon` and :math:`p + \epsilon` into
@@ -92,10 +92,12 @@ def adadelta_fused(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: flo
     """
     grad = dict(maximize=maximize, l2=weight_decay != 0)
     hyper = scalars(theta, wd=weight_decay, rho=rho, c=1 - rho, eps=eps)
-    _adadelta_r_loop(*arrays(theta, g, r, p, work, work2), **hyper, **grad)
+    theta_, r_, p_, work_, work2_ = views(theta, r, p, work, work2)
+    g_ = arrays(g)[0]
+    _adadelta_r_loop(theta_, g_, r_, p_, work_, work2_, **hyper, **grad)
     torch.sqrt(work, out=work)
     torch.sqrt(work2, out=work2)
-    _adadelta_theta_loop(*arrays(theta, g, p, work, work2), **hyper, **scalars(theta, minus_alpha=-alpha), **grad)
+    _adadelta_theta_loop(theta_, g_, p_, work_, work2_, **hyper, **scalars(theta, minus_alpha=-alpha), **grad)
 
 
 @fused_kernel
@@ -179,7 +181,8 @@ class Adadelta(KernelOptimizer):
             r.copy_(r_new)
             acc.copy_(acc_new)
         elif kernel == "fused":
-            adadelta_fused(p, g, r, acc, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
+            adadelta_fused(p, g, r, acc, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1),
+                           views=self._array_cache(p))
         else:
             adadelta_update_(p, g, r, acc, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1),
                              work3=self._workspace(p, 2))

@@ -99,13 +99,14 @@ def adagrad_fused(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, 
     ``torch.sqrt`` (the square root torch.optim takes, see :mod:`optlab.optim._fused`) just wrote into
     ``work`` (scratch shaped like ``theta``).
 
-    ``views`` makes the numpy views of :math:`\theta`, the state, the scratch and :math:`g`: :func:`~optlab.optim._fused.arrays`,
+    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
     or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
     ``loops``: :func:`adagrad_loops` of these scalars, when the caller has bound them already.
     """
     sum_loop, theta_loop = loops or adagrad_loops(theta, t=t, alpha=alpha, lr_decay=lr_decay, eps=eps,
                                                   weight_decay=weight_decay, maximize=maximize)
-    theta_, r_, root_, g_ = views(theta, r, work, g)
+    theta_, r_, root_ = views(theta, r, work)
+    g_ = arrays(g)[0]
     sum_loop(theta_, g_, r_)
     torch.sqrt(r, out=work)
     theta_loop(theta_, g_, root_)

@@ -129,7 +129,7 @@ def adam_update_(
 
 def adam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, v_max: Tensor | None, *, t: int, alpha: float,
                beta1: float, beta2: float, eps: float, weight_decay: float, decoupled_weight_decay: bool,
-               amsgrad: bool, maximize: bool, work: Tensor) -> None:
+               amsgrad: bool, maximize: bool, work: Tensor, views=arrays) -> None:
     r""":func:`adam_update` in place: :func:`_adam_moments_loop`, torch's square root, :func:`_adam_theta_loop`.
 
     Two passes over :math:`m` and :math:`v` but one over memory: the second loop reads what the first
@@ -137,13 +137,15 @@ def adam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, v_max: Tensor | N
     ``work``: scratch shaped like ``theta``.
     """
     decoupled = weight_decay != 0 and decoupled_weight_decay
-    _adam_moments_loop(*arrays(theta, g, m, v, v_max), **scalars(theta, wd=weight_decay, beta2=beta2, c2=1 - beta2),
+    theta_, m_, v_, v_max_, work_ = views(theta, m, v, v_max, work)
+    g_ = arrays(g)[0]
+    _adam_moments_loop(theta_, g_, m_, v_, v_max_, **scalars(theta, wd=weight_decay, beta2=beta2, c2=1 - beta2),
                        **lerp_weight(theta, 1 - beta1), maximize=maximize,
                        l2=weight_decay != 0 and not decoupled, amsgrad=amsgrad)
     torch.sqrt(v_max if amsgrad else v, out=work)
-    _adam_theta_loop(*arrays(theta, m, work), **scalars(theta, decay=1 - alpha * weight_decay,
-                                                         root_bc2=(1 - beta2**t) ** 0.5, eps=eps,
-                                                         minus_step=-(alpha / (1 - beta1**t))),
+    _adam_theta_loop(theta_, m_, work_, **scalars(theta, decay=1 - alpha * weight_decay,
+                                                  root_bc2=(1 - beta2**t) ** 0.5, eps=eps,
+                                                  minus_step=-(alpha / (1 - beta1**t))),
                      decoupled=decoupled)
 
 
@@ -240,7 +242,7 @@ class Adam(KernelOptimizer):
             if group["amsgrad"]:
                 v_max.copy_(v_max_new)
         elif kernel == "fused":
-            adam_fused(p, g, m, v, v_max, **hyper, work=self._workspace(p))
+            adam_fused(p, g, m, v, v_max, **hyper, work=self._workspace(p), views=self._array_cache(p))
         else:
             adam_update_(p, g, m, v, v_max, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
 

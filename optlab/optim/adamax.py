@@ -81,9 +81,10 @@ def adamax_update_(theta: Tensor, g: Tensor, m: Tensor, u: Tensor, *, t: int, al
 
 
 def adamax_fused(theta: Tensor, g: Tensor, m: Tensor, u: Tensor, *, t: int, alpha: float, beta1: float,
-                 beta2: float, eps: float, weight_decay: float, maximize: bool) -> None:
+                 beta2: float, eps: float, weight_decay: float, maximize: bool, views=arrays) -> None:
     """:func:`adamax_update` in place in one pass over memory (:func:`_adamax_loop`)."""
-    _adamax_loop(*arrays(theta, g, m, u), **scalars(theta, wd=weight_decay, beta2=beta2, eps=eps,
+    theta_, m_, u_ = views(theta, m, u)
+    _adamax_loop(theta_, arrays(g)[0], m_, u_, **scalars(theta, wd=weight_decay, beta2=beta2, eps=eps,
                                                      minus_step=-(alpha / (1 - beta1**t))),
                  **lerp_weight(theta, 1 - beta1), maximize=maximize, l2=weight_decay != 0)
 
@@ -162,6 +163,6 @@ class Adamax(KernelOptimizer):
             m.copy_(m_new)
             u.copy_(u_new)
         elif kernel == "fused":
-            adamax_fused(p, g, m, u, **hyper)
+            adamax_fused(p, g, m, u, **hyper, views=self._array_cache(p))
         else:
             adamax_update_(p, g, m, u, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

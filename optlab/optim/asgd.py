@@ -95,9 +95,10 @@ def asgd_update_(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, mu:
 
 
 def asgd_fused(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, mu: float, lambd: float,
-               weight_decay: float, maximize: bool) -> None:
+               weight_decay: float, maximize: bool, views=arrays) -> None:
     """:func:`asgd_update` in place in one pass over memory (:func:`_asgd_loop`)."""
-    _asgd_loop(*arrays(theta, g, theta_bar), **scalars(theta, wd=weight_decay, decay=1 - lambd * eta,
+    theta_, theta_bar_ = views(theta, theta_bar)
+    _asgd_loop(theta_, arrays(g)[0], theta_bar_, **scalars(theta, wd=weight_decay, decay=1 - lambd * eta,
                                                         minus_eta=-eta, mu=mu),
                maximize=maximize, l2=weight_decay != 0, restart=mu == 1)
 
@@ -177,7 +178,7 @@ class ASGD(KernelOptimizer):
             p.copy_(theta)
             state["ax"].copy_(theta_bar)
         elif kernel == "fused":
-            asgd_fused(p, g, state["ax"], **hyper)
+            asgd_fused(p, g, state["ax"], **hyper, views=self._array_cache(p))
         else:
             asgd_update_(p, g, state["ax"], **hyper, work=self._workspace(p))
         t = state["step"].item()

@@ -108,9 +108,10 @@ def averaged_sgd_update_(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: fl
 
 
 def averaged_sgd_fused(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, n: int, weight_decay: float,
-                       maximize: bool) -> None:
+                       maximize: bool, views=arrays) -> None:
     """:func:`averaged_sgd_update` in place in one pass over memory (:func:`_averaged_sgd_loop`)."""
-    _averaged_sgd_loop(*arrays(theta, g, theta_bar), **scalars(theta, wd=weight_decay, minus_eta=-eta, n=max(n, 1)),
+    theta_, theta_bar_ = views(theta, theta_bar)
+    _averaged_sgd_loop(theta_, arrays(g)[0], theta_bar_, **scalars(theta, wd=weight_decay, minus_eta=-eta, n=max(n, 1)),
                        maximize=maximize, l2=weight_decay != 0, restart=n <= 1)
 
 
@@ -199,7 +200,7 @@ class AveragedSGD(KernelOptimizer):
             p.copy_(theta)
             state["theta_bar"].copy_(theta_bar)
         elif kernel == "fused":
-            averaged_sgd_fused(p, g, state["theta_bar"], **hyper)
+            averaged_sgd_fused(p, g, state["theta_bar"], **hyper, views=self._array_cache(p))
         else:
             averaged_sgd_update_(p, g, state["theta_bar"], **hyper, work=self._workspace(p))
 

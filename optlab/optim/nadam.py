@@ -112,7 +112,7 @@ def nadam_update_(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_
 
 def nadam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_product: float, alpha: float,
                 beta1: float, beta2: float, eps: float, psi: float, weight_decay: float,
-                decoupled_weight_decay: bool, maximize: bool, work: Tensor) -> None:
+                decoupled_weight_decay: bool, maximize: bool, work: Tensor, views=arrays) -> None:
     r""":func:`nadam_update` in place: :func:`_nadam_moments_loop`, torch's square root, :func:`_nadam_theta_loop`.
 
     One pass over memory: the first loop writes :math:`v / (1 - \beta_2^t)` into ``work`` (scratch
@@ -123,11 +123,13 @@ def nadam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_pr
     grad = dict(maximize=maximize, l2=weight_decay != 0 and not decoupled)
     mu_t = nadam_mu(t, beta1=beta1, psi=psi)
     mu_next = nadam_mu(t + 1, beta1=beta1, psi=psi)
-    _nadam_moments_loop(*arrays(theta, g, m, v, work),
+    theta_, m_, v_, work_ = views(theta, m, v, work)
+    g_ = arrays(g)[0]
+    _nadam_moments_loop(theta_, g_, m_, v_, work_,
                         **scalars(theta, wd=weight_decay, beta2=beta2, c2=1 - beta2, bc2=1 - beta2**t),
                         **lerp_weight(theta, 1 - beta1), **grad)
     torch.sqrt(work, out=work)
-    _nadam_theta_loop(*arrays(theta, g, m, work),
+    _nadam_theta_loop(theta_, g_, m_, work_,
                       **scalars(theta, wd=weight_decay, decay=1 - alpha * weight_decay, eps=eps,
                                 step_g=-alpha * (1 - mu_t) / (1 - mu_product),
                                 step_m=-alpha * mu_next / (1 - mu_product * mu_next)),
@@ -230,6 +232,6 @@ class NAdam(KernelOptimizer):
             m.copy_(m_new)
             v.copy_(v_new)
         elif kernel == "fused":
-            nadam_fused(p, g, m, v, **hyper, work=self._workspace(p))
+            nadam_fused(p, g, m, v, **hyper, work=self._workspace(p), views=self._array_cache(p))
         else:
             nadam_update_(p, g, m, v, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

@@ -113,10 +113,11 @@ def rmsprop_fused(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b: 
     takes, see :mod:`optlab.optim._fused`) writes the root into ``work`` (scratch shaped like
     ``theta``), and the second loop reads it back.
 
-    ``views`` makes the numpy views of :math:`\theta`, the state, the scratch and :math:`g`: :func:`~optlab.optim._fused.arrays`,
+    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
     or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
     """
-    theta_, r_, g_bar_, b_, root_, g_ = views(theta, r, g_bar, b, work, g)
+    theta_, r_, g_bar_, b_, root_ = views(theta, r, g_bar, b, work)
+    g_ = arrays(g)[0]
     wd = scalars(theta, wd=weight_decay)["wd"]
     l2 = weight_decay != 0
     _rmsprop_r_loop(theta_, g_, r_, g_bar_, root_, wd=wd, **scalars(theta, gamma=gamma, c=1 - gamma),

@@ -108,9 +108,10 @@ def rprop_update_(
 
 
 def rprop_fused(theta: Tensor, g: Tensor, g_prev: Tensor, delta: Tensor, *, eta_minus: float, eta_plus: float,
-                delta_min: float, delta_max: float, maximize: bool) -> None:
+                delta_min: float, delta_max: float, maximize: bool, views=arrays) -> None:
     """:func:`rprop_update` in place in one pass over memory (:func:`_rprop_loop`)."""
-    _rprop_loop(*arrays(theta, g, g_prev, delta),
+    theta_, g_prev_, delta_ = views(theta, g_prev, delta)
+    _rprop_loop(theta_, arrays(g)[0], g_prev_, delta_,
                 **scalars(theta, eta_minus=eta_minus, eta_plus=eta_plus, one=1.0, zero=0.0, delta_min=delta_min,
                           delta_max=delta_max),
                 maximize=maximize, skip_after_flip=eta_minus < 1)
@@ -192,6 +193,6 @@ class Rprop(KernelOptimizer):
             state["prev"].copy_(g_prev)
             state["step_size"].copy_(delta)
         elif kernel == "fused":
-            rprop_fused(p, g, state["prev"], state["step_size"], **hyper)
+            rprop_fused(p, g, state["prev"], state["step_size"], **hyper, views=self._array_cache(p))
         else:
             rprop_update_(p, g, state["prev"], state["step_size"], **hyper, work=self._workspace(p))

@@ -112,7 +112,7 @@ def sgd_fused(theta: Tensor, g: Tensor, b: Tensor | None, *, alpha: float, mu: f
     :func:`~optlab.optim._fused.unavailable_reason` accepts); returns the buffer (created, as a copy of
     :math:`g`, when ``None`` and :math:`\mu \ne 0`).
 
-    ``views`` makes the numpy views of :math:`\theta`, the state, the scratch and :math:`g`: :func:`~optlab.optim._fused.arrays`,
+    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
     or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
     ``loop``: :func:`_sgd_loop` bound to these scalars for a buffer that exists (:func:`sgd_loop_scalars` with
     ``first=False``), when the caller has bound it already.
@@ -123,8 +123,8 @@ def sgd_fused(theta: Tensor, g: Tensor, b: Tensor | None, *, alpha: float, mu: f
     if loop is None or first:
         loop = _sgd_loop.bind(3, **sgd_loop_scalars(theta, alpha=alpha, mu=mu, dampening=dampening, nesterov=nesterov,
                                                     weight_decay=weight_decay, maximize=maximize, first=first))
-    theta_, b_, g_ = views(theta, b, g)
-    loop(theta_, g_, b_)
+    theta_, b_ = views(theta, b)
+    loop(theta_, arrays(g)[0], b_)
     return b
 
 
