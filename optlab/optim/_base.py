@@ -216,8 +216,24 @@ class KernelOptimizer(torch.optim.Optimizer):
 
     def _step_group(self, group: dict, params: list[Tensor]) -> None:
         """Step the parameters of one group that have a gradient (a subclass may batch them)."""
-        for p in params:
-            state = self.state[p]
-            if len(state) == 0:
-                self._init_state(p, group, state)
-            self._update(p, p.grad, state, group, self._kernel_for(p, state, group))
+        self.__dict__["_group_step_values"] = {}
+        try:
+            for p in params:
+                state = self.state[p]
+                if len(state) == 0:
+                    self._init_state(p, group, state)
+                self._update(p, p.grad, state, group, self._kernel_for(p, state, group))
+        finally:
+            del self.__dict__["_group_step_values"]
+
+    def _once_per_group_step(self, key, make):
+        """``make()``, made once in a group's step for ``key`` and shared by its tensors: e.g. a fused loop bound
+        to the group's scalars in one dtype, checked and ordered once instead of once per tensor. ``key`` holds
+        whatever the value depends on beyond the group's hyper-parameters (dtype, step count)."""
+        values = self.__dict__.get("_group_step_values")
+        if values is None:  # outside a group's step
+            return make()
+        value = values.get(key)
+        if value is None:
+            value = values[key] = make()
+        return value

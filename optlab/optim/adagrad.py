@@ -192,26 +192,6 @@ class Adagrad(KernelOptimizer):
         state["step"] = scalar_state(0.0)
         state["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
 
-    def _step_group(self, group, params):
-        if group["kernel"] != "fused":
-            return super()._step_group(group, params)
-        # the fused loops bound once per step count and dtype (every tensor of a group usually shares both)
-        bound = {}
-        for p in params:
-            state = self.state[p]
-            if len(state) == 0:
-                self._init_state(p, group, state)
-            kernel = self._kernel_for(p, state, group)
-            if kernel != "fused":
-                self._update(p, p.grad, state, group, kernel)
-                continue
-            hyper = self._hyper(group, state)
-            loops = bound.get((hyper["t"], p.dtype))
-            if loops is None:
-                loops = bound[hyper["t"], p.dtype] = adagrad_loops(p, **hyper)
-            adagrad_fused(p, p.grad, state["sum"], **hyper, work=self._workspace(p), views=self._array_cache(p),
-                          loops=loops)
-
     @staticmethod
     def _hyper(group, state) -> dict:
         """The step's hyper-parameters, the step count ``t`` counted first."""
@@ -226,6 +206,8 @@ class Adagrad(KernelOptimizer):
             p.copy_(theta)
             state["sum"].copy_(r)
         elif kernel == "fused":
-            adagrad_fused(p, g, state["sum"], **hyper, work=self._workspace(p), views=self._array_cache(p))
+            loops = self._once_per_group_step(("adagrad", hyper["t"], p.dtype), lambda: adagrad_loops(p, **hyper))
+            adagrad_fused(p, g, state["sum"], **hyper, work=self._workspace(p), views=self._array_cache(p),
+                          loops=loops)
         else:
             adagrad_update_(p, g, state["sum"], **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

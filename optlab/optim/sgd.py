@@ -212,26 +212,8 @@ class SGD(KernelOptimizer):
             # multiply-add as torch's add_(g, alpha=-lr) (measured faster in benchmarks/bench_optim.py)
             torch._foreach_add_(params, [p.grad for p in params], alpha=-value(group["lr"]))
             self.kernel_used.update(dict.fromkeys(params, "fused"))
-        elif group["kernel"] == "fused":
-            self._step_group_fused(group, params)
         else:
             super()._step_group(group, params)
-
-    def _step_group_fused(self, group, params):
-        """:func:`sgd_fused` on every tensor, its loop bound to the group's scalars once per dtype."""
-        hyper, bound = self._hyper(group), {}
-        for p in params:
-            state = self.state[p]
-            kernel = self._kernel_for(p, state, group)
-            if kernel != "fused":
-                self._update(p, p.grad, state, group, kernel)
-                continue
-            loop = bound.get(p.dtype)
-            if loop is None:
-                loop = bound[p.dtype] = _sgd_loop.bind(3, **sgd_loop_scalars(p, **hyper, first=False))
-            b = sgd_fused(p, p.grad, state.get("momentum_buffer"), **hyper, views=self._array_cache(p), loop=loop)
-            if b is not None:
-                state["momentum_buffer"] = b
 
     @staticmethod
     def _hyper(group) -> dict:
@@ -245,7 +227,9 @@ class SGD(KernelOptimizer):
             theta, b_new = sgd_update(p, g, b, **hyper)
             p.copy_(theta)
         elif kernel == "fused":
-            b_new = sgd_fused(p, g, b, **hyper, views=self._array_cache(p))
+            loop = self._once_per_group_step(("sgd", p.dtype), lambda: _sgd_loop.bind(
+                3, **sgd_loop_scalars(p, **hyper, first=False)))
+            b_new = sgd_fused(p, g, b, **hyper, views=self._array_cache(p), loop=loop)
         else:
             b_new = sgd_update_(p, g, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
         if b_new is not None:
