@@ -89,8 +89,9 @@ class KernelOptimizer(torch.optim.Optimizer):
         kernel: which implementation of the same equations takes the step, bit for bit the same
             arithmetic as ``torch.optim``'s for-loop in all three:
 
-            - ``"fused"`` (default): the module's numba loops (one, or two around ``torch.sqrt``), each one
-              pass over the tensors (:mod:`optlab.optim._fused`);
+            - ``"fused"`` (default): the module's numba loops (one, or two around torch's square root), each
+              one pass over the tensors (:mod:`optlab.optim._fused`); where a module runs its loops through
+              :meth:`_batch`, one call steps every tensor of the group;
             - ``"inplace"``: torch's in-place operations, one per term, on preallocated scratch;
             - ``"reference"``: the readable pure kernel (``adam_update``...), allocating new tensors.
 
@@ -217,14 +218,21 @@ class KernelOptimizer(torch.optim.Optimizer):
     def _step_group(self, group: dict, params: list[Tensor]) -> None:
         """Step the parameters of one group that have a gradient (a subclass may batch them)."""
         self.__dict__["_group_step_values"] = {}
+        batch = self.__dict__["_fused_batch"] = _fused.Batch()
         try:
             for p in params:
                 state = self.state[p]
                 if len(state) == 0:
                     self._init_state(p, group, state)
                 self._update(p, p.grad, state, group, self._kernel_for(p, state, group))
+            batch.run()
         finally:
-            del self.__dict__["_group_step_values"]
+            del self.__dict__["_group_step_values"], self.__dict__["_fused_batch"]
+
+    def _batch(self) -> "_fused.Batch | None":
+        """The :class:`~optlab.optim._fused.Batch` of the group being stepped: a fused kernel adds its tensors
+        there and the group's step runs them all in one call per loop at its end (``None`` outside a step)."""
+        return self.__dict__.get("_fused_batch")
 
     def _once_per_group_step(self, key, make):
         """``make()``, made once in a group's step for ``key`` and shared by its tensors: e.g. a fused loop bound

@@ -19,15 +19,24 @@ and :func:`fma` one rounding of :math:`a b + c`, ATen's CPU kernels compute
   by ``1 / s``);
 - ``a.sqrt()`` with MKL's vector square root (``vsSqrt``/``vdSqrt``) on x86 builds of torch.
 
-The last line is why no fused kernel takes a square root: MKL's root is not correctly rounded on every
+The last line is why no loop takes a square root itself: MKL's root is not correctly rounded on every
 CPU (on this project's AMD EPYC about one float32 root in five, and one float64 root in seventy, is
-one ulp off ``np.sqrt``), so an optimizer that needs :math:`\\sqrt{v}` runs two loops with
-``torch.sqrt`` between them, on memory the first loop has just brought into the cache. Everything
-else follows from the list, with three rules: every scalar is passed in already in the tensors' dtype
+one ulp off ``np.sqrt``). An optimizer that needs :math:`\\sqrt{v}` runs two loops with torch's root
+between them (:class:`RootedLoops`): MKL's ``vmsSqrt``/``vmdSqrt`` called from the compiled code with
+torch's arguments, block by block on memory the first loop has just brought into the cache, when this
+torch exports them and they give ``torch.sqrt``'s bits (:func:`torch_root`), else ``torch.sqrt``
+between two passes. Everything else follows from the list, with three rules: every scalar is passed in already in the tensors' dtype
 (:func:`scalars`), since a float literal in the loop would promote float32 arithmetic to float64;
 numba never contracts ``a * b + c`` into an FMA by itself (``fastmath`` stays off), so the loop
 writes :func:`fma` exactly where torch has one; and division by zero gives ``inf``/``nan`` as in
 torch (``error_model="numpy"``).
+
+**One call for many tensors.** A loop is written for one tensor; :meth:`BoundKernel.over` runs it over
+the tensors of a whole parameter group in one compiled call: each tensor is cut into blocks of
+:data:`CHUNK` elements, the blocks of all tensors are spread over the cores, and each block is the
+loop on views of the block (made from the tensors' addresses). An optimizer collects its tensors in
+a :class:`Batch` during a group's step and runs it at the end: one call per group instead of one per
+tensor, which is what a model of many small tensors needs.
 
 :func:`unavailable_reason` says when the fused path does not apply: numba missing, a tensor that is
 not dense, contiguous, CPU, float32/float64, or a torch whose CPU arithmetic is not the list's (checked
@@ -98,7 +107,7 @@ def lerp(start, end, w, w_minus_1):
 def _numba_helpers() -> dict:
     """The compiled stand-ins of :func:`prange`, :func:`fma` and :func:`lerp` for :func:`fused_kernel`."""
     import numba
-    from numba.extending import intrinsic
+    from numba.extending import intrinsic, overload
 
     @intrinsic
     def fma_intrinsic(typingctx, a, b, c):
@@ -106,9 +115,67 @@ def _numba_helpers() -> dict:
             return None  # no implicit casts: fma of mixed dtypes would round differently from torch
         return a(a, b, c), lambda context, builder, sig, args: builder.fma(*args)
 
-    helpers = {"prange": numba.prange, "fma": fma_intrinsic}
-    helpers["lerp"] = numba.njit(inline="always")(_with_globals(lerp, helpers))
+    @intrinsic
+    def pointer(typingctx, address, like):
+        """The integer ``address`` as a pointer to elements of ``like``'s dtype."""
+        sig = numba.types.CPointer(like.dtype)(address, like)
+        return sig, lambda context, builder, sig, args: builder.inttoptr(
+            args[0], context.get_value_type(sig.return_type))
+
+    @overload(_block_views)
+    def block_views(addresses, t, lo, n, like, scratch):
+        # one view per column of the address table: a tuple as long as the loop's list of arrays
+        items = "".join(f"carray(pointer(address(addresses[{k}], t, lo, like, scratch), like), n), "
+                        for k in range(len(addresses)))
+        namespace = {"carray": numba.carray, "pointer": pointer, "address": helpers["address"]}
+        exec(f"def views(addresses, t, lo, n, like, scratch):\n    return ({items})\n", namespace)
+        return namespace["views"]
+
+    @intrinsic
+    def data_address(typingctx, array):
+        """The address of an array's first element, as a signed integer (like the address tables)."""
+        from llvmlite import ir
+
+        def codegen(context, builder, sig, args):
+            data = context.make_array(sig.args[0])(context, builder, args[0]).data
+            return builder.ptrtoint(data, ir.IntType(64))
+
+        return numba.types.int64(array), codegen
+
+    @intrinsic
+    def call_root(typingctx, function, threads, n, src, dst, mode):
+        """``function(n, src, dst, mode)``: MKL's ``vm?Sqrt`` at the integer address ``function``, called
+        with 32-bit ``n`` (MKL_INT), pointers ``src``/``dst`` (integer addresses) and the 64-bit ``mode``,
+        on one thread: ``threads`` is MKL's ``MKL_Set_Num_Threads_Local``, set to 1 around the call (MKL
+        would start threads of its own inside the loop's, and wait for them forever)."""
+        from llvmlite import ir
+
+        def codegen(context, builder, sig, args):
+            address, set_threads, count, source, target, flags = args
+            i32, i64, byte_pointer = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
+            set_threads = builder.inttoptr(set_threads, ir.FunctionType(i32, [i32]).as_pointer())
+            before = builder.call(set_threads, [ir.Constant(i32, 1)])
+            fnty = ir.FunctionType(ir.VoidType(), [i32, byte_pointer, byte_pointer, i64])
+            builder.call(builder.inttoptr(address, fnty.as_pointer()),
+                         [builder.trunc(count, i32), builder.inttoptr(source, byte_pointer),
+                          builder.inttoptr(target, byte_pointer), flags])
+            builder.call(set_threads, [before])
+            return context.get_dummy_value()
+
+        return numba.types.void(function, threads, n, src, dst, mode), codegen
+
+    helpers = {"prange": numba.prange, "fma": fma_intrinsic, "block_views": _block_views, "call_root": call_root,
+               "data_address": data_address}
+    for f in (lerp, _block_of, _address):
+        helpers[f.__name__.lstrip("_")] = numba.njit(inline="always")(_with_globals(f, helpers))
     return helpers
+
+
+def _block_views(addresses, t, lo, n, like, scratch):
+    """In compiled code: numpy views of ``n`` elements from element ``lo`` of tensor ``t``, one per column
+    of ``addresses`` (a tuple of integer arrays: the column's address of each tensor; 0 stands for the
+    block's scratch at address ``scratch``)."""
+    raise NotImplementedError("only in compiled code (see _numba_helpers)")
 
 
 def _with_globals(f, names: dict):
@@ -119,6 +186,66 @@ def _with_globals(f, names: dict):
 
 
 GRAIN = 32768  # below this many elements a loop runs on one core (torch's own grain size, at::internal::GRAIN_SIZE)
+
+
+CHUNK = 16384  # elements per block in BoundKernel.over: a block of every array of a loop fits in a core's L2 cache
+
+
+def _block_of(c, starts, sizes):
+    """Block ``c`` of the tensors: (tensor, first element, length); ``starts[t]`` is the number of blocks
+    of the tensors before ``t``, ``sizes[t]`` its length."""
+    t = np.searchsorted(starts, c, side="right") - 1
+    lo = (c - starts[t]) * CHUNK
+    return t, lo, min(CHUNK, sizes[t] - lo)
+
+
+def _address(column, t, lo, like, scratch):
+    """The address of element ``lo`` of tensor ``t`` in an address-table column; 0 is the block's scratch."""
+    start = column[t]
+    return scratch if start == 0 else start + lo * like.itemsize
+
+
+def _over_blocks(addresses, sizes, starts, like, values):
+    """LOOP on every block of every tensor (compiled per loop by :meth:`fused_kernel.driver`)."""
+    for c in prange(starts[-1]):
+        t, lo, n = block_of(c, starts, sizes)  # noqa: F821 - the compiled helpers (_numba_helpers)
+        LOOP(*block_views(addresses, t, lo, n, like, 0), *values)  # noqa: F821 - set by fused_kernel.driver
+
+
+def _over_blocks_rooted(first, roots, second, sizes, starts, like, first_values, second_values, root, threads, mode):
+    """Per block: FIRST, then torch's root from the block of ``roots[2k]`` into that of ``roots[2k + 1]`` for
+    each k, then SECOND; a column of address 0 is the block's scratch."""
+    for c in prange(starts[-1]):
+        t, lo, n = block_of(c, starts, sizes)  # noqa: F821
+        scratch = np.empty(n, like.dtype)  # freed at the block's end: the next block gets the same, cached, memory
+        mine = data_address(scratch)  # noqa: F821
+        FIRST(*block_views(first, t, lo, n, like, mine), *first_values)  # noqa: F821 - set by RootedLoops.over
+        for k in range(0, len(roots), 2):
+            call_root(root, threads, n, address(roots[k], t, lo, like, mine),  # noqa: F821
+                      address(roots[k + 1], t, lo, like, mine), mode)
+        SECOND(*block_views(second, t, lo, n, like, mine), *second_values)  # noqa: F821
+
+
+def _root_call(function, threads, n, src, dst, mode):
+    call_root(function, threads, n, src, dst, mode)  # noqa: F821
+
+
+def _compile_driver(template, loops: dict, parallel: bool):
+    """``template`` compiled with ``loops`` (name -> :class:`fused_kernel`) as its serial loops.
+
+    numba's on-disk cache knows a function by its name and its own file: the name carries a digest of
+    the loops' source, so that a changed loop in another file is compiled again, not loaded stale.
+    """
+    import hashlib
+
+    import numba
+    names = {**_numba_helpers(), **{name: kernel.compiled.get(False) or kernel._compiled(False)
+                                    for name, kernel in loops.items()}}
+    f = _with_globals(template, names)
+    source = "".join(inspect.getsource(kernel.loop) for kernel in loops.values())
+    f.__qualname__ = "_".join([template.__name__, *(kernel.loop.__name__ for kernel in loops.values()),
+                               hashlib.sha1(source.encode()).hexdigest()[:12]]) + ("" if parallel else "_serial")
+    return numba.njit(parallel=parallel, cache=True, nogil=True, error_model="numpy")(f)
 
 
 class fused_kernel:
@@ -132,7 +259,7 @@ class fused_kernel:
     """
 
     def __init__(self, loop):
-        self.loop, self.compiled, self.order = loop, {}, {}
+        self.loop, self.compiled, self.order, self.drivers = loop, {}, {}, {}
         self.names = list(inspect.signature(loop).parameters)
         functools.update_wrapper(self, loop)
 
@@ -155,6 +282,13 @@ class fused_kernel:
 
     def __call__(self, *arrays, **scalars):
         return self.bind(len(arrays), **scalars)(*arrays)
+
+    def driver(self, parallel: bool):
+        """The loop over blocks of many tensors (:meth:`BoundKernel.over`), compiled on first use."""
+        driver = self.drivers.get(parallel)
+        if driver is None:
+            driver = self.drivers[parallel] = _compile_driver(_over_blocks, {"LOOP": self}, parallel)
+        return driver
 
     def bind(self, n_arrays: int, **scalars) -> "BoundKernel":
         """The loop with its scalars fixed, to be called with its ``n_arrays`` arrays only: an optimizer
@@ -181,6 +315,155 @@ class BoundKernel:
         parallel = arrays[0].shape[0] >= GRAIN
         compiled = self.kernel.compiled.get(parallel) or self.kernel._compiled(parallel)
         return compiled(*arrays, *self.values)
+
+    def over(self, sets: list[tuple], at: tuple[int, ...] | None = None, blocks: "Blocks | None" = None) -> None:
+        """The loop on each tuple of tensors in ``sets`` (the loop's arrays, in its order; ``None`` for an
+        array it does not read), all in one compiled call: the tensors' blocks spread over the cores.
+
+        ``at``: the positions in each tuple that are the loop's arrays (all, by default). The tensors of
+        a call are dense, contiguous CPU tensors of one dtype (:func:`unavailable_reason`), the ones of a
+        tuple of one length.
+        """
+        blocks = blocks or Blocks(sets)
+        self.kernel.driver(blocks.parallel)(blocks.addresses(at or range(len(sets[0]))), blocks.sizes,
+                                            blocks.starts, blocks.like, self.values)
+
+
+class Blocks:
+    """The tensors of a :meth:`BoundKernel.over` call cut into blocks of :data:`CHUNK` elements: per
+    tensor its length and its number of blocks, the addresses of its arrays, and whether the call is
+    large enough (:data:`GRAIN` elements in all) to wake every core."""
+
+    __slots__ = ("sets", "sizes", "starts", "like", "parallel")
+
+    def __init__(self, sets: list[tuple]):
+        self.sets = sets
+        self.sizes = np.array([s[0].numel() for s in sets], np.int64)
+        self.starts = np.zeros(len(sets) + 1, np.int64)
+        np.cumsum(-(-self.sizes // CHUNK), out=self.starts[1:])
+        self.like = np.empty(0, np.float32 if sets[0][0].dtype == torch.float32 else np.float64)
+        self.parallel = int(self.sizes.sum()) >= GRAIN
+
+    def addresses(self, at) -> tuple:
+        """Per position in ``at``: the address of that array of every tensor (0 for ``None``)."""
+        return tuple(np.array([0 if s[k] is None else s[k].data_ptr() for s in self.sets], np.int64) for k in at)
+
+
+class RootedLoops:
+    """Two bound loops with torch's square root between them, over many tensors in one call.
+
+    Per tuple of tensors: ``first`` on the tensors at positions ``first_at``, then ``t[dst] = sqrt(t[src])``
+    for each pair ``(src, dst)`` in ``root_at`` (the same position for a root in place), then ``second``
+    on ``second_at``. ``None`` in a tuple is scratch: memory of the tensor's length that the loops and
+    the root may write and read back within the step (it holds nothing before or after); a tuple has
+    at most one.
+
+    With :func:`torch_root` this runs block by block in one compiled call, so the root reads what the
+    first loop has just written while it is in the cache, and the scratch is one block per thread;
+    without it, ``torch.sqrt`` runs between two :meth:`BoundKernel.over` calls (the same bits, three
+    passes over memory, scratch as large as the tensors).
+    """
+
+    drivers: dict = {}  # (first kernel, second kernel, parallel) -> compiled, shared by every RootedLoops
+
+    def __init__(self, first: BoundKernel, first_at: tuple[int, ...], root_at: tuple[tuple[int, int], ...],
+                 second: BoundKernel, second_at: tuple[int, ...]):
+        self.first, self.first_at, self.root_at = first, first_at, root_at
+        self.second, self.second_at = second, second_at
+
+    def over(self, sets: list[tuple]) -> None:
+        """Both loops and the root on each tuple of ``sets`` (see :meth:`BoundKernel.over`)."""
+        blocks = Blocks(sets)
+        root = torch_root(sets[0][0].dtype)
+        if root is None:
+            sets = [tuple(torch.empty_like(s[0]) if t is None else t for t in s) for s in sets]
+            blocks = Blocks(sets)
+            self.first.over(sets, self.first_at, blocks)
+            for s in sets:
+                for src, dst in self.root_at:
+                    torch.sqrt(s[src], out=s[dst])
+            self.second.over(sets, self.second_at, blocks)
+            return
+        key = (self.first.kernel, self.second.kernel, blocks.parallel)
+        driver = self.drivers.get(key)
+        if driver is None:
+            driver = self.drivers[key] = _compile_driver(
+                _over_blocks_rooted, {"FIRST": self.first.kernel, "SECOND": self.second.kernel}, blocks.parallel)
+        roots = blocks.addresses([k for pair in self.root_at for k in pair])
+        driver(blocks.addresses(self.first_at), roots, blocks.addresses(self.second_at),
+               blocks.sizes, blocks.starts, blocks.like, self.first.values, self.second.values, *root, VML_MODE)
+
+
+class Batch:
+    """The fused calls of one group's step: :meth:`add` collects each call's tensors under its bound loop,
+    :meth:`run` runs every loop once over all of them (:meth:`BoundKernel.over`, :meth:`RootedLoops.over`).
+
+    A loop bound to the same scalars is the same object for every tensor of a step (see
+    ``KernelOptimizer._once_per_group_step``), so a group of one dtype makes one call per loop.
+    Nothing may read a tensor added here before :meth:`run`.
+    """
+
+    __slots__ = ("calls",)
+
+    def __init__(self):
+        self.calls: dict = {}  # id(loop) -> (loop, tensor tuples)
+
+    def add(self, loop: "BoundKernel | RootedLoops", *tensors: Tensor | None) -> None:
+        entry = self.calls.get(id(loop))
+        if entry is None:
+            self.calls[id(loop)] = (loop, [tensors])
+        else:
+            entry[1].append(tensors)
+
+    def run(self) -> None:
+        calls, self.calls = self.calls, {}
+        for loop, sets in calls.values():
+            loop.over(sets)
+
+
+VML_MODE = 0x2 | 0x100 | 0x140000  # VML_HA | VML_ERRMODE_IGNORE | VML_FTZDAZ_OFF, as ATen calls MKL (ATen/cpu/vml.h)
+
+
+@functools.cache
+def torch_root(dtype: torch.dtype) -> tuple[int, int] | None:
+    """The addresses of the square root torch's CPU ``sqrt`` computes with and of MKL's
+    ``MKL_Set_Num_Threads_Local`` (:class:`RootedLoops` calls the root on one thread), or ``None``.
+
+    On x86 builds torch links MKL into ``libtorch_cpu`` and exports its ``vmsSqrt``/``vmdSqrt``; ATen
+    calls them with :data:`VML_MODE`. Used only if it gives ``torch.sqrt``'s bits here (checked once per
+    process and dtype: zeros of both signs, denormals, inf, nan, negatives and random magnitudes, in
+    blocks of odd lengths, and one element at a time).
+    """
+    if not _NUMBA or dtype not in (torch.float32, torch.float64):
+        return None
+    import ctypes
+    import os
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+        name = "vmsSqrt" if dtype == torch.float32 else "vmdSqrt"
+        address = tuple(ctypes.cast(getattr(lib, f), ctypes.c_void_p).value
+                        for f in (name, "MKL_Set_Num_Threads_Local"))
+    except (OSError, AttributeError):
+        return None
+    import numba
+    call = numba.njit(cache=True)(_with_globals(_root_call, _numba_helpers()))
+    info = torch.finfo(dtype)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(4099, generator=g, dtype=torch.float64)
+         * 10.0 ** torch.randint(-30, 30, (4099,), generator=g)).to(dtype)
+    x[:12] = torch.tensor([0.0, -0.0, info.tiny, info.tiny / 3, info.smallest_normal / 1024, info.max, float("inf"),
+                           float("-inf"), float("nan"), -1.0, -info.tiny / 3, 2.0], dtype=dtype)
+    out = torch.full_like(x, 7.0)
+    lo = 0
+    for n in (1, 2, 3, 5, 8, 13, 31, 64, 1000, 2977):  # 4104 > 4099: the last block is the rest
+        n = min(n, x.numel() - lo)
+        call(*address, n, x.data_ptr() + lo * x.element_size(), out.data_ptr() + lo * x.element_size(), VML_MODE)
+        lo += n
+    bits = torch.int32 if dtype == torch.float32 else torch.int64
+    alone = torch.cat([torch.sqrt(x[i:i + 1]) for i in range(64)])  # a one-element tensor may take another path
+    same = (torch.equal(out.view(bits), torch.sqrt(x).view(bits))
+            and torch.equal(out[:64].view(bits), alone.view(bits)))
+    return address if same else None
 
 
 @functools.cache
@@ -289,3 +572,12 @@ def lerp_weight(like: Tensor, w: float) -> dict:
     """The scalars :func:`lerp` takes for weight ``w``: ``w`` and ``w - 1``, in ``like``'s dtype."""
     w = scalars(like, w=w)["w"]
     return {"w": w, "w_minus_1": w - 1}
+
+
+def run(loop: "BoundKernel | RootedLoops", *tensors: Tensor | None, batch: Batch | None = None) -> None:
+    """``loop`` on ``tensors``: now, or, given the group step's ``batch``, with the group's other tensors
+    when the step ends (:class:`Batch`)."""
+    if batch is None:
+        loop.over([tensors])
+    else:
+        batch.add(loop, *tensors)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fma, fused_kernel, prange, scalars
+from ._fused import RootedLoops, fma, fused_kernel, prange, run, scalars
 from ..errors import non_negative
 
 
@@ -92,33 +92,29 @@ def adagrad_update_(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float
 
 
 def adagrad_fused(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, lr_decay: float, eps: float,
-                  weight_decay: float, maximize: bool, work: Tensor, views=arrays, loops=None) -> None:
+                  weight_decay: float, maximize: bool, loops=None, batch=None) -> None:
     r""":func:`adagrad_update` in place: :func:`_adagrad_sum_loop`, torch's square root, :func:`_adagrad_theta_loop`.
 
-    One pass over memory: the second loop reads :math:`\theta` and :math:`g` once and the root that
-    ``torch.sqrt`` (the square root torch.optim takes, see :mod:`optlab.optim._fused`) just wrote into
-    ``work`` (scratch shaped like ``theta``).
+    One pass over memory, block by block (:class:`~optlab.optim._fused.RootedLoops`): the root of the
+    block of :math:`r` the first loop has just written goes to scratch, and the second loop reads
+    :math:`\theta`, :math:`g` and the root from the cache.
 
-    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
-    or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
-    ``loops``: :func:`adagrad_loops` of these scalars, when the caller has bound them already.
+    ``loops``: :func:`adagrad_loops` of these scalars, when the caller has bound them already. ``batch``:
+    a :class:`~optlab.optim._fused.Batch` to add the step to (it runs with the group's other tensors).
     """
-    sum_loop, theta_loop = loops or adagrad_loops(theta, t=t, alpha=alpha, lr_decay=lr_decay, eps=eps,
-                                                  weight_decay=weight_decay, maximize=maximize)
-    theta_, r_, root_ = views(theta, r, work)
-    g_ = arrays(g)[0]
-    sum_loop(theta_, g_, r_)
-    torch.sqrt(r, out=work)
-    theta_loop(theta_, g_, root_)
+    loops = loops or adagrad_loops(theta, t=t, alpha=alpha, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                                   maximize=maximize)
+    run(loops, theta, g, r, None, batch=batch)
 
 
 def adagrad_loops(like: Tensor, *, t: int, alpha: float, lr_decay: float, eps: float, weight_decay: float,
-                  maximize: bool):
-    """:func:`_adagrad_sum_loop` and :func:`_adagrad_theta_loop` bound to their scalars (in ``like``'s dtype)."""
+                  maximize: bool) -> RootedLoops:
+    """:func:`_adagrad_sum_loop`, the root of :math:`r` and :func:`_adagrad_theta_loop`, bound to their scalars
+    (in ``like``'s dtype), for the tensors :math:`(\theta, g, r, \text{scratch})`."""
     hyper = scalars(like, wd=weight_decay, eps=eps, minus_alpha_t=-(alpha / (1 + (t - 1) * lr_decay)))
     l2 = weight_decay != 0
-    return (_adagrad_sum_loop.bind(3, wd=hyper["wd"], maximize=maximize, l2=l2),
-            _adagrad_theta_loop.bind(3, **hyper, maximize=maximize, l2=l2))
+    return RootedLoops(_adagrad_sum_loop.bind(3, wd=hyper["wd"], maximize=maximize, l2=l2), (0, 1, 2), ((2, 3),),
+                       _adagrad_theta_loop.bind(3, **hyper, maximize=maximize, l2=l2), (0, 1, 3))
 
 
 @fused_kernel
@@ -207,7 +203,6 @@ class Adagrad(KernelOptimizer):
             state["sum"].copy_(r)
         elif kernel == "fused":
             loops = self._once_per_group_step(("adagrad", hyper["t"], p.dtype), lambda: adagrad_loops(p, **hyper))
-            adagrad_fused(p, g, state["sum"], **hyper, work=self._workspace(p), views=self._array_cache(p),
-                          loops=loops)
+            adagrad_fused(p, g, state["sum"], **hyper, loops=loops, batch=self._batch())
         else:
             adagrad_update_(p, g, state["sum"], **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fma, fused_kernel, prange, scalars
+from ._fused import fma, fused_kernel, prange, run, scalars
 from ..errors import non_negative
 
 
@@ -95,12 +95,20 @@ def asgd_update_(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, mu:
 
 
 def asgd_fused(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, mu: float, lambd: float,
-               weight_decay: float, maximize: bool, views=arrays) -> None:
-    """:func:`asgd_update` in place in one pass over memory (:func:`_asgd_loop`)."""
-    theta_, theta_bar_ = views(theta, theta_bar)
-    _asgd_loop(theta_, arrays(g)[0], theta_bar_, **scalars(theta, wd=weight_decay, decay=1 - lambd * eta,
-                                                        minus_eta=-eta, mu=mu),
-               maximize=maximize, l2=weight_decay != 0, restart=mu == 1)
+               weight_decay: float, maximize: bool, loop=None, batch=None) -> None:
+    """:func:`asgd_update` in place in one pass over memory (:func:`_asgd_loop`).
+
+    ``loop``: :func:`asgd_loop` of these scalars, when the caller has bound it already. ``batch``: a
+    :class:`~optlab.optim._fused.Batch` to add the step to (it runs with the group's other tensors).
+    """
+    loop = loop or asgd_loop(theta, eta=eta, mu=mu, lambd=lambd, weight_decay=weight_decay, maximize=maximize)
+    run(loop, theta, g, theta_bar, batch=batch)
+
+
+def asgd_loop(like: Tensor, *, eta: float, mu: float, lambd: float, weight_decay: float, maximize: bool):
+    """:func:`_asgd_loop` bound to its scalars (in ``like``'s dtype)."""
+    return _asgd_loop.bind(3, **scalars(like, wd=weight_decay, decay=1 - lambd * eta, minus_eta=-eta, mu=mu),
+                           maximize=maximize, l2=weight_decay != 0, restart=mu == 1)
 
 
 @fused_kernel
@@ -178,7 +186,9 @@ class ASGD(KernelOptimizer):
             p.copy_(theta)
             state["ax"].copy_(theta_bar)
         elif kernel == "fused":
-            asgd_fused(p, g, state["ax"], **hyper, views=self._array_cache(p))
+            loop = self._once_per_group_step(("asgd", p.dtype, hyper["eta"], hyper["mu"]),
+                                             lambda: asgd_loop(p, **hyper))
+            asgd_fused(p, g, state["ax"], **hyper, loop=loop, batch=self._batch())
         else:
             asgd_update_(p, g, state["ax"], **hyper, work=self._workspace(p))
         t = state["step"].item()

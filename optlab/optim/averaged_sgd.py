@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, effective_grad, value
-from ._fused import arrays, fma, fused_kernel, prange, scalars
+from ._fused import fma, fused_kernel, prange, run, scalars
 from .asgd import asgd_eta
 from ..errors import check, non_negative
 
@@ -108,11 +108,20 @@ def averaged_sgd_update_(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: fl
 
 
 def averaged_sgd_fused(theta: Tensor, g: Tensor, theta_bar: Tensor, *, eta: float, n: int, weight_decay: float,
-                       maximize: bool, views=arrays) -> None:
-    """:func:`averaged_sgd_update` in place in one pass over memory (:func:`_averaged_sgd_loop`)."""
-    theta_, theta_bar_ = views(theta, theta_bar)
-    _averaged_sgd_loop(theta_, arrays(g)[0], theta_bar_, **scalars(theta, wd=weight_decay, minus_eta=-eta, n=max(n, 1)),
-                       maximize=maximize, l2=weight_decay != 0, restart=n <= 1)
+                       maximize: bool, loop=None, batch=None) -> None:
+    """:func:`averaged_sgd_update` in place in one pass over memory (:func:`_averaged_sgd_loop`).
+
+    ``loop``: :func:`averaged_sgd_loop` of these scalars, when the caller has bound it already. ``batch``:
+    a :class:`~optlab.optim._fused.Batch` to add the step to (it runs with the group's other tensors).
+    """
+    loop = loop or averaged_sgd_loop(theta, eta=eta, n=n, weight_decay=weight_decay, maximize=maximize)
+    run(loop, theta, g, theta_bar, batch=batch)
+
+
+def averaged_sgd_loop(like: Tensor, *, eta: float, n: int, weight_decay: float, maximize: bool):
+    """:func:`_averaged_sgd_loop` bound to its scalars (in ``like``'s dtype)."""
+    return _averaged_sgd_loop.bind(3, **scalars(like, wd=weight_decay, minus_eta=-eta, n=max(n, 1)),
+                                   maximize=maximize, l2=weight_decay != 0, restart=n <= 1)
 
 
 @fused_kernel
@@ -200,7 +209,9 @@ class AveragedSGD(KernelOptimizer):
             p.copy_(theta)
             state["theta_bar"].copy_(theta_bar)
         elif kernel == "fused":
-            averaged_sgd_fused(p, g, state["theta_bar"], **hyper, views=self._array_cache(p))
+            loop = self._once_per_group_step(("averaged_sgd", p.dtype, eta, hyper["n"]),
+                                             lambda: averaged_sgd_loop(p, **hyper))
+            averaged_sgd_fused(p, g, state["theta_bar"], **hyper, loop=loop, batch=self._batch())
         else:
             averaged_sgd_update_(p, g, state["theta_bar"], **hyper, work=self._workspace(p))
 

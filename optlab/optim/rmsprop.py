@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fma, fused_kernel, lerp, lerp_weight, prange, scalars
+from ._fused import RootedLoops, fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
 from ..errors import in_unit_interval, non_negative
 
 
@@ -105,26 +105,32 @@ def rmsprop_update_(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b
 
 def rmsprop_fused(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b: Tensor | None, *, alpha: float,
                   gamma: float, eps: float, weight_decay: float, mu: float, centered: bool, maximize: bool,
-                  work: Tensor, views=arrays) -> None:
+                  loops=None, batch=None) -> None:
     r""":func:`rmsprop_update` in place: :func:`_rmsprop_r_loop`, torch's square root, :func:`_rmsprop_theta_loop`.
 
-    One pass over memory: the first loop updates :math:`r` (and :math:`\bar g`, writing
-    :math:`r - \bar g^2` into ``work`` when centered), ``torch.sqrt`` (the square root torch.optim
-    takes, see :mod:`optlab.optim._fused`) writes the root into ``work`` (scratch shaped like
-    ``theta``), and the second loop reads it back.
+    One pass over memory, block by block (:class:`~optlab.optim._fused.RootedLoops`): the first loop
+    updates :math:`r` (and :math:`\bar g`, writing :math:`r - \bar g^2` into scratch when centered),
+    the root of that goes to scratch, and the second loop reads it back from the cache.
 
-    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
-    or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
+    ``loops``: :func:`rmsprop_loops` of these scalars, when the caller has bound them already. ``batch``:
+    a :class:`~optlab.optim._fused.Batch` to add the step to (it runs with the group's other tensors).
     """
-    theta_, r_, g_bar_, b_, root_ = views(theta, r, g_bar, b, work)
-    g_ = arrays(g)[0]
-    wd = scalars(theta, wd=weight_decay)["wd"]
+    loops = loops or rmsprop_loops(theta, alpha=alpha, gamma=gamma, eps=eps, weight_decay=weight_decay, mu=mu,
+                                   centered=centered, maximize=maximize)
+    run(loops, theta, g, r, g_bar, b, None, batch=batch)
+
+
+def rmsprop_loops(like: Tensor, *, alpha: float, gamma: float, eps: float, weight_decay: float, mu: float,
+                  centered: bool, maximize: bool) -> RootedLoops:
+    r""":func:`_rmsprop_r_loop`, the root and :func:`_rmsprop_theta_loop`, bound to their scalars (in ``like``'s
+    dtype), for the tensors :math:`(\theta, g, r, \bar g, b, \text{scratch})` (``None`` for a state not kept)."""
+    wd = scalars(like, wd=weight_decay)["wd"]
     l2 = weight_decay != 0
-    _rmsprop_r_loop(theta_, g_, r_, g_bar_, root_, wd=wd, **scalars(theta, gamma=gamma, c=1 - gamma),
-                    **lerp_weight(theta, 1 - gamma), centered=centered, maximize=maximize, l2=l2)
-    torch.sqrt(work if centered else r, out=work)
-    _rmsprop_theta_loop(theta_, g_, b_, root_, wd=wd, **scalars(theta, eps=eps, mu=mu, minus_alpha=-alpha),
-                        momentum=mu > 0, maximize=maximize, l2=l2)
+    first = _rmsprop_r_loop.bind(5, wd=wd, **scalars(like, gamma=gamma, c=1 - gamma), **lerp_weight(like, 1 - gamma),
+                                 centered=centered, maximize=maximize, l2=l2)
+    second = _rmsprop_theta_loop.bind(4, wd=wd, **scalars(like, eps=eps, mu=mu, minus_alpha=-alpha), momentum=mu > 0,
+                                      maximize=maximize, l2=l2)
+    return RootedLoops(first, (0, 1, 2, 3, 5), ((5, 5) if centered else (2, 5),), second, (0, 1, 4, 5))
 
 
 @fused_kernel
@@ -223,6 +229,7 @@ class RMSprop(KernelOptimizer):
             if b is not None:
                 b.copy_(b_new)
         elif kernel == "fused":
-            rmsprop_fused(p, g, r, g_bar, b, **hyper, work=self._workspace(p), views=self._array_cache(p))
+            loops = self._once_per_group_step(("rmsprop", p.dtype), lambda: rmsprop_loops(p, **hyper))
+            rmsprop_fused(p, g, r, g_bar, b, **hyper, loops=loops, batch=self._batch())
         else:
             rmsprop_update_(p, g, r, g_bar, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, effective_grad, value
-from ._fused import arrays, fma, fused_kernel, prange, scalars
+from ._fused import fma, fused_kernel, prange, run, scalars
 from ..errors import check, non_negative
 
 
@@ -107,24 +107,23 @@ def sgd_update_(
 
 
 def sgd_fused(theta: Tensor, g: Tensor, b: Tensor | None, *, alpha: float, mu: float, dampening: float,
-              nesterov: bool, weight_decay: float, maximize: bool, views=arrays, loop=None) -> Tensor | None:
+              nesterov: bool, weight_decay: float, maximize: bool, loop=None, batch=None) -> Tensor | None:
     r""":func:`sgd_update` in place in one pass over memory (:func:`_sgd_loop`; tensors that
     :func:`~optlab.optim._fused.unavailable_reason` accepts); returns the buffer (created, as a copy of
     :math:`g`, when ``None`` and :math:`\mu \ne 0`).
 
-    ``views`` makes the numpy views of :math:`\theta`, the state and the scratch: :func:`~optlab.optim._fused.arrays`,
-    or the optimizer's :class:`~optlab.optim._fused.ArrayCache`, which reuses them from step to step.
-    ``loop``: :func:`_sgd_loop` bound to these scalars for a buffer that exists (:func:`sgd_loop_scalars` with
-    ``first=False``), when the caller has bound it already.
+    ``loop``: :func:`_sgd_loop` bound to these scalars (:func:`sgd_loop_scalars`, ``first`` when the
+    buffer is ``None``), when the caller has bound it already. ``batch``: a
+    :class:`~optlab.optim._fused.Batch` to add the step to (it runs later, with the group's other
+    tensors), instead of running it now.
     """
     first = mu != 0 and b is None
     if first:
         b = torch.empty_like(theta)
-    if loop is None or first:
+    if loop is None:
         loop = _sgd_loop.bind(3, **sgd_loop_scalars(theta, alpha=alpha, mu=mu, dampening=dampening, nesterov=nesterov,
                                                     weight_decay=weight_decay, maximize=maximize, first=first))
-    theta_, b_ = views(theta, b)
-    loop(theta_, arrays(g)[0], b_)
+    run(loop, theta, g, b, batch=batch)
     return b
 
 
@@ -227,9 +226,10 @@ class SGD(KernelOptimizer):
             theta, b_new = sgd_update(p, g, b, **hyper)
             p.copy_(theta)
         elif kernel == "fused":
-            loop = self._once_per_group_step(("sgd", p.dtype), lambda: _sgd_loop.bind(
-                3, **sgd_loop_scalars(p, **hyper, first=False)))
-            b_new = sgd_fused(p, g, b, **hyper, views=self._array_cache(p), loop=loop)
+            first = hyper["mu"] != 0 and b is None
+            loop = self._once_per_group_step(("sgd", p.dtype, first), lambda: _sgd_loop.bind(
+                3, **sgd_loop_scalars(p, **hyper, first=first)))
+            b_new = sgd_fused(p, g, b, **hyper, loop=loop, batch=self._batch())
         else:
             b_new = sgd_update_(p, g, b, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
         if b_new is not None:
