@@ -325,28 +325,40 @@ class BoundKernel:
         tuple of one length.
         """
         blocks = blocks or Blocks(sets)
-        self.kernel.driver(blocks.parallel)(blocks.addresses(at or range(len(sets[0]))), blocks.sizes,
-                                            blocks.starts, blocks.like, self.values)
+        addresses, = blocks.addresses(at or range(len(sets[0])))
+        self.kernel.driver(blocks.parallel)(addresses, blocks.sizes, blocks.starts, blocks.like, self.values)
 
 
 class Blocks:
     """The tensors of a :meth:`BoundKernel.over` call cut into blocks of :data:`CHUNK` elements: per
     tensor its length and its number of blocks, the addresses of its arrays, and whether the call is
-    large enough (:data:`GRAIN` elements in all) to wake every core."""
+    large enough (:data:`GRAIN` elements in all) to wake every core. Plain Python until the few numpy
+    arrays the compiled call takes: a step of one small tensor must stay cheap."""
 
     __slots__ = ("sets", "sizes", "starts", "like", "parallel")
+    LIKE = {torch.float32: np.empty(0, np.float32), torch.float64: np.empty(0, np.float64)}
 
     def __init__(self, sets: list[tuple]):
         self.sets = sets
-        self.sizes = np.array([s[0].numel() for s in sets], np.int64)
-        self.starts = np.zeros(len(sets) + 1, np.int64)
-        np.cumsum(-(-self.sizes // CHUNK), out=self.starts[1:])
-        self.like = np.empty(0, np.float32 if sets[0][0].dtype == torch.float32 else np.float64)
-        self.parallel = int(self.sizes.sum()) >= GRAIN
+        sizes = [s[0].numel() for s in sets]
+        starts, total = [0], 0
+        for n in sizes:
+            starts.append(starts[-1] + -(-n // CHUNK))
+            total += n
+        self.sizes, self.starts = np.array(sizes, np.int64), np.array(starts, np.int64)
+        self.like = self.LIKE[sets[0][0].dtype]
+        self.parallel = total >= GRAIN
 
-    def addresses(self, at) -> tuple:
-        """Per position in ``at``: the address of that array of every tensor (0 for ``None``)."""
-        return tuple(np.array([0 if s[k] is None else s[k].data_ptr() for s in self.sets], np.int64) for k in at)
+    def addresses(self, *ats) -> tuple:
+        """Per tuple of positions in ``ats``: per position, the address of that array of every tensor (0 for
+        ``None``), as rows of one table."""
+        table = np.array([[0 if s[k] is None else s[k].data_ptr() for s in self.sets] for at in ats for k in at],
+                         np.int64)
+        rows, out = tuple(table), []
+        for at in ats:
+            out.append(rows[:len(at)])
+            rows = rows[len(at):]
+        return tuple(out)
 
 
 class RootedLoops:
@@ -389,8 +401,9 @@ class RootedLoops:
         if driver is None:
             driver = self.drivers[key] = _compile_driver(
                 _over_blocks_rooted, {"FIRST": self.first.kernel, "SECOND": self.second.kernel}, blocks.parallel)
-        roots = blocks.addresses([k for pair in self.root_at for k in pair])
-        driver(blocks.addresses(self.first_at), roots, blocks.addresses(self.second_at),
+        first, roots, second = blocks.addresses(self.first_at, [k for pair in self.root_at for k in pair],
+                                                self.second_at)
+        driver(first, roots, second,
                blocks.sizes, blocks.starts, blocks.like, self.first.values, self.second.values, *root, VML_MODE)
 
 
