@@ -225,9 +225,9 @@ class KernelOptimizer(torch.optim.Optimizer):
                 if len(state) == 0:
                     self._init_state(p, group, state)
                 self._update(p, p.grad, state, group, self._kernel_for(p, state, group))
-            batch.run()
         finally:
             del self.__dict__["_group_step_values"], self.__dict__["_fused_batch"]
+            batch.run()  # also when a later tensor raised: the ones before it are stepped, as one by one
 
     def _batch(self) -> "_fused.Batch | None":
         """The :class:`~optlab.optim._fused.Batch` of the group being stepped: a fused kernel adds its tensors
