@@ -117,3 +117,22 @@ def test_a_driver_is_named_by_its_loops_source():
     names = {_fused._compile_driver(_fused._over_blocks, {"LOOP": make()}, True).py_func.__qualname__
              for make in (_doubling, _shifting)}
     assert len(names) == 2 and all("_change_loop" in name for name in names)
+
+
+def test_an_error_in_a_group_leaves_the_tensors_before_it_stepped():
+    """The batch runs when the group's step stops on an error: the tensors before the failing one are
+    stepped (and their new state filled), as when each tensor stepped on its own."""
+    import warnings
+
+    from optlab.optim._base import KernelFallbackWarning
+
+    first = torch.nn.Parameter(torch.zeros(5))
+    second = torch.nn.Parameter(torch.zeros(3, 4).t())  # not contiguous: the fused kernel cannot take it
+    first.grad, second.grad = torch.ones(5), torch.ones(4, 3)
+    opt = oo.SGD([first, second], lr=0.5, momentum=0.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KernelFallbackWarning)
+        with pytest.raises(KernelFallbackWarning, match="not contiguous"):
+            opt.step()
+    assert torch.equal(first.detach(), torch.full((5,), -0.5))
+    assert torch.equal(opt.state[first]["momentum_buffer"], torch.ones(5))
