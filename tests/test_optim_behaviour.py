@@ -359,9 +359,9 @@ def test_kernel_names_are_the_three_documented_ones():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_fused_kernel_follows_replaced_memory(name):
-    """The fused kernels reuse numpy views of a parameter and its state from step to step; replacing
-    ``p.data``, or the whole state through ``load_state_dict``, between steps must be seen: the next step
-    writes into the new memory (a stale view would leave ``p`` untouched and drift from torch)."""
+    """A fused step writes into the memory the parameter and its state have at that step: replacing
+    ``p.data``, or the whole state through ``load_state_dict``, between steps must be seen (a kernel that
+    kept the old memory, through a cached view or address, would leave ``p`` untouched and drift from torch)."""
     entry = REGISTRY[name]
     g = torch.Generator().manual_seed(1)
     start, grads = torch.randn(5, 3, generator=g, dtype=D), torch.randn(6, 5, 3, generator=g, dtype=D)

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fma, fused_kernel, lerp, lerp_weight, prange, scalars
+from ._fused import RootedLoops, fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
 from ..errors import check, in_unit_interval, non_negative
 
 
@@ -129,24 +129,35 @@ def adam_update_(
 
 def adam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, v_max: Tensor | None, *, t: int, alpha: float,
                beta1: float, beta2: float, eps: float, weight_decay: float, decoupled_weight_decay: bool,
-               amsgrad: bool, maximize: bool, work: Tensor, views=arrays) -> None:
+               amsgrad: bool, maximize: bool, loops=None, batch=None) -> None:
     r""":func:`adam_update` in place: :func:`_adam_moments_loop`, torch's square root, :func:`_adam_theta_loop`.
 
-    Two passes over :math:`m` and :math:`v` but one over memory: the second loop reads what the first
-    and ``torch.sqrt`` (the square root torch.optim takes, see :mod:`optlab.optim._fused`) just wrote.
-    ``work``: scratch shaped like ``theta``.
+    Two passes over :math:`m` and :math:`v` but one over memory, block by block
+    (:class:`~optlab.optim._fused.RootedLoops`): the root of the block of :math:`v` (or
+    :math:`\max_s v_s`) the first loop has just written goes to scratch, and the second loop reads
+    :math:`\theta`, :math:`m` and the root from the cache.
+
+    ``loops``: :func:`adam_loops` of these scalars, when the caller has bound them already. ``batch``:
+    a :class:`~optlab.optim._fused.Batch` to add the step to (it runs with the group's other tensors).
     """
+    loops = loops or adam_loops(theta, t=t, alpha=alpha, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                                decoupled_weight_decay=decoupled_weight_decay, amsgrad=amsgrad, maximize=maximize)
+    run(loops, theta, g, m, v, v_max, None, batch=batch)
+
+
+def adam_loops(like: Tensor, *, t: int, alpha: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+               decoupled_weight_decay: bool, amsgrad: bool, maximize: bool) -> RootedLoops:
+    r""":func:`_adam_moments_loop`, the root of :math:`v` (or :math:`\max_s v_s`) and :func:`_adam_theta_loop`,
+    bound to their scalars (in ``like``'s dtype), for the tensors :math:`(\theta, g, m, v, \max_s v_s,
+    \text{scratch})` (``None`` for :math:`\max_s v_s` without ``amsgrad``)."""
     decoupled = weight_decay != 0 and decoupled_weight_decay
-    theta_, m_, v_, v_max_, work_ = views(theta, m, v, v_max, work)
-    g_ = arrays(g)[0]
-    _adam_moments_loop(theta_, g_, m_, v_, v_max_, **scalars(theta, wd=weight_decay, beta2=beta2, c2=1 - beta2),
-                       **lerp_weight(theta, 1 - beta1), maximize=maximize,
-                       l2=weight_decay != 0 and not decoupled, amsgrad=amsgrad)
-    torch.sqrt(v_max if amsgrad else v, out=work)
-    _adam_theta_loop(theta_, m_, work_, **scalars(theta, decay=1 - alpha * weight_decay,
-                                                  root_bc2=(1 - beta2**t) ** 0.5, eps=eps,
-                                                  minus_step=-(alpha / (1 - beta1**t))),
-                     decoupled=decoupled)
+    first = _adam_moments_loop.bind(5, **scalars(like, wd=weight_decay, beta2=beta2, c2=1 - beta2),
+                                    **lerp_weight(like, 1 - beta1), maximize=maximize,
+                                    l2=weight_decay != 0 and not decoupled, amsgrad=amsgrad)
+    second = _adam_theta_loop.bind(3, **scalars(like, decay=1 - alpha * weight_decay, root_bc2=(1 - beta2**t) ** 0.5,
+                                                eps=eps, minus_step=-(alpha / (1 - beta1**t))),
+                                   decoupled=decoupled)
+    return RootedLoops(first, (0, 1, 2, 3, 4), ((4, 5) if amsgrad else (3, 5),), second, (0, 2, 5))
 
 
 @fused_kernel
@@ -242,7 +253,8 @@ class Adam(KernelOptimizer):
             if group["amsgrad"]:
                 v_max.copy_(v_max_new)
         elif kernel == "fused":
-            adam_fused(p, g, m, v, v_max, **hyper, work=self._workspace(p), views=self._array_cache(p))
+            loops = self._once_per_group_step(("adam", p.dtype, hyper["t"]), lambda: adam_loops(p, **hyper))
+            adam_fused(p, g, m, v, v_max, **hyper, loops=loops, batch=self._batch())
         else:
             adam_update_(p, g, m, v, v_max, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fma, fused_kernel, lerp, lerp_weight, prange, scalars
+from ._fused import fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
 from ..errors import check, in_unit_interval, non_negative
 
 
@@ -81,12 +81,23 @@ def adamax_update_(theta: Tensor, g: Tensor, m: Tensor, u: Tensor, *, t: int, al
 
 
 def adamax_fused(theta: Tensor, g: Tensor, m: Tensor, u: Tensor, *, t: int, alpha: float, beta1: float,
-                 beta2: float, eps: float, weight_decay: float, maximize: bool, views=arrays) -> None:
-    """:func:`adamax_update` in place in one pass over memory (:func:`_adamax_loop`)."""
-    theta_, m_, u_ = views(theta, m, u)
-    _adamax_loop(theta_, arrays(g)[0], m_, u_, **scalars(theta, wd=weight_decay, beta2=beta2, eps=eps,
-                                                     minus_step=-(alpha / (1 - beta1**t))),
-                 **lerp_weight(theta, 1 - beta1), maximize=maximize, l2=weight_decay != 0)
+                 beta2: float, eps: float, weight_decay: float, maximize: bool, loop=None, batch=None) -> None:
+    """:func:`adamax_update` in place in one pass over memory (:func:`_adamax_loop`).
+
+    ``loop``: :func:`adamax_loop` of these scalars, when the caller has bound it already. ``batch``: a
+    :class:`~optlab.optim._fused.Batch` to add the step to (it runs with the group's other tensors).
+    """
+    loop = loop or adamax_loop(theta, t=t, alpha=alpha, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                               maximize=maximize)
+    run(loop, theta, g, m, u, batch=batch)
+
+
+def adamax_loop(like: Tensor, *, t: int, alpha: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+                maximize: bool):
+    """:func:`_adamax_loop` bound to its scalars (in ``like``'s dtype)."""
+    return _adamax_loop.bind(4, **scalars(like, wd=weight_decay, beta2=beta2, eps=eps,
+                                          minus_step=-(alpha / (1 - beta1**t))),
+                             **lerp_weight(like, 1 - beta1), maximize=maximize, l2=weight_decay != 0)
 
 
 @fused_kernel
@@ -163,6 +174,7 @@ class Adamax(KernelOptimizer):
             m.copy_(m_new)
             u.copy_(u_new)
         elif kernel == "fused":
-            adamax_fused(p, g, m, u, **hyper, views=self._array_cache(p))
+            loop = self._once_per_group_step(("adamax", p.dtype, hyper["t"]), lambda: adamax_loop(p, **hyper))
+            adamax_fused(p, g, m, u, **hyper, loop=loop, batch=self._batch())
         else:
             adamax_update_(p, g, m, u, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

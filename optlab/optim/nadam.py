@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fma, fused_kernel, lerp, lerp_weight, prange, scalars
+from ._fused import RootedLoops, fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
 from ..errors import check, in_unit_interval, non_negative
 
 
@@ -112,28 +112,37 @@ def nadam_update_(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_
 
 def nadam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_product: float, alpha: float,
                 beta1: float, beta2: float, eps: float, psi: float, weight_decay: float,
-                decoupled_weight_decay: bool, maximize: bool, work: Tensor, views=arrays) -> None:
+                decoupled_weight_decay: bool, maximize: bool, loops=None, batch=None) -> None:
     r""":func:`nadam_update` in place: :func:`_nadam_moments_loop`, torch's square root, :func:`_nadam_theta_loop`.
 
-    One pass over memory: the first loop writes :math:`v / (1 - \beta_2^t)` into ``work`` (scratch
-    shaped like ``theta``), ``torch.sqrt`` (the square root torch.optim takes, see
-    :mod:`optlab.optim._fused`) roots it in place, and the second loop reads it back.
+    One pass over memory, block by block (:class:`~optlab.optim._fused.RootedLoops`): the first loop
+    writes :math:`v / (1 - \beta_2^t)` into scratch, the root of that replaces it, and the second loop
+    reads it back from the cache.
+
+    ``loops``: :func:`nadam_loops` of these scalars, when the caller has bound them already. ``batch``:
+    a :class:`~optlab.optim._fused.Batch` to add the step to (it runs with the group's other tensors).
     """
+    loops = loops or nadam_loops(theta, t=t, mu_product=mu_product, alpha=alpha, beta1=beta1, beta2=beta2, eps=eps,
+                                 psi=psi, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+                                 maximize=maximize)
+    run(loops, theta, g, m, v, None, batch=batch)
+
+
+def nadam_loops(like: Tensor, *, t: int, mu_product: float, alpha: float, beta1: float, beta2: float, eps: float,
+                psi: float, weight_decay: float, decoupled_weight_decay: bool, maximize: bool) -> RootedLoops:
+    r""":func:`_nadam_moments_loop`, the root of :math:`\hat v` and :func:`_nadam_theta_loop`, bound to their
+    scalars (in ``like``'s dtype), for the tensors :math:`(\theta, g, m, v, \text{scratch})`."""
     decoupled = weight_decay != 0 and decoupled_weight_decay
     grad = dict(maximize=maximize, l2=weight_decay != 0 and not decoupled)
     mu_t = nadam_mu(t, beta1=beta1, psi=psi)
     mu_next = nadam_mu(t + 1, beta1=beta1, psi=psi)
-    theta_, m_, v_, work_ = views(theta, m, v, work)
-    g_ = arrays(g)[0]
-    _nadam_moments_loop(theta_, g_, m_, v_, work_,
-                        **scalars(theta, wd=weight_decay, beta2=beta2, c2=1 - beta2, bc2=1 - beta2**t),
-                        **lerp_weight(theta, 1 - beta1), **grad)
-    torch.sqrt(work, out=work)
-    _nadam_theta_loop(theta_, g_, m_, work_,
-                      **scalars(theta, wd=weight_decay, decay=1 - alpha * weight_decay, eps=eps,
-                                step_g=-alpha * (1 - mu_t) / (1 - mu_product),
-                                step_m=-alpha * mu_next / (1 - mu_product * mu_next)),
-                      decoupled=decoupled, **grad)
+    first = _nadam_moments_loop.bind(5, **scalars(like, wd=weight_decay, beta2=beta2, c2=1 - beta2, bc2=1 - beta2**t),
+                                     **lerp_weight(like, 1 - beta1), **grad)
+    second = _nadam_theta_loop.bind(4, **scalars(like, wd=weight_decay, decay=1 - alpha * weight_decay, eps=eps,
+                                                 step_g=-alpha * (1 - mu_t) / (1 - mu_product),
+                                                 step_m=-alpha * mu_next / (1 - mu_product * mu_next)),
+                                    decoupled=decoupled, **grad)
+    return RootedLoops(first, (0, 1, 2, 3, 4), ((4, 4),), second, (0, 1, 2, 4))
 
 
 @fused_kernel
@@ -232,6 +241,8 @@ class NAdam(KernelOptimizer):
             m.copy_(m_new)
             v.copy_(v_new)
         elif kernel == "fused":
-            nadam_fused(p, g, m, v, **hyper, work=self._workspace(p), views=self._array_cache(p))
+            loops = self._once_per_group_step(("nadam", p.dtype, t, hyper["mu_product"]),
+                                              lambda: nadam_loops(p, **hyper))
+            nadam_fused(p, g, m, v, **hyper, loops=loops, batch=self._batch())
         else:
             nadam_update_(p, g, m, v, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1))

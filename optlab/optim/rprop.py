@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, scalar_state, value
-from ._fused import arrays, fused_kernel, prange, scalars
+from ._fused import fused_kernel, prange, run, scalars
 from ..errors import check, non_negative
 
 
@@ -108,13 +108,23 @@ def rprop_update_(
 
 
 def rprop_fused(theta: Tensor, g: Tensor, g_prev: Tensor, delta: Tensor, *, eta_minus: float, eta_plus: float,
-                delta_min: float, delta_max: float, maximize: bool, views=arrays) -> None:
-    """:func:`rprop_update` in place in one pass over memory (:func:`_rprop_loop`)."""
-    theta_, g_prev_, delta_ = views(theta, g_prev, delta)
-    _rprop_loop(theta_, arrays(g)[0], g_prev_, delta_,
-                **scalars(theta, eta_minus=eta_minus, eta_plus=eta_plus, one=1.0, zero=0.0, delta_min=delta_min,
-                          delta_max=delta_max),
-                maximize=maximize, skip_after_flip=eta_minus < 1)
+                delta_min: float, delta_max: float, maximize: bool, loop=None, batch=None) -> None:
+    """:func:`rprop_update` in place in one pass over memory (:func:`_rprop_loop`).
+
+    ``loop``: :func:`rprop_loop` of these scalars, when the caller has bound it already. ``batch``: a
+    :class:`~optlab.optim._fused.Batch` to add the step to (it runs with the group's other tensors).
+    """
+    loop = loop or rprop_loop(theta, eta_minus=eta_minus, eta_plus=eta_plus, delta_min=delta_min,
+                              delta_max=delta_max, maximize=maximize)
+    run(loop, theta, g, g_prev, delta, batch=batch)
+
+
+def rprop_loop(like: Tensor, *, eta_minus: float, eta_plus: float, delta_min: float, delta_max: float,
+               maximize: bool):
+    """:func:`_rprop_loop` bound to its scalars (in ``like``'s dtype)."""
+    return _rprop_loop.bind(4, **scalars(like, eta_minus=eta_minus, eta_plus=eta_plus, one=1.0, zero=0.0,
+                                         delta_min=delta_min, delta_max=delta_max),
+                            maximize=maximize, skip_after_flip=eta_minus < 1)
 
 
 @fused_kernel
@@ -193,6 +203,7 @@ class Rprop(KernelOptimizer):
             state["prev"].copy_(g_prev)
             state["step_size"].copy_(delta)
         elif kernel == "fused":
-            rprop_fused(p, g, state["prev"], state["step_size"], **hyper, views=self._array_cache(p))
+            loop = self._once_per_group_step(("rprop", p.dtype), lambda: rprop_loop(p, **hyper))
+            rprop_fused(p, g, state["prev"], state["step_size"], **hyper, loop=loop, batch=self._batch())
         else:
             rprop_update_(p, g, state["prev"], state["step_size"], **hyper, work=self._workspace(p))
