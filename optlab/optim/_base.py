@@ -168,16 +168,17 @@ class KernelOptimizer(torch.optim.Optimizer):
             cache = caches[id(p)] = _fused.ArrayCache()
         return cache
 
-    def _kernel_for(self, p: Tensor, state: dict, group: dict) -> str:
-        """The kernel that steps ``p``: the group's unless it cannot (then say so, once); kept in ``kernel_used``."""
+    def _kernel_for(self, p: Tensor, g: Tensor, state: dict, group: dict) -> str:
+        """The kernel that steps ``p`` (gradient ``g``): the group's unless it cannot (then say so, once); kept
+        in ``kernel_used``."""
         asked = group["kernel"]
         used, reason = asked, None
-        if p.grad.is_sparse:
+        if g.is_sparse:
             if asked != "reference":
                 used, reason = "reference", "the gradient is sparse (only the readable kernel takes sparse tensors)"
         elif asked == "fused":
             state_tensors = [state[k] for k in self.elementwise_state if state.get(k) is not None]
-            reason = _fused.unavailable_reason(p, p.grad, *state_tensors)
+            reason = _fused.unavailable_reason(p, g, *state_tensors)
             if reason is not None:
                 used = "inplace"
         if reason is not None:
@@ -224,7 +225,8 @@ class KernelOptimizer(torch.optim.Optimizer):
                 state = self.state[p]
                 if len(state) == 0:
                     self._init_state(p, group, state)
-                self._update(p, p.grad, state, group, self._kernel_for(p, state, group))
+                g = p.grad
+                self._update(p, g, state, group, self._kernel_for(p, g, state, group))
         finally:
             del self.__dict__["_group_step_values"], self.__dict__["_fused_batch"]
             batch.run()  # also when a later tensor raised: the ones before it are stepped, as one by one

@@ -516,9 +516,23 @@ def unavailable_reason(theta: Tensor, g: Tensor, *state: Tensor) -> str | None:
     dtype, shape = theta.dtype, theta.shape
     if dtype not in (torch.float32, torch.float64):
         return f"the parameter's dtype is {dtype} (the fused kernels take float32 and float64)"
+    for t in (theta, g, *state):  # the common case: one test per tensor
+        if not (t.layout is torch.strided and t.is_cpu and t.dtype is dtype and t.shape == shape
+                and t.is_contiguous()):
+            return _why_not(theta, g, state)
+    if g.requires_grad:
+        return "the gradient requires grad (a graph through the step is torch's differentiable=True)"
+    if g.data_ptr() == theta.data_ptr():
+        return "the gradient shares memory with the parameter"
+    return torch_arithmetic_mismatch()
+
+
+def _why_not(theta: Tensor, g: Tensor, state: tuple) -> str:
+    """What :func:`unavailable_reason` says of the first tensor that is not dense, CPU, contiguous and like ``theta``."""
+    dtype, shape = theta.dtype, theta.shape
     for name, t in (("parameter", theta), ("gradient", g), *(("state", s) for s in state)):
         if t.layout is torch.strided and t.is_cpu and t.dtype is dtype and t.shape == shape and t.is_contiguous():
-            continue  # the common case, in one test
+            continue
         if t.layout != torch.strided:
             return f"the {name} is sparse"
         if not t.is_cpu:
@@ -526,11 +540,6 @@ def unavailable_reason(theta: Tensor, g: Tensor, *state: Tensor) -> str | None:
         if t.dtype != dtype or t.shape != shape:
             return f"the {name} is {t.dtype} {tuple(t.shape)}, the parameter {dtype} {tuple(shape)}"
         return f"the {name} is not contiguous"
-    if g.requires_grad:
-        return "the gradient requires grad (a graph through the step is torch's differentiable=True)"
-    if g.data_ptr() == theta.data_ptr():
-        return "the gradient shares memory with the parameter"
-    return torch_arithmetic_mismatch()
 
 
 def arrays(*tensors: Tensor | None):

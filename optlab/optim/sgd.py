@@ -220,7 +220,7 @@ class SGD(KernelOptimizer):
                     nesterov=group["nesterov"], weight_decay=value(group["weight_decay"]), maximize=group["maximize"])
 
     def _update(self, p, g, state, group, kernel):
-        hyper = self._hyper(group)
+        hyper = self._once_per_group_step("hyper", lambda: self._hyper(group))
         b = state.get("momentum_buffer")
         if kernel == "reference":
             theta, b_new = sgd_update(p, g, b, **hyper)
