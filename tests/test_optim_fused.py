@@ -14,7 +14,7 @@ import torch
 
 import optlab.optim as oo
 from optlab.optim import _fused
-from optlab.optim._fused import BoundKernel, RootedLoops, fused_kernel, prange, torch_root
+from optlab.optim._fused import SCRATCH, BoundKernel, RootedLoops, fused_kernel, prange, torch_root
 
 SHAPES = [(3,), (7, 5), (33, 1213), (), (2 * _fused.CHUNK + 5,)]  # a tail, several blocks, 0-d, over GRAIN in all
 
@@ -23,8 +23,14 @@ CASES = [  # (name, kwargs, the class whose ``over`` each step calls once)
     ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01, maximize=True), BoundKernel),
     ("ASGD", dict(lr=0.05, t0=2), BoundKernel),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1), RootedLoops),
+    ("Adadelta", dict(lr=0.5, weight_decay=0.1), RootedLoops),
     ("RMSprop", dict(lr=0.01), RootedLoops),
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.9, maximize=True), RootedLoops),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1), RootedLoops),
+    ("AdamW", dict(lr=0.01), RootedLoops),
+    ("NAdam", dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.1), RootedLoops),
+    ("Adamax", dict(lr=0.01, maximize=True), BoundKernel),
+    ("Rprop", dict(lr=0.01), BoundKernel),
 ]
 
 
@@ -78,7 +84,7 @@ def test_the_root_between_loops_gives_the_same_bits_with_and_without_mkl(monkeyp
 def test_torchs_root_runs_between_the_loops_on_scratch(dtype):
     """On an x86 build with MKL, torch's ``sqrt`` is MKL's and :func:`torch_root` finds it (its own check
     compares it with ``torch.sqrt`` bit for bit); never for a dtype the loops do not take. The first loop
-    writes scratch (``None``), the root reads it back into a tensor, block by block."""
+    writes scratch (``SCRATCH[0]``), the root reads it back into a tensor, block by block."""
     assert torch_root(torch.float16) is None
     if torch.backends.mkl.is_available() and platform.machine() == "x86_64":
         assert torch_root(dtype) is not None
@@ -86,7 +92,8 @@ def test_torchs_root_runs_between_the_loops_on_scratch(dtype):
     x[:4] = torch.tensor([0.0, -1.0, float("inf"), 1e-40])
     r = torch.full_like(x, 5.0)
     copy = _copy_loop.bind(2)
-    RootedLoops(copy, (0, 2), ((2, 1),), copy, (1, 1)).over([(x, r, None), (x[:9], r[:9].clone(), None)])
+    loops = RootedLoops(copy, (0, 2), ((2, 1),), copy, (1, 1))
+    loops.over([(x, r, SCRATCH[0]), (x[:9], r[:9].clone(), SCRATCH[0])])
     assert torch.equal(r.view(-1).isnan(), x.view(-1) < 0)
     assert torch.equal(r[1:].nan_to_num(), torch.sqrt(x)[1:].nan_to_num()) and r[0] == 0
 

@@ -160,14 +160,6 @@ class KernelOptimizer(torch.optim.Optimizer):
         view = views[(id(p), slot)] = buf[: p.numel()].view(p.shape)
         return view
 
-    def _array_cache(self, p: Tensor) -> _fused.ArrayCache:
-        """The numpy views of ``p``, its state and scratch that the fused kernels reuse (kept outside ``state``)."""
-        caches = self.__dict__.setdefault("_array_caches", {})
-        cache = caches.get(id(p))
-        if cache is None:
-            cache = caches[id(p)] = _fused.ArrayCache()
-        return cache
-
     def _kernel_for(self, p: Tensor, g: Tensor, state: dict, group: dict) -> str:
         """The kernel that steps ``p`` (gradient ``g``): the group's unless it cannot (then say so, once); kept
         in ``kernel_used``."""

@@ -125,7 +125,7 @@ def _numba_helpers() -> dict:
     @overload(_block_views)
     def block_views(addresses, t, lo, n, like, scratch):
         # one view per column of the address table: a tuple as long as the loop's list of arrays
-        items = "".join(f"carray(pointer(address(addresses[{k}], t, lo, like, scratch), like), n), "
+        items = "".join(f"carray(pointer(address(addresses[{k}], t, lo, n, like, scratch), like), n), "
                         for k in range(len(addresses)))
         namespace = {"carray": numba.carray, "pointer": pointer, "address": helpers["address"]}
         exec(f"def views(addresses, t, lo, n, like, scratch):\n    return ({items})\n", namespace)
@@ -173,8 +173,8 @@ def _numba_helpers() -> dict:
 
 def _block_views(addresses, t, lo, n, like, scratch):
     """In compiled code: numpy views of ``n`` elements from element ``lo`` of tensor ``t``, one per column
-    of ``addresses`` (a tuple of integer arrays: the column's address of each tensor; 0 stands for the
-    block's scratch at address ``scratch``)."""
+    of ``addresses`` (a tuple of integer arrays: the column's address of each tensor; see :func:`_address`
+    for the block's scratch arrays, from address ``scratch``)."""
     raise NotImplementedError("only in compiled code (see _numba_helpers)")
 
 
@@ -199,10 +199,13 @@ def _block_of(c, starts, sizes):
     return t, lo, min(CHUNK, sizes[t] - lo)
 
 
-def _address(column, t, lo, like, scratch):
-    """The address of element ``lo`` of tensor ``t`` in an address-table column; 0 is the block's scratch."""
+def _address(column, t, lo, n, like, scratch):
+    """The address of element ``lo`` of tensor ``t`` in an address-table column; ``-k - 1`` is the block's
+    scratch array ``k`` (``n`` elements each, from address ``scratch``), 0 an array the loop does not read."""
     start = column[t]
-    return scratch if start == 0 else start + lo * like.itemsize
+    if start < 0:
+        return scratch + (-start - 1) * n * like.itemsize
+    return start + lo * like.itemsize
 
 
 def _over_blocks(addresses, sizes, starts, like, values):
@@ -212,17 +215,18 @@ def _over_blocks(addresses, sizes, starts, like, values):
         LOOP(*block_views(addresses, t, lo, n, like, 0), *values)  # noqa: F821 - set by fused_kernel.driver
 
 
-def _over_blocks_rooted(first, roots, second, sizes, starts, like, first_values, second_values, root, threads, mode):
+def _over_blocks_rooted(first, roots, second, sizes, starts, like, first_values, second_values, root, threads, mode,
+                        scratches):
     """Per block: FIRST, then torch's root from the block of ``roots[2k]`` into that of ``roots[2k + 1]`` for
-    each k, then SECOND; a column of address 0 is the block's scratch."""
+    each k, then SECOND; ``scratches`` arrays of the block's length are its scratch (see :func:`_address`)."""
     for c in prange(starts[-1]):
         t, lo, n = block_of(c, starts, sizes)  # noqa: F821
-        scratch = np.empty(n, like.dtype)  # freed at the block's end: the next block gets the same, cached, memory
+        scratch = np.empty(scratches * n, like.dtype)  # freed at the block's end: the next block reuses the memory
         mine = data_address(scratch)  # noqa: F821
         FIRST(*block_views(first, t, lo, n, like, mine), *first_values)  # noqa: F821 - set by RootedLoops.over
         for k in range(0, len(roots), 2):
-            call_root(root, threads, n, address(roots[k], t, lo, like, mine),  # noqa: F821
-                      address(roots[k + 1], t, lo, like, mine), mode)
+            call_root(root, threads, n, address(roots[k], t, lo, n, like, mine),  # noqa: F821
+                      address(roots[k + 1], t, lo, n, like, mine), mode)
         SECOND(*block_views(second, t, lo, n, like, mine), *second_values)  # noqa: F821
 
 
@@ -351,9 +355,9 @@ class Blocks:
 
     def addresses(self, *ats) -> tuple:
         """Per tuple of positions in ``ats``: per position, the address of that array of every tensor (0 for
-        ``None``), as rows of one table."""
-        table = np.array([[0 if s[k] is None else s[k].data_ptr() for s in self.sets] for at in ats for k in at],
-                         np.int64)
+        ``None``, ``-k - 1`` for ``SCRATCH[k]``), as rows of one table."""
+        table = np.array([[_marker(s[k]) if s[k] is None or type(s[k]) is Scratch else s[k].data_ptr()
+                           for s in self.sets] for at in ats for k in at], np.int64)
         rows, out = tuple(table), []
         for at in ats:
             out.append(rows[:len(at)])
@@ -361,17 +365,38 @@ class Blocks:
         return tuple(out)
 
 
+class Scratch:
+    """Marks a scratch array in a tuple of :meth:`RootedLoops.over`: ``SCRATCH[k]``, memory of the tensor's
+    length that the loops and the root may write and read back within the step (it holds nothing before
+    or after)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __repr__(self):
+        return f"SCRATCH[{self.index}]"
+
+
+SCRATCH = tuple(Scratch(k) for k in range(4))
+
+
+def _marker(t) -> int:
+    """The address-table entry of ``None`` (an array the loop does not read: 0) and of ``SCRATCH[k]`` (-k - 1)."""
+    return 0 if t is None else -t.index - 1
+
+
 class RootedLoops:
     """Two bound loops with torch's square root between them, over many tensors in one call.
 
     Per tuple of tensors: ``first`` on the tensors at positions ``first_at``, then ``t[dst] = sqrt(t[src])``
     for each pair ``(src, dst)`` in ``root_at`` (the same position for a root in place), then ``second``
-    on ``second_at``. ``None`` in a tuple is scratch: memory of the tensor's length that the loops and
-    the root may write and read back within the step (it holds nothing before or after); a tuple has
-    at most one.
+    on ``second_at``. :data:`SCRATCH` entries of a tuple are scratch; ``None`` an array the loops do
+    not read (a state the options do not keep).
 
     With :func:`torch_root` this runs block by block in one compiled call, so the root reads what the
-    first loop has just written while it is in the cache, and the scratch is one block per thread;
+    first loop has just written while it is in the cache, and the scratch is a block's length;
     without it, ``torch.sqrt`` runs between two :meth:`BoundKernel.over` calls (the same bits, three
     passes over memory, scratch as large as the tensors).
     """
@@ -388,7 +413,7 @@ class RootedLoops:
         blocks = Blocks(sets)
         root = torch_root(sets[0][0].dtype)
         if root is None:
-            sets = [tuple(torch.empty_like(s[0]) if t is None else t for t in s) for s in sets]
+            sets = [tuple(torch.empty_like(s[0]) if type(t) is Scratch else t for t in s) for s in sets]
             blocks = Blocks(sets)
             self.first.over(sets, self.first_at, blocks)
             for s in sets:
@@ -404,7 +429,8 @@ class RootedLoops:
         first, roots, second = blocks.addresses(self.first_at, [k for pair in self.root_at for k in pair],
                                                 self.second_at)
         driver(first, roots, second,
-               blocks.sizes, blocks.starts, blocks.like, self.first.values, self.second.values, *root, VML_MODE)
+               blocks.sizes, blocks.starts, blocks.like, self.first.values, self.second.values, *root, VML_MODE,
+               1 + max((t.index for t in sets[0] if type(t) is Scratch), default=-1))
 
 
 class Batch:
@@ -547,41 +573,6 @@ def arrays(*tensors: Tensor | None):
     dtype = np.float32 if tensors[0].dtype == torch.float32 else np.float64
     return [np.empty(0, dtype) if t is None else (t.detach() if t.requires_grad else t).numpy().reshape(-1)
             for t in tensors]
-
-
-class ArrayCache:
-    """:func:`arrays` for the tensors of one parameter that live from step to step (the parameter, its
-    state, scratch): each view is made once and reused, since making one costs about a microsecond. Not
-    for the gradient: it is often a new tensor each step, and a view held here would keep the old one alive.
-
-    Every call passes the same kinds of tensors in the same order. A view is reused while the tensor in
-    its place is the same object on the same memory (``data_ptr``, dtype and shape as when the view was
-    made), so ``p.data = ...``, a new state tensor or a new state (``load_state_dict``) gets a new view.
-    The tensors must have passed :func:`unavailable_reason` (dense, contiguous, CPU) in this step; the
-    cache holds the tensors of its last call and nothing older.
-
-    Example:
-        >>> cache, x = ArrayCache(), torch.zeros(3)
-        >>> cache(x)[0] is cache(x)[0], cache(x)[0] is cache(x.clone())[0]
-        (True, False)
-    """
-
-    def __init__(self):
-        self.entries: list = []  # per place: (tensor, (data_ptr, dtype, shape), view)
-
-    def __call__(self, *tensors: Tensor | None) -> list:
-        if len(self.entries) != len(tensors):
-            self.entries = [(None, None, None)] * len(tensors)
-        views = []
-        for i, t in enumerate(tensors):
-            held, memory, view = self.entries[i]
-            if t is None:
-                view = np.empty(0, np.float32 if tensors[0].dtype == torch.float32 else np.float64)
-            elif held is not t or memory != (t.data_ptr(), t.dtype, t.shape):
-                view = arrays(t)[0]
-                self.entries[i] = (t, (t.data_ptr(), t.dtype, t.shape), view)
-            views.append(view)
-        return views
 
 
 def scalars(like: Tensor, **values: float) -> dict:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import arrays, fma, fused_kernel, prange, scalars
+from ._fused import SCRATCH, RootedLoops, fma, fused_kernel, prange, run, scalars
 from ..errors import in_unit_interval, non_negative
 
 
@@ -83,21 +83,30 @@ def adadelta_update_(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: f
 
 
 def adadelta_fused(theta: Tensor, g: Tensor, r: Tensor, p: Tensor, *, alpha: float, rho: float, eps: float,
-                   weight_decay: float, maximize: bool, work: Tensor, work2: Tensor, views=arrays) -> None:
+                   weight_decay: float, maximize: bool, loops=None, batch=None) -> None:
     r""":func:`adadelta_update` in place: :func:`_adadelta_r_loop`, torch's square roots, :func:`_adadelta_theta_loop`.
 
-    One pass over memory: the first loop writes :math:`r + \epsilon` and :math:`p + \epsilon` into
-    ``work`` and ``work2`` (scratch shaped like ``theta``), ``torch.sqrt`` (the square root torch.optim
-    takes, see :mod:`optlab.optim._fused`) roots them in place, and the second loop reads them back.
+    One pass over memory, block by block (:class:`~optlab.optim._fused.RootedLoops`): the first loop
+    writes :math:`r + \epsilon` and :math:`p + \epsilon` into two scratch arrays, torch's square root
+    roots them in place, and the second loop reads them back from the cache.
+
+    ``loops``: :func:`adadelta_loops` of these scalars, when the caller has bound them already. ``batch``:
+    a :class:`~optlab.optim._fused.Batch` to add the step to (it runs with the group's other tensors).
     """
+    loops = loops or adadelta_loops(theta, alpha=alpha, rho=rho, eps=eps, weight_decay=weight_decay,
+                                    maximize=maximize)
+    run(loops, theta, g, r, p, SCRATCH[0], SCRATCH[1], batch=batch)
+
+
+def adadelta_loops(like: Tensor, *, alpha: float, rho: float, eps: float, weight_decay: float,
+                   maximize: bool) -> RootedLoops:
+    r""":func:`_adadelta_r_loop`, the two roots and :func:`_adadelta_theta_loop`, bound to their scalars (in
+    ``like``'s dtype), for the tensors :math:`(\theta, g, r, p, \text{scratch}, \text{scratch})`."""
     grad = dict(maximize=maximize, l2=weight_decay != 0)
-    hyper = scalars(theta, wd=weight_decay, rho=rho, c=1 - rho, eps=eps)
-    theta_, r_, p_, work_, work2_ = views(theta, r, p, work, work2)
-    g_ = arrays(g)[0]
-    _adadelta_r_loop(theta_, g_, r_, p_, work_, work2_, **hyper, **grad)
-    torch.sqrt(work, out=work)
-    torch.sqrt(work2, out=work2)
-    _adadelta_theta_loop(theta_, g_, p_, work_, work2_, **hyper, **scalars(theta, minus_alpha=-alpha), **grad)
+    hyper = scalars(like, wd=weight_decay, rho=rho, c=1 - rho, eps=eps)
+    first = _adadelta_r_loop.bind(6, **hyper, **grad)
+    second = _adadelta_theta_loop.bind(5, **hyper, **scalars(like, minus_alpha=-alpha), **grad)
+    return RootedLoops(first, (0, 1, 2, 3, 4, 5), ((4, 4), (5, 5)), second, (0, 1, 3, 4, 5))
 
 
 @fused_kernel
@@ -181,8 +190,8 @@ class Adadelta(KernelOptimizer):
             r.copy_(r_new)
             acc.copy_(acc_new)
         elif kernel == "fused":
-            adadelta_fused(p, g, r, acc, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1),
-                           views=self._array_cache(p))
+            loops = self._once_per_group_step(("adadelta", p.dtype), lambda: adadelta_loops(p, **hyper))
+            adadelta_fused(p, g, r, acc, **hyper, loops=loops, batch=self._batch())
         else:
             adadelta_update_(p, g, r, acc, **hyper, work=self._workspace(p, 0), work2=self._workspace(p, 1),
                              work3=self._workspace(p, 2))

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import RootedLoops, fma, fused_kernel, prange, run, scalars
+from ._fused import SCRATCH, RootedLoops, fma, fused_kernel, prange, run, scalars
 from ..errors import non_negative
 
 
@@ -104,7 +104,7 @@ def adagrad_fused(theta: Tensor, g: Tensor, r: Tensor, *, t: int, alpha: float, 
     """
     loops = loops or adagrad_loops(theta, t=t, alpha=alpha, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                                    maximize=maximize)
-    run(loops, theta, g, r, None, batch=batch)
+    run(loops, theta, g, r, SCRATCH[0], batch=batch)
 
 
 def adagrad_loops(like: Tensor, *, t: int, alpha: float, lr_decay: float, eps: float, weight_decay: float,

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import RootedLoops, fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
+from ._fused import SCRATCH, RootedLoops, fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
 from ..errors import check, in_unit_interval, non_negative
 
 
@@ -142,7 +142,7 @@ def adam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, v_max: Tensor | N
     """
     loops = loops or adam_loops(theta, t=t, alpha=alpha, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                                 decoupled_weight_decay=decoupled_weight_decay, amsgrad=amsgrad, maximize=maximize)
-    run(loops, theta, g, m, v, v_max, None, batch=batch)
+    run(loops, theta, g, m, v, v_max, SCRATCH[0], batch=batch)
 
 
 def adam_loops(like: Tensor, *, t: int, alpha: float, beta1: float, beta2: float, eps: float, weight_decay: float,

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import RootedLoops, fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
+from ._fused import SCRATCH, RootedLoops, fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
 from ..errors import check, in_unit_interval, non_negative
 
 
@@ -125,7 +125,7 @@ def nadam_fused(theta: Tensor, g: Tensor, m: Tensor, v: Tensor, *, t: int, mu_pr
     loops = loops or nadam_loops(theta, t=t, mu_product=mu_product, alpha=alpha, beta1=beta1, beta2=beta2, eps=eps,
                                  psi=psi, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
                                  maximize=maximize)
-    run(loops, theta, g, m, v, None, batch=batch)
+    run(loops, theta, g, m, v, SCRATCH[0], batch=batch)
 
 
 def nadam_loops(like: Tensor, *, t: int, mu_product: float, alpha: float, beta1: float, beta2: float, eps: float,

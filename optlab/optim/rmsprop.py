@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, as_scalar_state, effective_grad, scalar_state, value
-from ._fused import RootedLoops, fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
+from ._fused import SCRATCH, RootedLoops, fma, fused_kernel, lerp, lerp_weight, prange, run, scalars
 from ..errors import in_unit_interval, non_negative
 
 
@@ -117,7 +117,7 @@ def rmsprop_fused(theta: Tensor, g: Tensor, r: Tensor, g_bar: Tensor | None, b: 
     """
     loops = loops or rmsprop_loops(theta, alpha=alpha, gamma=gamma, eps=eps, weight_decay=weight_decay, mu=mu,
                                    centered=centered, maximize=maximize)
-    run(loops, theta, g, r, g_bar, b, None, batch=batch)
+    run(loops, theta, g, r, g_bar, b, SCRATCH[0], batch=batch)
 
 
 def rmsprop_loops(like: Tensor, *, alpha: float, gamma: float, eps: float, weight_decay: float, mu: float,
