@@ -410,7 +410,6 @@ class RootedLoops:
 
     def over(self, sets: list[tuple]) -> None:
         """Both loops and the root on each tuple of ``sets`` (see :meth:`BoundKernel.over`)."""
-        blocks = Blocks(sets)
         root = torch_root(sets[0][0].dtype)
         if root is None:
             sets = [tuple(torch.empty_like(s[0]) if type(t) is Scratch else t for t in s) for s in sets]
@@ -421,6 +420,7 @@ class RootedLoops:
                     torch.sqrt(s[src], out=s[dst])
             self.second.over(sets, self.second_at, blocks)
             return
+        blocks = Blocks(sets)
         key = (self.first.kernel, self.second.kernel, blocks.parallel)
         driver = self.drivers.get(key)
         if driver is None:
