@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from ._base import KernelOptimizer, effective_grad, value
+from . import _fused
 from ._fused import fma, fused_kernel, prange, run, scalars
 from ..errors import check, non_negative
 
@@ -211,8 +212,28 @@ class SGD(KernelOptimizer):
             # multiply-add as torch's add_(g, alpha=-lr) (measured faster in benchmarks/bench_optim.py)
             torch._foreach_add_(params, [p.grad for p in params], alpha=-value(group["lr"]))
             self.kernel_used.update(dict.fromkeys(params, "fused"))
-        else:
+            return
+        sets = self._steady_sets(group, params)
+        if sets is None:
             super()._step_group(group, params)
+        else:  # the loop of the generic path, without its per-tensor bookkeeping
+            loop = _sgd_loop.bind(3, **sgd_loop_scalars(params[0], **self._hyper(group), first=False))
+            loop.over(sets)
+            self.kernel_used.update(dict.fromkeys(params, "fused"))
+
+    def _steady_sets(self, group, params):
+        """``(theta, g, b)`` of every tensor when the group is in SGD's steady state under ``kernel="fused"``:
+        momentum, every buffer made, one dtype, every tensor one the fused loop takes. ``None`` otherwise, and
+        the generic step (which also warns of a fallback) takes the group."""
+        if group["kernel"] != "fused" or group["momentum"] == 0:
+            return None
+        sets, dtype, state = [], params[0].dtype, self.state
+        for p in params:
+            g, b = p.grad, state[p].get("momentum_buffer")
+            if b is None or p.dtype is not dtype or _fused.unavailable_reason(p, g, b) is not None:
+                return None
+            sets.append((p, g, b))
+        return sets
 
     @staticmethod
     def _hyper(group) -> dict:
