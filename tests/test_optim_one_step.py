@@ -19,7 +19,7 @@ import torch
 
 from optim_registry import KERNELS, REGISTRY, case_id, trajectory_cases
 
-from optlab.optim._fused import arrays, fma, fused_kernel, prange, torch_arithmetic_mismatch
+from optlab.optim._fused import fma, fused_kernel, prange, torch_arithmetic_mismatch
 
 D = torch.float64
 THETA = torch.tensor([0.5, -1.0, 2.0], dtype=D)
@@ -312,7 +312,7 @@ def test_fma_is_torch_addcmul_rounded_once(dtype):
     expected = torch.addcmul(c, a, b)
     assert not torch.equal(expected, c + a * b)  # two roundings differ somewhere
     out = torch.empty_like(a)
-    _fma_loop(*arrays(a, b, c, out))
+    _fma_loop.bind(4).over([(a, b, c, out)])
     assert torch.equal(out, expected)
     A, B, C = (x.numpy() for x in (a, b, c))
     assert all(fma(A[i], B[i], C[i]) == expected[i].item() for i in range(len(A)))
@@ -330,9 +330,8 @@ def _axpy_loop(x, y, s):
 
 @pytest.mark.parametrize("scalars", [{}, {"t": 2.0}, {"s": 2.0, "t": 1.0}], ids=["missing", "misnamed", "extra"])
 def test_fused_kernel_takes_exactly_its_scalars_by_keyword(scalars):
-    x, y = np.ones(3), np.zeros(3)
+    x, y = torch.ones(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
     with pytest.raises(TypeError, match=r"_axpy_loop: got scalars .*; expected \['s'\]"):
-        _axpy_loop(x, y, **scalars)
-    assert not y.any()  # nothing ran
-    _axpy_loop(x, y, s=2.0)
+        _axpy_loop.bind(2, **scalars)
+    _axpy_loop.bind(2, s=np.float64(2.0)).over([(x, y)])
     assert y.tolist() == [2.0, 2.0, 2.0]

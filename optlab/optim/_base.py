@@ -89,9 +89,9 @@ class KernelOptimizer(torch.optim.Optimizer):
         kernel: which implementation of the same equations takes the step, bit for bit the same
             arithmetic as ``torch.optim``'s for-loop in all three:
 
-            - ``"fused"`` (default): the module's numba loops (one, or two around torch's square root), each
-              one pass over the tensors (:mod:`optlab.optim._fused`); where a module runs its loops through
-              :meth:`_batch`, one call steps every tensor of the group;
+            - ``"fused"`` (default): the module's numba loops (one, or two around torch's square root), one
+              pass over memory, one call for every tensor of the group (:meth:`_batch`,
+              :mod:`optlab.optim._fused`);
             - ``"inplace"``: torch's in-place operations, one per term, on preallocated scratch;
             - ``"reference"``: the readable pure kernel (``adam_update``...), allocating new tensors.
 

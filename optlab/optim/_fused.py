@@ -25,8 +25,9 @@ one ulp off ``np.sqrt``). An optimizer that needs :math:`\\sqrt{v}` runs two loo
 between them (:class:`RootedLoops`): MKL's ``vmsSqrt``/``vmdSqrt`` called from the compiled code with
 torch's arguments, block by block on memory the first loop has just brought into the cache, when this
 torch exports them and they give ``torch.sqrt``'s bits (:func:`torch_root`), else ``torch.sqrt``
-between two passes. Everything else follows from the list, with three rules: every scalar is passed in already in the tensors' dtype
-(:func:`scalars`), since a float literal in the loop would promote float32 arithmetic to float64;
+between two passes. Everything else follows from the list, with three rules: every scalar is passed
+in already in the tensors' dtype (:func:`scalars`), since a float literal in the loop would promote
+float32 arithmetic to float64;
 numba never contracts ``a * b + c`` into an FMA by itself (``fastmath`` stays off), so the loop
 writes :func:`fma` exactly where torch has one; and division by zero gives ``inf``/``nan`` as in
 torch (``error_model="numpy"``).
@@ -243,8 +244,7 @@ def _compile_driver(template, loops: dict, parallel: bool):
     import hashlib
 
     import numba
-    names = {**_numba_helpers(), **{name: kernel.compiled.get(False) or kernel._compiled(False)
-                                    for name, kernel in loops.items()}}
+    names = {**_numba_helpers(), **{name: kernel.compiled() for name, kernel in loops.items()}}
     f = _with_globals(template, names)
     source = "".join(inspect.getsource(kernel.loop) for kernel in loops.values())
     f.__qualname__ = "_".join([template.__name__, *(kernel.loop.__name__ for kernel in loops.values()),
@@ -253,17 +253,18 @@ def _compile_driver(template, loops: dict, parallel: bool):
 
 
 class fused_kernel:
-    """Decorator: compile ``loop`` with ``numba.njit(cache=True)`` on its first call.
+    """Decorator: a loop over one tensor's elements, compiled with ``numba.njit(cache=True)`` on first use.
 
     Compiling lazily keeps ``import optlab.optim`` free of numba's start-up (half a second);
     ``cache=True`` keeps the machine code on disk, so a new process loads it instead of compiling again.
-    Arrays of :data:`GRAIN` elements or more run on every core (``parallel=True``); smaller ones on one,
-    as torch does: waking threads for a small tensor costs more than it saves, a lot more on a busy machine.
-    Call it with the arrays by position and the scalars by keyword (the loop's names for them).
+    :meth:`bind` fixes its scalars by keyword (the loop's names for them) and :meth:`BoundKernel.over`
+    runs it over many tensors. A call of :data:`GRAIN` elements or more in all runs on every core;
+    a smaller one on one, as torch does: waking threads for little work costs more than it saves, a
+    lot more on a busy machine.
     """
 
     def __init__(self, loop):
-        self.loop, self.compiled, self.order, self.drivers = loop, {}, {}, {}
+        self.loop, self.serial, self.order, self.drivers = loop, None, {}, {}
         self.names = list(inspect.signature(loop).parameters)
         functools.update_wrapper(self, loop)
 
@@ -274,18 +275,14 @@ class fused_kernel:
             order = self.order[n_arrays] = tuple(self.names[n_arrays:])
         return order
 
-    def _compiled(self, parallel: bool):
-        """The loop compiled for many cores (``parallel``) or one, on first use."""
-        import numba
-        loop = _with_globals(self.loop, _numba_helpers())
-        if not parallel:
+    def compiled(self):
+        """The loop compiled for one core (its ``prange`` a plain range): the body each block of a driver calls."""
+        if self.serial is None:
+            import numba
+            loop = _with_globals(self.loop, _numba_helpers())
             loop.__qualname__ += "_serial"  # its own entry in numba's on-disk cache
-        compiled = self.compiled[parallel] = numba.njit(
-            parallel=parallel, cache=True, nogil=True, error_model="numpy")(loop)
-        return compiled
-
-    def __call__(self, *arrays, **scalars):
-        return self.bind(len(arrays), **scalars)(*arrays)
+            self.serial = numba.njit(cache=True, nogil=True, error_model="numpy")(loop)
+        return self.serial
 
     def driver(self, parallel: bool):
         """The loop over blocks of many tensors (:meth:`BoundKernel.over`), compiled on first use."""
@@ -295,8 +292,8 @@ class fused_kernel:
         return driver
 
     def bind(self, n_arrays: int, **scalars) -> "BoundKernel":
-        """The loop with its scalars fixed, to be called with its ``n_arrays`` arrays only: an optimizer
-        that steps many tensors with the same scalars checks and orders them once per step."""
+        """The loop with its scalars fixed, to run on its ``n_arrays`` arrays only: an optimizer that steps
+        many tensors with the same scalars checks and orders them once per step."""
         order = self._scalar_order(n_arrays)
         try:
             values = tuple(scalars[name] for name in order)
@@ -308,17 +305,12 @@ class fused_kernel:
 
 
 class BoundKernel:
-    """A :class:`fused_kernel` with its scalars fixed (:meth:`fused_kernel.bind`); call it with the arrays."""
+    """A :class:`fused_kernel` with its scalars fixed (:meth:`fused_kernel.bind`); :meth:`over` runs it."""
 
     __slots__ = ("kernel", "values")
 
     def __init__(self, kernel: fused_kernel, values: tuple):
         self.kernel, self.values = kernel, values
-
-    def __call__(self, *arrays):
-        parallel = arrays[0].shape[0] >= GRAIN
-        compiled = self.kernel.compiled.get(parallel) or self.kernel._compiled(parallel)
-        return compiled(*arrays, *self.values)
 
     def over(self, sets: list[tuple], at: tuple[int, ...] | None = None, blocks: "Blocks | None" = None) -> None:
         """The loop on each tuple of tensors in ``sets`` (the loop's arrays, in its order; ``None`` for an
@@ -554,25 +546,18 @@ def unavailable_reason(theta: Tensor, g: Tensor, *state: Tensor) -> str | None:
 
 
 def _why_not(theta: Tensor, g: Tensor, state: tuple) -> str:
-    """What :func:`unavailable_reason` says of the first tensor that is not dense, CPU, contiguous and like ``theta``."""
+    """What :func:`unavailable_reason` says of the first tensor not dense, CPU, contiguous and like ``theta``."""
     dtype, shape = theta.dtype, theta.shape
     for name, t in (("parameter", theta), ("gradient", g), *(("state", s) for s in state)):
-        if t.layout is torch.strided and t.is_cpu and t.dtype is dtype and t.shape == shape and t.is_contiguous():
-            continue
         if t.layout != torch.strided:
             return f"the {name} is sparse"
         if not t.is_cpu:
             return f"the {name} is on {t.device}"
         if t.dtype != dtype or t.shape != shape:
             return f"the {name} is {t.dtype} {tuple(t.shape)}, the parameter {dtype} {tuple(shape)}"
-        return f"the {name} is not contiguous"
-
-
-def arrays(*tensors: Tensor | None):
-    """Flat numpy views sharing memory with ``tensors`` (``None`` becomes an empty array of the dtype)."""
-    dtype = np.float32 if tensors[0].dtype == torch.float32 else np.float64
-    return [np.empty(0, dtype) if t is None else (t.detach() if t.requires_grad else t).numpy().reshape(-1)
-            for t in tensors]
+        if not t.is_contiguous():
+            return f"the {name} is not contiguous"
+    raise AssertionError("_why_not: every tensor is dense, CPU, contiguous and like the parameter")
 
 
 def scalars(like: Tensor, **values: float) -> dict:
